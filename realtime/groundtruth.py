@@ -1,0 +1,173 @@
+"""Training data: AFLW crops, their 3DMM fits, and ground-truth position maps.
+
+The layout's raster fixes, for every face pixel, three vertex ids and barycentric
+weights, so a ground-truth map is a weighted gather of the mesh: a batch of maps is
+a few tensor ops, cheap enough to make a fresh one for every augmented sample.
+Geometric augmentation is a 2x3 affine applied both to the image (``cv2.warpAffine``)
+and to the map's x, y values (z scales with the affine's scale).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from realtime.uv import UVLayout, UVRaster, build_layout, load_bfm
+
+CROP = 120  # side of the training crops in pixels
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CACHE = Path.home() / ".cache" / "prnet-live"
+NME_DROP = 0.15  # fits worse than this against AFLW's own labels are bad crops
+
+
+@dataclass
+class TrainSet:
+    """images: (M, 120, 120, 3) uint8 RGB crops; params: (M, 62) float32 3DMM fits;
+    pts68: (M, 3, 68) float32 labelled landmarks in 0-based crop pixels."""
+
+    images: np.ndarray
+    params: np.ndarray
+    pts68: np.ndarray
+    names: np.ndarray
+
+
+def load_trainset(data: Path = DEFAULT_DATA) -> TrainSet:
+    """Decode all crops once (cached as one .npy) and drop the known-bad fits."""
+    train = data / "train"
+    with np.load(train / "aflw_teacher_params.npz") as f:
+        names, params, pts68, nme = f["names"], f["params"], f["pts68"], f["nme21"]
+    key = hashlib.sha1("".join(names).encode()).hexdigest()[:10]
+    cached = CACHE / f"crops120-{key}.npy"
+    if cached.exists():
+        images = np.load(cached)
+    else:
+        images = np.empty((len(names), CROP, CROP, 3), np.uint8)
+        with zipfile.ZipFile(train / "aflw_crops_120.zip") as z:
+            for i, n in enumerate(names):
+                buf = np.frombuffer(z.read(f"images/{n}"), np.uint8)
+                images[i] = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cached, images)
+    keep = ~(nme > NME_DROP)  # NaN (clipped box) is kept: the fit is still fine
+    return TrainSet(images[keep], params[keep], pts68[keep], names[keep])
+
+
+class MapMaker:
+    """3DMM parameters (+ an affine) -> position maps in the layout's UV space."""
+
+    def __init__(self, bfm: dict, resolution: int):
+        self.layout, raster = build_layout(bfm, resolution)
+        self.raster: UVRaster = raster
+        self.basis = torch.from_numpy(
+            np.concatenate([bfm["shape_basis"], bfm["exp_basis"]], 1).astype(np.float32)
+        )
+        self.mean = torch.from_numpy(bfm["mean"].astype(np.float32))
+        self.kpt_ind = torch.from_numpy(bfm["kpt_ind"].astype(np.int64))
+        self.ids = torch.from_numpy(raster.vertex_ids)
+        self.w = torch.from_numpy(raster.weights)
+        self.pixels = torch.from_numpy(raster.pixels)
+
+    def vertices(self, params: np.ndarray) -> torch.Tensor:
+        """(B, N, 3) dense vertices in 0-based 120-crop pixels (y down, min z = 0)."""
+        p = torch.from_numpy(np.asarray(params, np.float32))
+        s = (self.mean[:, None] + self.basis @ p[:, 12:].T).T.reshape(len(p), -1, 3)
+        pm = p[:, :12].reshape(-1, 3, 4)
+        v = s @ pm[:, :, :3].transpose(1, 2) + pm[:, None, :, 3]
+        x = v[..., 0] - 1
+        y = CROP - v[..., 1]
+        z = v[..., 2] - 1
+        z = z - z.min(1, keepdim=True).values
+        return torch.stack([x, y, z], -1)
+
+    def maps(self, params: np.ndarray, affine: np.ndarray) -> torch.Tensor:
+        """(B, 3, R, R) maps in output pixels; ``affine`` (B, 2, 3) maps 120-crop
+        pixels to output pixels (pixel centres at integers, as cv2.warpAffine)."""
+        v = self.vertices(params)
+        pts = (v[:, self.ids] * self.w[None, ..., None]).sum(2)  # (B, P, 3)
+        a = torch.from_numpy(np.asarray(affine, np.float32))
+        xy = pts[..., :2] @ a[:, :, :2].transpose(1, 2) + a[:, None, :, 2]
+        scale = torch.sqrt(torch.abs(torch.linalg.det(a[:, :, :2])))
+        z = pts[..., 2] * scale[:, None]
+        r = self.layout.resolution
+        out = torch.zeros(len(v), r * r, 3)
+        out[:, self.pixels] = torch.cat([xy, z[..., None]], -1)
+        return out.reshape(len(v), r, r, 3).permute(0, 3, 1, 2).contiguous()
+
+
+def base_affine(resolution: int) -> np.ndarray:
+    """120-crop pixels -> R-crop pixels for a plain resize (half-pixel aligned)."""
+    s = resolution / CROP
+    return np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5]], np.float64)
+
+
+def random_affine(rng: np.random.Generator, resolution: int, rotate_p: float = 0.6) -> np.ndarray:
+    """The paper's geometric augmentation: rotation up to +-45 deg, scale 0.9-1.2,
+    translation up to 10% of the crop, about the crop centre."""
+    angle = rng.uniform(-45, 45) if rng.random() < rotate_p else 0.0
+    scale = rng.uniform(0.9, 1.2)
+    shift = rng.uniform(-0.1, 0.1, 2) * resolution
+    c = (resolution - 1) / 2
+    m = cv2.getRotationMatrix2D((c, c), angle, scale)
+    m[:, 2] += shift
+    base = np.vstack([base_affine(resolution), [0, 0, 1]])
+    return m @ base
+
+
+def augment_pixels(img: np.ndarray, rng: np.random.Generator, donor: np.ndarray) -> np.ndarray:
+    """Colour x0.6-1.4 per channel, synthetic occlusion, blur or down/up-sampling.
+
+    ``donor`` is another training image whose texture fills the occluder, so the
+    network learns to see through real-looking clutter, not flat boxes."""
+    r = img.shape[0]
+    out = img.astype(np.float32) * rng.uniform(0.6, 1.4, 3)[None, None]
+    if rng.random() < 0.4:
+        h, w = (rng.uniform(0.15, 0.45, 2) * r).astype(int)
+        y, x = rng.integers(0, r - h), rng.integers(0, r - w)
+        dy, dx = rng.integers(0, r - h), rng.integers(0, r - w)
+        patch = cv2.resize(donor, (r, r))[dy : dy + h, dx : dx + w].astype(np.float32)
+        if rng.random() < 0.5:
+            patch = patch * 0 + rng.uniform(0, 255, 3)
+            patch += rng.normal(0, 20, patch.shape)
+        out[y : y + h, x : x + w] = patch
+    u = rng.random()
+    if u < 0.25:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.4, 1.6))
+    elif u < 0.5:
+        small = max(16, int(r * rng.uniform(0.35, 0.8)))
+        out = cv2.resize(cv2.resize(out, (small, small), interpolation=cv2.INTER_AREA), (r, r))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+class Batcher:
+    """Augmented (images, maps) batches from a TrainSet, deterministic per seed."""
+
+    def __init__(self, data: TrainSet, maker: MapMaker, augment: bool = True):
+        self.data, self.maker, self.augment = data, maker, augment
+        self.r = maker.layout.resolution
+
+    def batch(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        imgs, affs = [], []
+        for i in idx:
+            a = random_affine(rng, self.r)[:2] if self.augment else base_affine(self.r)
+            im = cv2.warpAffine(
+                self.data.images[i], a, (self.r, self.r), flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+            )
+            if self.augment:
+                donor = self.data.images[rng.integers(len(self.data.images))]
+                im = augment_pixels(im, rng, donor)
+            imgs.append(im)
+            affs.append(a)
+        x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 255.0
+        y = self.maker.maps(self.data.params[idx], np.stack(affs))
+        return x, y
+
+
+def layout_for(resolution: int, data: Path = DEFAULT_DATA) -> UVLayout:
+    return build_layout(load_bfm(data / "bfm" / "bfm_noneck_uv.npz"), resolution)[0]
