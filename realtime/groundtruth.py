@@ -69,8 +69,16 @@ class MapMaker:
         )
         self.mean = torch.from_numpy(bfm["mean"].astype(np.float32))
         self.kpt_ind = torch.from_numpy(bfm["kpt_ind"].astype(np.int64))
-        self.ids = torch.from_numpy(raster.vertex_ids)
-        self.w = torch.from_numpy(raster.weights)
+        # The 68 landmark pixels hold their landmark vertex exactly, not the surface
+        # point interpolated at the rounded UV position (up to 2 px off), so that
+        # landmarks read from a map are the labelled ones.
+        ids, w = raster.vertex_ids.copy(), raster.weights.copy()
+        kflat = self.layout.kpt_ind[1] * resolution + self.layout.kpt_ind[0]
+        rows = np.searchsorted(raster.pixels, kflat)
+        ids[rows] = bfm["kpt_ind"][:, None]
+        w[rows] = (1.0, 0.0, 0.0)
+        self.ids = torch.from_numpy(ids)
+        self.w = torch.from_numpy(w)
         self.pixels = torch.from_numpy(raster.pixels)
 
     def vertices(self, params: np.ndarray) -> torch.Tensor:

@@ -52,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--ckpt-minutes", type=float, default=3.0)
     ap.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after")
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     return ap.parse_args(argv)
 
 
@@ -81,6 +82,8 @@ def save_curve(history: list[dict], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     out = run_dir(args)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,3 +189,23 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def export_bundle(ckpt_path: Path, out_path: Path, extra: dict | None = None) -> Path:
+    """Turn a training checkpoint into a shippable fp16 weights bundle."""
+    from realtime.uv import UVLayout
+    from realtime.weights import Bundle, save_bundle
+
+    ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    st = ck["state"]
+    provenance = {
+        "source": "trained by PRNet Live (python -m realtime.train)",
+        "data": "AFLW crops with 3DDFA_V2 3DMM fits, BFM no-neck UV (non-commercial research use)",
+        "args": {k: str(v) for k, v in ck["args"].items()},
+        "step": st["step"],
+        "val_nme": st["best"],
+        **(extra or {}),
+    }
+    layout = UVLayout.from_arrays(ck["layout"])
+    bundle = Bundle(PRNetConfig(**ck["config"]), ck["model"], layout, provenance)
+    return save_bundle(bundle, out_path)

@@ -9,6 +9,9 @@ y down; z is in the same pixel units, larger is nearer the camera; times are
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -128,3 +131,15 @@ class Reconstruction:
     vertices: np.ndarray
     pose: Pose
     position_map: np.ndarray | None = None
+
+
+@contextmanager
+def timed(frame: Frame | None, stage: str) -> Iterator[None]:
+    """Record ``stage``'s (start, end) on ``frame.spans``: the profiler reads these,
+    so stages need nothing but the frame to be measured."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        if frame is not None:
+            frame.spans[stage] = (t0, time.perf_counter())

@@ -68,7 +68,7 @@ class UVLayout:
     @classmethod
     def from_arrays(cls, d: dict) -> UVLayout:
         return cls(
-            resolution=int(d["resolution"]),
+            resolution=int(np.asarray(d["resolution"]).reshape(-1)[0]),
             kpt_ind=np.asarray(d["kpt_ind"], np.int64),
             face_mask=np.asarray(d["face_mask"], bool),
             weight_mask=np.asarray(d["weight_mask"], np.float32),

@@ -68,7 +68,7 @@ def save_bundle(bundle: Bundle, path: str | Path, dtype: torch.dtype = torch.flo
         k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
         for k, v in bundle.state_dict.items()
     }
-    layout = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in bundle.layout.to_arrays().items()}
+    layout = {k: torch.as_tensor(np.asarray(v)).contiguous() for k, v in bundle.layout.to_arrays().items()}
     config = bundle.config.to_dict()
     payload = {
         "format": FORMAT,
@@ -172,4 +172,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the package's copy of this module, not this __main__ one, so that the
+    # BundleError raised by realtime.tf_import is the class main() catches.
+    from realtime.weights import main as _main
+
+    sys.exit(_main())

@@ -1,0 +1,234 @@
+"""Part (b) of ``python -m realtime.bench``: the real pipeline, unpaced.
+
+Each run is ``run_live.py --no-window --profile`` in a child process (the exact code
+a user runs, a fresh process per backend so compile caches and GL contexts do not
+leak between runs) on a recorded clip, carphone_176x144.mp4 upscaled to 640x480 or
+1280x720, one face or the clip tiled 2x2 for four faces, and on the demo source. The
+profiler's summary gives per-stage p50/p95/p99, end-to-end fps and capture->output
+latency. Component figures (detect/crop/smooth from realtime.faces, GL render from
+realtime.render.renderer) are added when those modules provide their benchmarks.
+Anything missing is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from realtime.engines import CACHE_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+MEDIA = ROOT.parent / "shared" / "data" / "media"
+CLIP = MEDIA / "carphone_176x144.mp4"
+EFFECT = "tiger"  # a mask: the target case of issue 6
+#: (input, width, height, faces, model, backend) of the default runs on a CPU.
+CPU_RUNS = [
+    (inp, w, h, n, "lite", be)
+    for be in ("eager", "cpu-fast")
+    for inp, w, h, n in (("clip", 640, 480, 1), ("clip", 640, 480, 4), ("clip", 1280, 720, 1),
+                         ("clip", 1280, 720, 4), ("demo", 640, 480, 1))
+] + [("clip", 640, 480, 1, "full", "cpu-fast")]
+GPU_RUNS = [
+    (inp, w, h, n, model, be)
+    for model in ("lite", "full")
+    for be in ("eager", "cuda-fp16", "tensorrt")
+    for inp, w, h, n in (("clip", 640, 480, 1), ("clip", 1280, 720, 1), ("clip", 1280, 720, 4),
+                         ("demo", 1280, 720, 1))
+]
+
+
+def make_clip(width: int, height: int, faces: int, out_dir: Path) -> Path:
+    """The recorded clip upscaled to width x height (aspect kept, padded), tiled
+    2x2 for four faces; made once and reused."""
+    path = out_dir / f"carphone_{width}x{height}_{faces}faces.avi"
+    if path.is_file():
+        return path
+    cap = cv2.VideoCapture(str(CLIP))
+    frames = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    cap.release()
+    if not frames:
+        raise FileNotFoundError(f"cannot read {CLIP}")
+    grid = 1 if faces == 1 else int(np.ceil(np.sqrt(faces)))
+    cw, ch = width // grid, height // grid
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.avi")
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (width, height))
+    for img in frames:
+        s = min(cw / img.shape[1], ch / img.shape[0])
+        cell = cv2.resize(img, (int(img.shape[1] * s), int(img.shape[0] * s)), interpolation=cv2.INTER_CUBIC)
+        tile = np.full((ch, cw, 3), 30, np.uint8)
+        y0, x0 = (ch - cell.shape[0]) // 2, (cw - cell.shape[1]) // 2
+        tile[y0:y0 + cell.shape[0], x0:x0 + cell.shape[1]] = cell
+        canvas = np.full((height, width, 3), 30, np.uint8)
+        for i in range(faces):
+            r, c = divmod(i, grid)
+            canvas[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw] = tile
+        writer.write(canvas)
+    writer.release()
+    tmp.replace(path)
+    return path
+
+
+def _weights(model: str) -> tuple[list[str], str | None]:
+    """run_live flags for a model, or (.., reason) when it cannot run."""
+    from realtime.weights import WEIGHTS_DIR
+
+    if model == "lite":
+        return [], None
+    full = WEIGHTS_DIR / "prnet_full256.pt"
+    if full.is_file():
+        return ["--weights", str(full)], None
+    path = CACHE_DIR / "bench" / "random_full256.pt"
+    if not path.is_file():
+        from realtime.bench import random_bundle
+        from realtime.weights import save_bundle
+
+        save_bundle(random_bundle(16, 256), path)
+    return ["--weights", str(path)], None
+
+
+def run_one(inp: str, width: int, height: int, faces: int, model: str, backend: str, frames: int,
+            threads: int, work: Path, log: Callable[[str], None]) -> dict:
+    """One run_live.py run; its profile summary plus how it was made."""
+    run = {"input": inp, "width": width, "height": height, "faces": faces, "model": model,
+           "backend": backend, "effect": EFFECT}
+    if inp == "demo":
+        src = ["--demo", "--size", f"{width}x{height}"]
+        run["source"] = "demo"
+    else:
+        clip = make_clip(width, height, faces, CACHE_DIR / "bench" / "clips")
+        src = ["--input", str(clip)]
+        tiled = f", tiled for {faces} faces" if faces > 1 else ""
+        run["source"] = f"{CLIP.name} upscaled to {width}x{height}{tiled}"
+    weights, why = _weights(model)
+    if why:
+        run["skipped"] = why
+        return run
+    profile = work / f"{inp}_{width}x{height}_{faces}f_{model}_{backend}.json"
+    cmd = [sys.executable, str(ROOT / "run_live.py"), *src, "--no-window", "--profile", str(profile),
+           "--effect", EFFECT, "--backend", backend, "--faces", str(max(faces, 1)), "--frames", str(frames),
+           *weights]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    run["wall_s"] = round(time.perf_counter() - t0, 1)
+    if proc.returncode not in (0, 1) or not profile.is_file():
+        last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        run["skipped"] = f"run_live.py exited {proc.returncode}: {last[:300]}"
+        return run
+    summary = json.loads(profile.read_text())
+    run.update({k: summary.get(k) for k in ("frames", "fps", "latency_ms", "stages", "dropped")})
+    run["notes"] = [ln for ln in proc.stderr.splitlines() if "engines]" in ln or "chosen" in ln][-4:]
+    return run
+
+
+def components(log: Callable[[str], None]) -> dict:
+    """Stage micro-benchmarks from the modules that provide them."""
+    out: dict = {}
+    try:
+        from realtime.faces import faces_benchmark
+
+        for n in (1, 4):
+            log(f"components: faces_benchmark({n} faces)...")
+            out[f"faces_{n}"] = faces_benchmark(n, 20)
+    except Exception as e:
+        out["faces_skipped"] = f"skipped: {type(e).__name__}: {str(e)[:200]}"
+    try:
+        from realtime.render.renderer import render_benchmark
+
+        for w, h in ((640, 480), (1280, 720)):
+            for n in (1, 4):
+                log(f"components: render_benchmark({w}x{h}, {n} faces)...")
+                out[f"render_{w}x{h}_{n}"] = render_benchmark(w, h, n, 60)
+    except Exception as e:
+        out["render_skipped"] = f"skipped: {type(e).__name__}: {str(e)[:200]}"
+    return out
+
+
+def bench_pipeline(frames: int, log: Callable[[str], None], runs: list | None = None) -> dict:
+    """All pipeline runs (CPU_RUNS, or GPU_RUNS when CUDA is here) and components."""
+    if not (ROOT / "run_live.py").is_file():
+        return {"runs": [], "skipped": "run_live.py not found"}
+    if not CLIP.is_file():
+        return {"runs": [], "skipped": f"the recorded clip {CLIP} is missing"}
+    runs = runs or (GPU_RUNS if torch.cuda.is_available() else CPU_RUNS)
+    threads = torch.get_num_threads()
+    out: dict = {"frames_per_run": frames, "threads": threads, "effect": EFFECT, "runs": []}
+    with tempfile.TemporaryDirectory(prefix="prnet-bench-") as tmp:
+        for i, spec in enumerate(runs):
+            inp, w, h, n, model, backend = spec
+            log(f"pipeline {i + 1}/{len(runs)}: {inp} {w}x{h} {n} face(s) {model} {backend} "
+                f"({frames} frames)...")
+            r = run_one(inp, w, h, n, model, backend, frames, threads, Path(tmp), log)
+            if "skipped" in r:
+                log(f"  skipped: {r['skipped']}")
+            else:
+                lat = r["latency_ms"]
+                log(f"  {r['fps']:.1f} fps, latency p50 {lat['p50']:.0f} p95 {lat['p95']:.0f} ms "
+                    f"({r['wall_s']} s)")
+            out["runs"].append(r)
+    out["components"] = components(log)
+    return out
+
+
+def markdown(p: dict) -> list[str]:
+    lines = ["### Pipeline (unpaced, effect: " + str(p.get("effect")) + ")", ""]
+    if p.get("skipped"):
+        return lines + [f"skipped: {p['skipped']}", ""]
+    stages = ("capture", "detect", "crop", "infer", "decode", "smooth", "render", "output")
+    lines += ["| source | faces | model | backend | fps | latency p50/p95/p99 ms | "
+              + " | ".join(f"{s} p50/p95/p99" for s in stages) + " |",
+              "|" + "---|" * (6 + len(stages))]
+    for r in p["runs"]:
+        head = f"| {r['input']} {r['width']}x{r['height']} | {r['faces']} | {r['model']} | {r['backend']} |"
+        if "skipped" in r:
+            lines.append(head + f" skipped: {r['skipped']} |" + " |" * (len(stages) + 1))
+            continue
+        lat = r["latency_ms"]
+        cells = []
+        for s in stages:
+            v = (r.get("stages") or {}).get(s)
+            cells.append(f"{v['p50']:.1f}/{v['p95']:.1f}/{v['p99']:.1f}" if v else "-")
+        lines.append(head + f" {r['fps']:.1f} | {lat['p50']:.0f}/{lat['p95']:.0f}/{lat['p99']:.0f} | "
+                     + " | ".join(cells) + " |")
+    comp = p.get("components") or {}
+    if comp:
+        lines += ["", "Components (ms per frame): "
+                  + "; ".join(f"{k}: " + (v if isinstance(v, str) else
+                                          ", ".join(f"{a} {b:.2f}" for a, b in v.items()
+                                                    if isinstance(b, (int, float))))
+                              for k, v in comp.items())]
+    return lines + [""]
+
+
+def plot(p: dict, ax) -> None:
+    """Stacked per-stage p50 ms for each run, fps on top."""
+    runs = [r for r in p.get("runs", []) if "skipped" not in r]
+    stages = ("capture", "detect", "crop", "infer", "decode", "smooth", "render", "output")
+    bottom = np.zeros(len(runs))
+    for s in stages:
+        vals = np.array([((r.get("stages") or {}).get(s) or {}).get("p50", 0.0) for r in runs])
+        ax.bar(range(len(runs)), vals, bottom=bottom, label=s)
+        bottom += vals
+    for i, r in enumerate(runs):
+        ax.text(i, bottom[i], f"{r['fps']:.0f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(runs)), [f"{r['input']} {r['height']}p {r['faces']}f\n{r['model']} {r['backend']}"
+                                     for r in runs], rotation=60, fontsize=6)
+    ax.set_ylabel("stage p50 ms (fps on top)")
+    ax.set_title("pipeline")
+    ax.legend(fontsize=6)

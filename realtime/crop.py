@@ -1,0 +1,116 @@
+"""Cut faces out of a frame for the network: a sub-pixel similarity warp of every
+face to R x R in one call on the inference device, plus the inverse affine that maps
+results back to frame pixels.
+
+Sampling is RoIAlign-style: each output pixel averages a few bilinear samples
+spread over its footprint, taken from an octave of the frame (box-filtered by 2, 4,
+...) chosen so the footprint spans 1-2 source pixels. Plain bilinear sampling of a
+large face into a small crop aliases (shimmer as the head moves, which PRNet turns
+into mesh jitter); averaging costs little and removes it.
+
+Framing (COMMON.md): a square of side ``size`` frame pixels centred on ``center``
+becomes R x R; frame -> crop is x_c = (x_f - cx) R / size + (R - 1) / 2 (pixel
+centres at integers), the same for y.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from realtime.types import CropBatch
+
+
+def to_tensor(image: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """(H, W, 3) uint8 BGR -> (1, 3, H, W) float32 RGB in [0, 1] on ``device``
+    (uploaded as uint8: a quarter of the bytes of float)."""
+    t = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    return t.permute(2, 0, 1).flip(0).unsqueeze(0).float().div_(255.0)
+
+
+class Octaves:
+    """A frame and its 2x box-filtered reductions, built on demand."""
+
+    def __init__(self, image: torch.Tensor):
+        if image.dim() == 3:
+            image = image.unsqueeze(0)
+        self.height, self.width = image.shape[-2:]
+        self.levels = [image]
+
+    def get(self, k: int) -> torch.Tensor:
+        while len(self.levels) <= k:
+            prev = self.levels[-1]
+            if min(prev.shape[-2:]) < 2:
+                break
+            h, w = prev.shape[-2:]
+            if h % 2 or w % 2:  # keep the extent exactly 2x so one normalisation fits all
+                prev = F.pad(prev, (0, w % 2, 0, h % 2), mode="replicate")
+            self.levels.append(F.avg_pool2d(prev, 2))
+        return self.levels[min(k, len(self.levels) - 1)]
+
+
+def warp(source: torch.Tensor | Octaves, to_frame: np.ndarray, size: int) -> torch.Tensor:
+    """Sample (B, C, size, size) crops; ``to_frame`` (B, 2, 3) maps crop pixels to frame
+    pixels. Outside the frame reads as zeros (black)."""
+    oct_ = source if isinstance(source, Octaves) else Octaves(source)
+    base = oct_.levels[0]
+    a = torch.as_tensor(np.asarray(to_frame, np.float64), dtype=torch.float64)
+    n_b = a.shape[0]
+    out = torch.zeros((n_b, base.shape[1], size, size), dtype=base.dtype, device=base.device)
+    if n_b == 0:
+        return out
+    ratio = torch.sqrt(torch.abs(a[:, 0, 0] * a[:, 1, 1] - a[:, 0, 1] * a[:, 1, 0])).clamp(min=1e-6)
+    octave = torch.floor(torch.log2(ratio)).clamp(min=0).long()
+    for k in octave.unique().tolist():
+        rows = torch.nonzero(octave == k).flatten()
+        src = oct_.get(k)
+        # extent of this octave in frame pixels (may exceed the frame by padded pixels)
+        ext_w, ext_h = src.shape[-1] * 2**k, src.shape[-2] * 2**k
+        ss = max(1, min(4, math.ceil(float(ratio[rows].max()) / 2**k - 1e-6)))
+        m = size * ss
+        t = (torch.arange(m, dtype=torch.float64) + 0.5) / ss - 0.5  # output pixel coords of sub-samples
+        gy, gx = torch.meshgrid(t, t, indexing="ij")
+        ar = a[rows]
+        fx = ar[:, 0, 0, None, None] * gx + ar[:, 0, 1, None, None] * gy + ar[:, 0, 2, None, None]
+        fy = ar[:, 1, 0, None, None] * gx + ar[:, 1, 1, None, None] * gy + ar[:, 1, 2, None, None]
+        grid = torch.stack(((2 * fx + 1) / ext_w - 1, (2 * fy + 1) / ext_h - 1), -1)
+        # All crops as one tall grid over the single source image: no per-crop copy of
+        # the frame. Samples past the frame edge read zero.
+        grid = grid.to(device=src.device, dtype=src.dtype).reshape(1, len(rows) * m, m, 2)
+        s = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        s = s.reshape(src.shape[1], len(rows), m, m).transpose(0, 1)
+        if ss > 1:
+            s = F.avg_pool2d(s, ss)
+        out[rows.to(out.device)] = s
+    return out
+
+
+def crop_affines(centers: np.ndarray, sizes: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B, 2) centres and (B,) square sides in frame px -> (to_crop, to_frame), (B, 2, 3) each."""
+    c = np.asarray(centers, np.float64).reshape(-1, 2)
+    s = np.asarray(sizes, np.float64).reshape(-1)
+    k = resolution / s  # crop px per frame px
+    half = (resolution - 1) / 2
+    to_crop = np.zeros((len(s), 2, 3))
+    to_crop[:, 0, 0] = to_crop[:, 1, 1] = k
+    to_crop[:, :, 2] = half - c * k[:, None]
+    to_frame = np.zeros((len(s), 2, 3))
+    to_frame[:, 0, 0] = to_frame[:, 1, 1] = 1 / k
+    to_frame[:, :, 2] = c - half / k[:, None]
+    return to_crop, to_frame
+
+
+def crop_faces(image: np.ndarray | torch.Tensor | Octaves, centers: np.ndarray, sizes: np.ndarray,
+               resolution: int, track_ids: Sequence[int], device: str | torch.device = "cpu") -> CropBatch:
+    """All faces of one frame -> CropBatch of (B, 3, R, R) RGB [0, 1] on ``device``.
+
+    ``image`` is a BGR uint8 frame, or a tensor / Octaves from ``to_tensor`` (to share
+    one upload with the detector)."""
+    src = to_tensor(image, device) if isinstance(image, np.ndarray) else image
+    to_crop, to_frame = crop_affines(centers, sizes, resolution)
+    images = warp(src, to_frame, resolution)
+    return CropBatch(images=images, to_crop=to_crop, to_frame=to_frame, track_ids=list(track_ids))

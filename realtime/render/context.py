@@ -1,0 +1,68 @@
+"""Where GL comes from: the live window's context, or a headless EGL one.
+
+Tests, batch runs and servers have no display, so they render through EGL (Mesa's
+llvmpipe on a CPU-only machine); the live app renders into its glfw window's context
+so the frame can be shown without a copy. Either way the renderer sees one
+``moderngl.Context``.
+"""
+
+from __future__ import annotations
+
+import moderngl
+
+GL_VERSION = 330
+INSTALL_HINT = ("install EGL and Mesa (apt-get install libegl1 libgl1-mesa-dri libegl-mesa0) for "
+                "headless rendering, or run with a display (set DISPLAY, or start Xvfb)")
+
+
+class GLContextError(RuntimeError):
+    """No OpenGL 3.3 context could be made; the message says what to install."""
+
+
+def create_context(window: object | None = None) -> moderngl.Context:
+    """A moderngl context: the current one of ``window`` (a glfw window) when given,
+    else a standalone headless EGL context.
+
+    Raises GLContextError with one line saying what to install or set."""
+    if window is not None:
+        import glfw
+
+        glfw.make_context_current(window)
+        try:
+            moderngl.init_context(_GlfwLoader())
+            ctx = moderngl.get_context()
+            if ctx.version_code < GL_VERSION:
+                raise RuntimeError(f"OpenGL {ctx.version_code} < {GL_VERSION}")
+        except Exception as e:
+            raise GLContextError(f"the window's OpenGL context is unusable ({_first_line(e)}): "
+                                 "OpenGL 3.3 is needed; " + INSTALL_HINT) from None
+        return ctx
+    try:
+        return moderngl.create_context(standalone=True, backend="egl", require=GL_VERSION)
+    except Exception as e:
+        raise GLContextError(f"no headless OpenGL context ({_first_line(e)}): {INSTALL_HINT}") from None
+
+
+class _GlfwLoader:
+    """Looks GL functions up through glfw, so moderngl works with the window's
+    context whether glfw made it with EGL or GLX (moderngl's own detection knows
+    only GLX on Linux)."""
+
+    def load_opengl_function(self, name: str) -> int:
+        import glfw
+
+        return glfw.get_proc_address(name) or 0
+
+    def release(self) -> None:
+        pass
+
+
+def describe(ctx: moderngl.Context) -> str:
+    """One line naming the GL implementation, for logs and benchmark reports."""
+    info = ctx.info
+    return f"{info.get('GL_RENDERER', '?')} (OpenGL {info.get('GL_VERSION', '?')})"
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

@@ -1,0 +1,155 @@
+"""The live window: shows rendered frames, cycles effects from the keyboard, and
+draws the HUD.
+
+The window owns the GL context the renderer draws in, so showing a frame is drawing
+the renderer's output texture into the back buffer: no read-back. Keys: right /
+space / E next effect, left previous, 1-9 pick one, H toggles the HUD, Q or Esc
+quits; the close button quits too.
+"""
+
+from __future__ import annotations
+
+import cv2
+import glfw
+import moderngl
+import numpy as np
+
+from realtime.render.context import GLContextError, create_context
+from realtime.render.effects import EFFECTS
+from realtime.render.renderer import load_program
+
+NO_DISPLAY = ("no display for the window: run on a desktop, set DISPLAY (or start Xvfb), "
+              "or run without a window (--no-window)")
+
+
+class Window:
+    """A glfw window with an OpenGL 3.3 context (``ctx``: give it to the Renderer).
+
+    Each frame: ``show(renderer.output, hud_lines)``; it returns False once the
+    user asked to quit. ``effect`` is the effect the user picked."""
+
+    def __init__(self, width: int, height: int, title: str = "PRNet Live",
+                 effects: tuple[str, ...] | list[str] = EFFECTS, effect: str | None = None,
+                 visible: bool = True):
+        if not glfw.init():
+            raise GLContextError(NO_DISPLAY)
+        glfw.default_window_hints()
+        glfw.window_hint(glfw.CONTEXT_VERSION_MAJOR, 3)
+        glfw.window_hint(glfw.CONTEXT_VERSION_MINOR, 3)
+        glfw.window_hint(glfw.OPENGL_PROFILE, glfw.OPENGL_CORE_PROFILE)
+        glfw.window_hint(glfw.OPENGL_FORWARD_COMPAT, True)
+        glfw.window_hint(glfw.VISIBLE, visible)
+        # EGL first: the headless renderer also uses EGL, and a GLX context made in a
+        # process that has an EGL one current kills it with an X error. Where EGL is
+        # not there (Windows, macOS), the platform's own API.
+        self.handle = None
+        for api in (glfw.EGL_CONTEXT_API, glfw.NATIVE_CONTEXT_API):
+            glfw.window_hint(glfw.CONTEXT_CREATION_API, api)
+            self.handle = glfw.create_window(width, height, title, None, None)
+            if self.handle:
+                break
+        if not self.handle:
+            glfw.terminate()
+            raise GLContextError("could not open an OpenGL 3.3 window: " + NO_DISPLAY)
+        self.ctx = create_context(self.handle)
+        glfw.swap_interval(0)  # never block on vsync: latency matters more than tearing
+        self.effects = list(effects)
+        self.index = self.effects.index(effect) if effect in self.effects else 0
+        self.hud = True
+        self.quit = False
+        self.frames = 0
+        self.prog = load_program(self.ctx, "screen.vert", "screen.frag")
+        corners = np.array([0, 0, 1, 0, 0, 1, 1, 1], np.float32)
+        self.quad = self.ctx.vertex_array(self.prog, [(self.ctx.buffer(corners), "2f", "in_vert")])
+        self.hud_tex: moderngl.Texture | None = None
+        self.hud_text: list[str] = []
+        self.shown: np.ndarray | None = None
+        glfw.set_key_callback(self.handle, self._on_key)
+
+    @property
+    def effect(self) -> str:
+        return self.effects[self.index]
+
+    def handle_key(self, key: int) -> None:
+        """Act on one key press (the key callback calls this; so can tests)."""
+        if key in (glfw.KEY_RIGHT, glfw.KEY_SPACE, glfw.KEY_E):
+            self.index = (self.index + 1) % len(self.effects)
+        elif key == glfw.KEY_LEFT:
+            self.index = (self.index - 1) % len(self.effects)
+        elif glfw.KEY_1 <= key <= glfw.KEY_9 and key - glfw.KEY_1 < len(self.effects):
+            self.index = key - glfw.KEY_1
+        elif key == glfw.KEY_H:
+            self.hud = not self.hud
+        elif key in (glfw.KEY_Q, glfw.KEY_ESCAPE):
+            self.quit = True
+            glfw.set_window_should_close(self.handle, True)
+
+    def _on_key(self, _win: object, key: int, _scancode: int, action: int, _mods: int) -> None:
+        if action == glfw.PRESS:
+            self.handle_key(key)
+
+    @property
+    def open(self) -> bool:
+        return not self.quit and not glfw.window_should_close(self.handle)
+
+    def show(self, frame: moderngl.Texture, hud_lines: list[str] | None = None,
+             capture: bool = False) -> bool:
+        """Draw ``frame`` (a renderer's output texture) letterboxed, the HUD on top,
+        and process window events. Returns whether the window is still open. With
+        ``capture``, what was drawn is kept in ``shown`` ((H, W, 3) BGR) for checks."""
+        glfw.make_context_current(self.handle)
+        fw, fh = glfw.get_framebuffer_size(self.handle)
+        ctx = self.ctx
+        ctx.screen.use()
+        ctx.viewport = (0, 0, fw, fh)
+        ctx.disable(moderngl.DEPTH_TEST | moderngl.CULL_FACE)
+        ctx.clear(0.0, 0.0, 0.0)
+        if fw > 0 and fh > 0:
+            s = min(fw / frame.width, fh / frame.height)
+            x, y = frame.width * s / fw, frame.height * s / fh
+            self._draw(frame, (-x, -y, x, y))
+            if self.hud:
+                self._draw_hud([f"effect: {self.effect}  (arrows: change, H: HUD, Q: quit)",
+                                *(hud_lines or [])], fw, fh)
+        if capture:
+            data = ctx.screen.read(viewport=(0, 0, fw, fh), components=3, alignment=1)
+            self.shown = np.frombuffer(data, np.uint8).reshape(fh, fw, 3)[::-1, :, ::-1].copy()
+        glfw.swap_buffers(self.handle)
+        glfw.poll_events()
+        self.frames += 1
+        return self.open
+
+    def _draw(self, tex: moderngl.Texture, rect: tuple[float, float, float, float]) -> None:
+        tex.use(0)
+        self.prog["u_tex"] = 0
+        self.prog["u_rect"] = rect
+        self.quad.render(moderngl.TRIANGLE_STRIP)
+
+    def _draw_hud(self, lines: list[str], fw: int, fh: int) -> None:
+        """Text is drawn with OpenCV into a small texture, only when it changes."""
+        if lines != self.hud_text or self.hud_tex is None:
+            self.hud_text = list(lines)
+            width = 12 + max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0] for t in lines)
+            img = np.zeros((10 + 20 * len(lines), width, 4), np.uint8)
+            img[..., 3] = 140
+            for i, t in enumerate(lines):
+                cv2.putText(img, t, (6, 22 + 20 * i - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                            (255, 255, 255, 255), 1, cv2.LINE_AA)
+            if self.hud_tex is not None:
+                self.hud_tex.release()
+            self.hud_tex = self.ctx.texture((img.shape[1], img.shape[0]), 4, img.tobytes(), alignment=1)
+        w, h = self.hud_tex.size
+        x1, y0 = -1 + 2 * w / fw, 1 - 2 * h / fh
+        self.ctx.enable(moderngl.BLEND)
+        self.ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
+        self._draw(self.hud_tex, (-1.0, y0, x1, 1.0))
+        self.ctx.disable(moderngl.BLEND)
+
+    def close(self) -> None:
+        """Destroy the window and end glfw (the context goes with the window)."""
+        if self.handle is not None:
+            if self.hud_tex is not None:
+                self.hud_tex.release()
+            glfw.destroy_window(self.handle)
+            self.handle = None
+            glfw.terminate()

@@ -1,0 +1,112 @@
+"""Every engine gives the eager fp32 maps: position map within 2e-3 (sigmoid units),
+landmarks within 0.5 px, on real face crops.
+
+The compiled CPU engine is tested on the lite model only: inductor takes tens of
+seconds per model on two busy cores (the full model's folding, which is where the
+algebra could go wrong, is tested without compiling). GPU engines skip without CUDA.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from realtime import engines as E
+from realtime.bench import face_images, random_bundle
+
+
+def _check(engine, bundle, batch: int = 2) -> dict:
+    images = face_images(bundle.config.resolution, batch)
+    ref = E.EagerEngine(bundle)(images)
+    out = engine(images)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == ref.shape
+    err = E.compare(ref, out, bundle)
+    assert err["map_max_abs"] <= E.MAP_TOL, err
+    assert err["landmark_max_px"] <= E.LANDMARK_TOL, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def auto_engine(bundle):
+    """What the app gets on this machine (compiled once for the module)."""
+    return E.create_engine(bundle, "auto", "cpu", warmup=(2,))  # one graph: batch >= 2
+
+
+def test_eager_outputs_crop_pixels(bundle):
+    engine = E.create_engine(bundle, "eager")
+    maps = engine(face_images(bundle.config.resolution, 1))
+    r = bundle.config.resolution
+    assert maps.shape == (1, 3, r, r) and engine.resolution == r and engine.name == "eager"
+    assert 0 < maps.min() and maps.max() < bundle.config.output_scale
+
+
+def test_folded_lite_matches_eager(bundle):
+    engine = E.CpuFastEngine(bundle, compile=False)
+    err = _check(engine, bundle, batch=3)
+    assert err["map_max_abs"] < 1e-4  # folding is exact up to fp32 rounding
+
+
+def test_folded_full_model_matches_eager():
+    """Size 16 at 256 px, random weights with calibrated batch norms: every layer
+    type of the full model (strided shortcuts, both deconv strides) folded."""
+    full = random_bundle(16, 256)
+    _check(E.CpuFastEngine(full, compile=False), full, batch=1)
+
+
+def test_auto_picks_compiled_cpu_engine_and_says_why(auto_engine, bundle):
+    assert auto_engine.name == "cpu-fast"
+    assert any("chosen" in r for r in auto_engine.reasons)
+    _check(auto_engine, bundle, batch=2)
+    _check(auto_engine, bundle, batch=3)  # same graph: the batch dimension is dynamic
+
+
+def test_auto_on_cuda_without_gpu_skips_with_reasons(bundle):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(E.EngineError) as info:
+        E.create_engine(bundle, "auto", "cuda")
+    text = str(info.value)
+    assert "tensorrt: skipped" in text and "cuda-fp16: skipped" in text and "no CUDA GPU" in text
+
+
+def test_onnxruntime_matches_eager(bundle):
+    pytest.importorskip("onnx", reason="onnx not installed")
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+    _check(E.create_engine(bundle, "onnxruntime"), bundle, batch=2)
+    assert E.export_onnx(bundle).stat().st_size > 1e6
+
+
+@pytest.mark.parametrize("backend", ["cuda-fp16", "tensorrt"])
+def test_gpu_engines_match_eager(bundle, backend):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU: GPU engines not tested")
+    if backend == "tensorrt":
+        pytest.importorskip("torch_tensorrt", reason="torch-tensorrt not installed")
+    _check(E.create_engine(bundle, backend, "cuda"), bundle, batch=1)
+
+
+def test_unknown_backend_is_one_clear_line(bundle):
+    with pytest.raises(E.EngineError, match="unknown backend 'fastest'.*choose one of auto"):
+        E.create_engine(bundle, "fastest")
+    with pytest.raises(E.EngineError, match="CPU only"):
+        E.create_engine(bundle, "cpu-fast", "cuda")
+
+
+def test_benchmark_command_writes_json_table_and_chart(tmp_path):
+    from realtime.bench import main
+
+    rc = main(["--part", "model", "--models", "lite", "--backends", "eager,cuda-fp16", "--batches", "1",
+               "--reps", "3", "--seconds", "1", "--out", str(tmp_path)])
+    assert rc == 0
+    report = json.loads((tmp_path / "bench.json").read_text())
+    lite = report["models"][0]
+    ms = lite["engines"]["eager"]["batches"]["1"]["ms_per_frame"]
+    assert ms["median"] > 0 and ms["p95"] >= ms["median"]
+    assert report["environment"]["torch"] == torch.__version__
+    if not torch.cuda.is_available():
+        assert "no CUDA GPU" in lite["skipped"]["cuda-fp16"]
+    assert "| eager | 1 |" in (tmp_path / "bench.md").read_text()
+    assert (tmp_path / "bench.png").stat().st_size > 1000

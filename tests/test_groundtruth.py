@@ -1,0 +1,64 @@
+"""Ground-truth maps reproduce the labels; augmentation keeps image and map aligned."""
+
+import cv2
+import numpy as np
+import pytest
+
+from realtime.groundtruth import Batcher, MapMaker, TrainSet, base_affine
+
+
+@pytest.fixture(scope="module")
+def labelled(shared):
+    with np.load(shared / "train" / "aflw_teacher_params.npz") as f:
+        return f["names"][:64], f["params"][:64], f["pts68"][:64]
+
+
+@pytest.fixture(scope="module")
+def maker(bfm):
+    return MapMaker(bfm, 128)
+
+
+def kpts(maker, maps):
+    k = maker.layout.kpt_ind
+    return maps[:, :, k[1], k[0]].numpy()
+
+
+def test_maps_reproduce_labelled_landmarks(maker, labelled):
+    _, params, pts = labelled
+    r = maker.layout.resolution
+    maps = maker.maps(params, np.stack([base_affine(r)] * len(params)))
+    expect = (pts[:, :2] + 0.5) * r / 120 - 0.5
+    err = np.linalg.norm(kpts(maker, maps)[:, :2] - expect, axis=1)
+    assert err.max() < 0.5
+    # Off-face pixels are empty, face pixels hold points inside the crop.
+    face = maker.layout.face_mask
+    assert (maps[:, :, ~face] == 0).all()
+    xy = maps[:, :2][:, :, face]
+    assert xy.min() > -0.3 * r and xy.max() < 1.3 * r  # some crops clip the face
+
+
+def test_augmentation_keeps_image_and_map_aligned(maker, labelled):
+    """Crops whose only content is a white dot on each labelled landmark, augmented
+    (rotation, scale, shift, colour, occlusion, blur): the landmarks read from each
+    augmented map land on the dots of the augmented image."""
+    names, params, pts = labelled
+    n = 16
+    imgs = np.zeros((n, 120, 120, 3), np.uint8)
+    for i in range(n):
+        for x, y in pts[i, :2].T:
+            cv2.circle(imgs[i], (int(round(x)), int(round(y))), 1, (255, 255, 255), -1)
+    data = TrainSet(imgs, params[:n], pts[:n], names[:n])
+    x, y = Batcher(data, maker, augment=True).batch(np.arange(n), np.random.default_rng(3))
+    assert x.shape == (n, 3, 128, 128) and y.shape == (n, 3, 128, 128)
+    bright = x.amax(1).numpy()
+    k = kpts(maker, y)
+    hits = []
+    for i in range(n):
+        for cx, cy in np.round(k[i, :2].T).astype(int):
+            if 1 <= cx < 127 and 1 <= cy < 127:
+                hits.append(bright[i, cy - 1 : cy + 2, cx - 1 : cx + 2].max() > 0.3)
+    # Occluders hide some dots; a misaligned map would miss nearly all of them.
+    assert np.mean(hits) > 0.8, np.mean(hits)
+    # The augmentation really moved things: maps differ from the plain resize.
+    plain = maker.maps(params[:n], np.stack([base_affine(128)] * n))
+    assert (y - plain).abs().amax() > 5

@@ -1,0 +1,69 @@
+"""Profiler figures, files and HUD from frames with known spans."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from realtime.profiler import STAGES, Profiler
+from realtime.types import Frame
+
+
+def frames_with_known_times(n: int = 100) -> tuple[Profiler, list[float]]:
+    """Frame i: each stage lasts (i + 1) ms, frames 1/30 s apart; latency = 8 stages."""
+    profiler = Profiler(window=50)
+    for i in range(n):
+        t = 100.0 + i / 30
+        spans, start = {}, t
+        for stage in STAGES:
+            spans[stage] = (start, start + (i + 1) * 1e-3)
+            start += (i + 1) * 1e-3
+        frame = Frame(np.zeros((4, 4, 3), np.uint8), i, t, spans=spans)
+        profiler.record(frame, start)
+    return profiler, [float(i + 1) for i in range(n)]
+
+
+def test_percentiles_per_stage_and_latency():
+    profiler, ms = frames_with_known_times()
+    s = profiler.summary()
+    assert list(s["stages"]) == list(STAGES)
+    for stage in STAGES:
+        assert s["stages"][stage]["p50"] == pytest.approx(np.percentile(ms, 50), abs=1e-3)
+        assert s["stages"][stage]["p99"] == pytest.approx(np.percentile(ms, 99), abs=1e-3)
+    assert s["latency_ms"]["p95"] == pytest.approx(8 * np.percentile(ms, 95), abs=1e-2)
+    assert s["fps"] == pytest.approx(1 / (1 / 30 + 8e-3), rel=1e-3)  # outputs drift 8 ms per frame
+    rolling = profiler.rolling()
+    assert rolling["frames"] == 50 and rolling["stages"]["infer"]["p50"] == pytest.approx(75.5, abs=1e-3)
+
+
+def test_write_summary_trace_and_chart(tmp_path):
+    profiler, _ = frames_with_known_times(40)
+    profiler.dropped = 3
+    paths = profiler.write(tmp_path / "run" / "profile.json", meta={"source": "test"})
+    summary = json.loads(paths["summary"].read_text())
+    assert summary["dropped"] == 3 and summary["meta"]["source"] == "test"
+    assert {"p50", "p95", "p99"} <= set(summary["stages"]["render"])
+    assert paths["trace"].name == "profile.trace.json"
+    events = json.loads(paths["trace"].read_text())["traceEvents"]
+    slices = [e for e in events if e["ph"] == "X"]
+    assert len(slices) == 40 * len(STAGES) and all(e["dur"] >= 0 and e["ts"] >= 0 for e in slices)
+    assert {e["args"]["name"] for e in events if e["name"] == "thread_name"} >= {"capture", "inference"}
+    assert sum(e["ph"] == "b" for e in events) == 40
+    assert paths["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_hud_draws_in_the_corner_only():
+    profiler, _ = frames_with_known_times(10)
+    image = np.full((480, 640, 3), 200, np.uint8)
+    hud = profiler.draw_hud(image)
+    assert (image == 200).all(), "the frame itself is left alone"
+    assert (hud[:40, :200] != 200).any() and (hud[300:, 400:] == 200).all()
+    assert "fps" in profiler.hud_lines()[0]
+
+
+def test_empty_profile_still_writes(tmp_path):
+    paths = Profiler().write(tmp_path / "p.json")
+    assert json.loads(paths["summary"].read_text())["frames"] == 0
+    assert json.loads(paths["trace"].read_text())["traceEvents"]

@@ -1,0 +1,138 @@
+"""Tracking on real clips with the real model: few detections, landmarks stay on the
+face, ids kept, more faces than allowed counted, lost faces re-acquired; and the
+crop's framing and sampling."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from realtime.crop import crop_affines, crop_faces
+from realtime.decode import Decoder
+from realtime.detect import MTCNN
+from realtime.engines import create_engine
+from realtime.faces import FaceProcessor
+from realtime.track import CROP_SCALE, Tracker, TrackerConfig, landmark_crop
+from realtime.types import FaceTrack, Frame
+
+
+@pytest.fixture(scope="module")
+def parts(bundle):
+    return create_engine(bundle, backend="eager"), Decoder(bundle.layout), MTCNN()
+
+
+def _processor(parts, **kw) -> FaceProcessor:
+    engine, decoder, detector = parts
+    return FaceProcessor(engine, decoder, detector=detector, **kw)
+
+
+def _clip(path) -> tuple[list[np.ndarray], float]:
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    frames = []
+    while True:
+        ok, im = cap.read()
+        if not ok:
+            break
+        frames.append(im)
+    return frames, fps
+
+
+def test_carphone_tracked_with_few_detections(parts, media):
+    frames, fps = _clip(media / "carphone_176x144.mp4")
+    proc = _processor(parts)
+    detector = parts[2]
+    detected = with_face = on_face = checked = 0
+    for i, im in enumerate(frames):
+        res = proc.process(Frame(im, i, i / fps))
+        detected += res.detected
+        with_face += len(res.reconstructions) == 1
+        if i % 4 == 0 and res.raw:  # the landmarks against this frame's own detection
+            dets = detector(im)
+            if len(dets):
+                checked += 1
+                c = res.raw[0].landmarks[:, :2].mean(0)
+                x1, y1, x2, y2 = dets.boxes[0]
+                on_face += bool(x1 <= c[0] <= x2 and y1 <= c[1] <= y2)
+    assert detected <= 0.10 * len(frames), f"detector ran on {detected} of {len(frames)} frames"
+    assert with_face >= 0.95 * len(frames)
+    assert on_face >= 0.9 * checked, f"landmarks on the detected face in {on_face} of {checked} frames"
+
+
+def test_max_faces_counts_the_others_and_keeps_ids(parts, media):
+    im = cv2.imread(str(media / "two_people.jpg"))
+    one = _processor(parts, max_faces=1)
+    res = one.process(Frame(im, 0, 0.0))
+    assert len(res.reconstructions) == 1 and res.n_other_faces == 1
+    assert res.status == "1 face (+1 not shown)"
+
+    both = _processor(parts)
+    ids = []
+    for i in range(3):
+        res = both.process(Frame(im, i, i / 30))
+        assert res.status == "2 faces"
+        ids.append(sorted(r.track_id for r in res.reconstructions))
+        xs = sorted(float(r.landmarks[:, 0].mean()) for r in res.reconstructions)
+        assert xs[1] - xs[0] > 200  # one mesh per person, not two on one face
+    assert ids[0] == ids[1] == ids[2] and len(set(ids[0])) == 2
+
+
+def test_lost_face_passes_through_and_is_reacquired(parts, media):
+    face = cv2.imread(str(media / "astronaut.png"))
+    blank = np.full_like(face, 90)
+    proc = _processor(parts)
+    first = proc.process(Frame(face, 0, 0.0))
+    assert first.status == "1 face" and first.detected
+    gone = proc.process(Frame(blank, 1, 1 / 30))  # landmarks on a blank frame fail the check
+    again = proc.process(Frame(blank, 2, 2 / 30))
+    assert again.status == "no face" and not again.reconstructions
+    assert gone.status in ("no face", "1 face")
+    back = proc.process(Frame(face, 3, 3 / 30))
+    assert back.detected and back.status == "1 face"
+    assert back.reconstructions[0].track_id != first.reconstructions[0].track_id
+
+
+@pytest.mark.parametrize("image", [
+    None, np.zeros((100, 100), np.uint8), np.zeros((100, 100, 3), np.float32), np.zeros((5, 5, 3), np.uint8),
+])
+def test_bad_frames_never_raise(parts, image):
+    res = _processor(parts).process(Frame(image, 0, 0.0))
+    assert res.status.startswith("bad frame") and not res.reconstructions
+
+
+def test_sanity_check_rejects_lost_landmarks():
+    tracker = Tracker(lambda image: None, TrackerConfig())
+    tracker._frame_size = (640, 480)
+    rng = np.random.default_rng(0)
+    face = rng.uniform([280, 200], [360, 280], (68, 2))
+    track = FaceTrack(1, np.array([320.0, 240.0]), 80 * CROP_SCALE)
+    assert tracker.sane(track, face)
+    assert not tracker.sane(track, face * [1, 0] + [0, 240])  # collapsed to a line
+    assert not tracker.sane(track, face + [500, 0])  # left the frame
+    assert not tracker.sane(track, face + [60, 0])  # jumped most of a face in one frame
+    assert not tracker.sane(track, (face - 320) * 3 + 320)  # tripled in size
+    assert not tracker.sane(track, np.full((68, 2), np.nan))
+
+
+def test_crop_framing_and_subpixel_sampling():
+    """Landmark box centre -> crop centre, 1.44 x its side -> R; a smooth pattern
+    sampled at a sub-pixel offset matches OpenCV's warp of the same affine."""
+    lm = np.array([[100.0, 50.0], [160.0, 130.0]])
+    c, side = landmark_crop(lm)
+    to_crop, to_frame = crop_affines(c[None], np.array([side]), 128)
+    assert np.allclose(to_crop[0] @ [*c, 1], [63.5, 63.5])
+    assert np.isclose(to_crop[0, 0, 0], 128 / (1.44 * 80))
+    assert np.allclose(to_frame[0] @ np.append(to_crop[0] @ [130, 70, 1], 1), [130, 70])
+
+    yy, xx = np.mgrid[0:200, 0:220]
+    img = np.stack([128 + 100 * np.sin(xx / 9.0), 128 + 100 * np.cos(yy / 7.0), 128 + 0 * xx], -1)
+    img = img.astype(np.uint8)
+    centers, sizes = np.array([[110.3, 95.7], [60.25, 70.5]]), np.array([96.0, 40.0])  # both upsampled
+    batch = crop_faces(img, centers, sizes, 128, [1, 2])
+    assert batch.images.shape == (2, 3, 128, 128) and batch.images.dtype == torch.float32
+    for b in range(2):
+        ref = cv2.warpAffine(img, batch.to_crop[b], (128, 128), flags=cv2.INTER_LINEAR)
+        got = (batch.images[b].permute(1, 2, 0).numpy()[..., ::-1] * 255)  # back to BGR
+        assert np.abs(got[4:-4, 4:-4] - ref[4:-4, 4:-4]).mean() < 1.5

@@ -1,0 +1,90 @@
+"""The live window, under a virtual X server (Xvfb): frames show, keys change the
+effect, and closing ends cleanly."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from realtime.render.effects import EFFECTS
+from realtime.render.renderer import Renderer, synthetic_faces
+
+
+@pytest.fixture
+def xvfb(monkeypatch):
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb): the window test needs a display")
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+        pass_fds=[write_fd],
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    # Xvfb writes "N\n" once it accepts clients; the pipe stays open while it runs,
+    # because Xvfb treats a failed write to it as fatal.
+    display = b""
+    while not display.endswith(b"\n"):
+        chunk = os.read(read_fd, 32)
+        if not chunk:
+            break
+        display += chunk
+    display = display.decode().strip()
+    if not display:
+        proc.kill()
+        os.close(read_fd)
+        pytest.skip("Xvfb did not start")
+    monkeypatch.setenv("DISPLAY", f":{display}")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    yield display
+    proc.terminate()
+    proc.wait(timeout=10)
+    os.close(read_fd)
+
+
+def test_window_shows_frames_and_closes(xvfb, bundle, media):
+    import glfw
+
+    from realtime.render.window import Window
+
+    layout = bundle.layout
+    cap = cv2.VideoCapture(str(media / "carphone_176x144.mp4"))
+    frames = []
+    while len(frames) < 30:
+        ok, f = cap.read()
+        assert ok, "carphone clip ended early"
+        frames.append(cv2.resize(f, (352, 288)))
+    cap.release()
+    h, w = frames[0].shape[:2]
+    win = Window(w, h, title="test", effects=EFFECTS, effect="tiger")
+    assert win.effect == "tiger"
+    renderer = Renderer(layout, w, h, win.ctx)
+    faces = synthetic_faces(layout, w, h, 1)
+    shown = 0
+    seen_effects = set()
+    for i, frame in enumerate(frames):
+        renderer.render(frame, faces, win.effect, read=False)
+        seen_effects.add(win.effect)
+        assert win.show(renderer.output, [f"frame {i}"], capture=(i == 5))
+        shown += 1
+        if i == 5:  # what the window shows is the rendered frame (HUD aside)
+            expected = renderer.read()
+            got = cv2.resize(win.shown, (w, h), interpolation=cv2.INTER_AREA)
+            below_hud = slice(h // 3, h)
+            assert np.abs(got[below_hud].astype(int) - expected[below_hud]).mean() < 6
+        if i % 10 == 9:
+            win.handle_key(glfw.KEY_RIGHT)
+    assert shown >= 30
+    assert len(seen_effects) == 3
+    win.handle_key(glfw.KEY_H)
+    assert not win.hud
+    win.handle_key(glfw.KEY_Q)
+    assert not win.open
+    renderer.release()
+    win.close()
+    assert win.handle is None
