@@ -186,6 +186,12 @@ def bench_pipeline(frames: int, log: Callable[[str], None], runs: list | None = 
     return out
 
 
+def _fmt(v: object) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{a} {_fmt(b)}" for a, b in v.items())
+    return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+
 def markdown(p: dict) -> list[str]:
     lines = ["### Pipeline (unpaced, effect: " + str(p.get("effect")) + ")", ""]
     if p.get("skipped"):
@@ -208,11 +214,8 @@ def markdown(p: dict) -> list[str]:
                      + " | ".join(cells) + " |")
     comp = p.get("components") or {}
     if comp:
-        lines += ["", "Components (ms per frame): "
-                  + "; ".join(f"{k}: " + (v if isinstance(v, str) else
-                                          ", ".join(f"{a} {b:.2f}" for a, b in v.items()
-                                                    if isinstance(b, (int, float))))
-                              for k, v in comp.items())]
+        lines += ["", "Components (ms per frame unless named otherwise):", ""]
+        lines += [f"- {k}: {_fmt(v)}" for k, v in comp.items()]
     return lines + [""]
 
 

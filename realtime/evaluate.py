@@ -123,16 +123,29 @@ def save_ced(nme: np.ndarray, yaw: np.ndarray, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def save_grid(samples: list[Sample], verts: list[np.ndarray], tris: np.ndarray, path: Path, n: int = 12) -> None:
+def wire_segments(layout, step: int) -> np.ndarray:
+    """(S, 2) vertex-index pairs of a coarse wireframe: every ``step``-th UV row and
+    column, joining neighbouring face pixels, so a mesh reads as a surface in a picture."""
+    r = layout.resolution
+    index = -np.ones((r, r), np.int64)
+    index[layout.face_mask] = np.arange(layout.face_mask.sum())
+    g = index[::step, ::step]
+    pairs = [np.stack([g[:, :-1].ravel(), g[:, 1:].ravel()], 1),
+             np.stack([g[:-1].ravel(), g[1:].ravel()], 1)]
+    seg = np.concatenate(pairs)
+    return seg[(seg >= 0).all(1)]
+
+
+def save_grid(samples: list[Sample], verts: list[np.ndarray], layout, path: Path, n: int = 12) -> None:
     """A picture: dev images with the predicted dense mesh drawn over them."""
+    seg = wire_segments(layout, max(2, layout.resolution // 32))
     tiles = []
     for s, v in list(zip(samples, verts, strict=True))[:n]:
         img = s.image.copy()
         overlay = img.copy()
-        sub = tris[:: max(1, len(tris) // 4000)]
         pts = np.round(v[:, :2] * 4).astype(np.int32)
-        cv2.polylines(overlay, pts[sub], True, (80, 255, 80), 1, cv2.LINE_AA, shift=2)
-        img = cv2.addWeighted(overlay, 0.55, img, 0.45, 0)
+        cv2.polylines(overlay, pts[seg], False, (80, 255, 80), 1, cv2.LINE_AA, shift=2)
+        img = cv2.addWeighted(overlay, 0.6, img, 0.4, 0)
         tiles.append(cv2.resize(img, (225, 225), interpolation=cv2.INTER_AREA))
     while len(tiles) % 4:
         tiles.append(np.zeros_like(tiles[0]))
@@ -190,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     title = f"{bundle.path.name} on AFLW2000-3D dev ({res['n']} images)"
     save_ced(res["per_image"], res["yaw"], args.out / "ced.png", title)
-    save_grid(samples, res["vertices"], bundle.layout.triangles, args.out / "mesh_grid.png")
+    save_grid(samples, res["vertices"], bundle.layout, args.out / "mesh_grid.png")
     summary = {"weights": str(bundle.path), "images": res["n"], "nme2d_percent": res["nme2d"],
                "nme3d_percent": res["nme3d"], "backend": engine.name}
     (args.out / "aflw2000.json").write_text(json.dumps(summary, indent=2))

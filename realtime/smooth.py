@@ -16,7 +16,9 @@ is one Numba loop over every value of the face (landmarks, vertices, pose).
 Tuning (as Casiez et al. suggest): with the head still, lower ``min_cutoff`` until the
 mesh stops jittering; then move the head quickly and raise ``beta`` until it stops
 lagging behind. ``d_cutoff`` (the speed estimate's own low-pass) rarely needs changing.
-Defaults: min_cutoff 0.3 Hz, beta 4 per (face size/s), d_cutoff 1 Hz.
+Defaults: min_cutoff 0.1 Hz, beta 10 per (face size/s), d_cutoff 1 Hz, chosen on a
+simulated face (0.5 px noise, 0.5 Hz sway of 0.8 face/s): still-face jitter cut ~7x
+at 30 fps, sway lag ~0.8 frame at 30 fps (0.35 at 15 fps).
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ def _nearest_rotation(m: np.ndarray) -> np.ndarray:
 
 @dataclass
 class OneEuroConfig:
-    min_cutoff: float = 0.3  # Hz, cutoff when still: lower = steadier, more lag when slow
-    beta: float = 4.0  # Hz per (face size / s): higher = less lag in fast motion
+    min_cutoff: float = 0.1  # Hz, cutoff when still: lower = steadier, more lag when slow
+    beta: float = 10.0  # Hz per (face size / s): higher = less lag in fast motion
     d_cutoff: float = 1.0  # Hz, low-pass on the speed estimate
 
 

@@ -187,6 +187,15 @@ class Tracker:
         self.tracks = sorted(unique, key=lambda t: -t.size)
         return {t.track_id for t in self.tracks}
 
+    def reframe(self, landmarks: dict[int, np.ndarray]) -> None:
+        """Frame the next crops on these landmarks instead (the smoothed ones: a crop
+        that jitters with the raw landmarks feeds the jitter back into the network)."""
+        for t in self.tracks:
+            lm = landmarks.get(t.track_id)
+            if lm is not None and np.isfinite(lm).all():
+                c, s = landmark_crop(lm)
+                t.center, t.size = c.astype(np.float32), s
+
     def sane(self, track: FaceTrack, landmarks: np.ndarray) -> bool:
         """Whether ``landmarks`` still look like the face ``track`` was following:
         finite, not collapsed or exploded, mostly inside the frame, and not jumped

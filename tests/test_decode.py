@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from realtime.decode import Decoder, angles_to_rotation, rotation_to_angles
-from realtime.uv import build_layout, bfm_shape
+from realtime.uv import bfm_shape, build_layout
 
 
 @pytest.mark.parametrize("resolution", [128, 256])
