@@ -10,24 +10,21 @@ local MJPEG stream.
 
 from __future__ import annotations
 
+import argparse
 import os
+import platform
+import signal
+import sys
+import time
+from pathlib import Path
 
-# Before cv2 loads anywhere: FFmpeg/OpenCV chatter would bury our one-line messages.
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-
-import argparse  # noqa: E402
-import importlib  # noqa: E402
-import importlib.util  # noqa: E402
-import platform  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+from realtime.types import UserError  # importing realtime also quiets FFmpeg/OpenCV logs
 
 EXIT_OK, EXIT_INPUT_ENDED_EARLY, EXIT_USAGE = 0, 1, 2
+HUD_PERIOD_S = 0.25  # the window's HUD text is redrawn at ~4 Hz: figures readable, no per-frame text
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """Flags that cannot work together, or a value out of range."""
 
 
@@ -188,45 +185,26 @@ def build_source(args: argparse.Namespace, window: bool):
     return DemoSource(w, h)
 
 
-def _have(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
-#: Exception classes whose message is a one-line explanation for the user, by module.
-USER_ERRORS = {
-    "realtime.capture.base": ("CaptureError",),
-    "realtime.outputs": ("OutputError",),
-    "realtime.weights": ("BundleError",),
-    "realtime.detect": ("DetectorError",),
-    "realtime.engines": ("EngineError",),
-    "realtime.render.context": ("GLContextError",),
-    "realtime.render.effects": ("EffectError",),
-    "realtime.render.swap": ("SwapError",),
-}
-
-
 def is_user_error(e: BaseException) -> bool:
-    """Whether ``e`` is a user error. Only modules already imported are looked at: one
-    that raised must have been imported, and nothing slow is imported up front."""
-    kinds: list[type] = [UsageError]
-    for module, names in USER_ERRORS.items():
-        mod = sys.modules.get(module)
-        kinds += [k for n in names if isinstance(k := getattr(mod, n, None), type)]
-    return isinstance(e, tuple(kinds))
+    """Whether ``e`` is a user error (print its one line, no traceback). EngineError
+    does not derive from UserError yet, so it is named here."""
+    engines = sys.modules.get("realtime.engines")  # loaded if it raised; not imported for this
+    fallback = (engines.EngineError,) if hasattr(engines, "EngineError") else ()
+    return isinstance(e, (UserError, *fallback))
 
 
 class WindowView:
     """Shows frames in the glfw window of realtime.render.window: the renderer's output
-    texture when the frame is the one it just drew (no upload), else the frame itself
-    uploaded to a texture (pass-through). The window draws its own HUD."""
+    texture when the frame is the one it just drew (no upload; ``None`` when it was not
+    read back), else the frame itself uploaded to a texture (pass-through, status bar).
+    The window draws its own HUD."""
 
     def __init__(self, window, hud_lines):
         self.window, self.hud_lines = window, hud_lines
-        self.rendered = None  # (image, texture) the renderer produced last
+        self.rendered = None  # (image or None, texture) the renderer produced last
         self.texture = None
+        self._hud: list[str] = []
+        self._hud_t = -1e9
 
     def show(self, image) -> None:
         if self.rendered is not None and image is self.rendered[0]:
@@ -237,9 +215,19 @@ class WindowView:
                 if self.texture is not None:
                     self.texture.release()
                 self.texture = self.window.ctx.texture((w, h), 3, alignment=1)
-            self.texture.write(image.tobytes())
+            self.texture.write(image)
             texture = self.texture
-        self.window.show(texture, self.hud_lines() if self.window.hud else None)
+        hud = None
+        if self.window.hud:
+            now = time.monotonic()
+            if now - self._hud_t >= HUD_PERIOD_S:
+                self._hud, self._hud_t = self.hud_lines(), now
+            hud = self._hud
+        self.window.show(texture, hud)
+
+    def poll(self) -> None:
+        """Handle window events (keys, close) while there is nothing to show yet."""
+        self.window.poll()
 
     def should_close(self) -> bool:
         return not self.window.open
@@ -251,31 +239,49 @@ class WindowView:
         self.window.close()
 
 
-class Stages:
-    """The processor, renderer and window, from whichever modules exist: detection and
-    reconstruction (realtime.faces) and GL rendering (realtime.render) land
-    independently; without them frames pass through unchanged."""
+class RenderStage:
+    """The pipeline's renderer: draws each frame with the effect the window shows (or
+    --effect), reading the pixels back only when ``read`` (an output needs them);
+    else it returns None and the window shows the renderer's texture."""
 
-    def __init__(self, args: argparse.Namespace, size: tuple[int, int], want_window: bool, hud_lines):
-        self.args, self.size = args, size
-        self.processor = self.renderer = self.view = self.engine = None
+    def __init__(self, renderer, effect: str, window, view: WindowView | None, read: bool):
+        self.renderer, self.effect, self.window, self.view = renderer, effect, window, view
+        self.read_back = read
         self.status = ""
-        self.notes: list[str] = []
+
+    def __call__(self, frame, result):
+        faces = result.reconstructions if result is not None else []
+        self.status = result.status if result is not None else ""
+        name = self.window.effect if self.window is not None else self.effect
+        image = self.renderer.render(frame.image, faces, name, read=self.read_back)
+        if self.view is not None:
+            self.view.rendered = (image, self.renderer.output)
+        return image
+
+    def read(self):
+        """The last drawn frame's pixels (the pipeline asks when it needs them)."""
+        return self.renderer.read()
+
+
+class Stages:
+    """The processor, renderer and window. Frames pass through unchanged only with
+    effect "none" and no window, where nothing needs drawing."""
+
+    def __init__(self, args: argparse.Namespace, size: tuple[int, int], want_window: bool, hud_lines,
+                 read: bool):
+        self.args, self.size = args, size
+        self.renderer = self.view = self.gl = self.render_ctx = None
         effect = "swap" if args.source_face else (args.effect or "none")
-        if _have("realtime.faces"):
-            self.processor = self._make_processor()
-        else:
-            self.notes.append("face reconstruction is not installed (realtime.faces): frames pass through")
+        self.processor = self._make_processor()
         window = self._make_window(effect) if want_window else None
         if window is not None:
             self.view = WindowView(window, lambda: [*hud_lines(), self.status])
-        if self.processor is not None and (window is not None or effect != "none"):
-            if _have("realtime.render.renderer"):
-                self.renderer = self._make_renderer(effect, window)
-            else:
-                self.notes.append("rendering is not installed (realtime.render): frames pass through")
-        elif effect != "none":
-            self.notes.append(f"--effect {effect} needs realtime.faces: frames pass through")
+        if window is not None or effect != "none":
+            self.renderer = self._make_renderer(effect, window, read)
+
+    @property
+    def status(self) -> str:
+        return self.renderer.status if self.renderer is not None else ""
 
     def _make_processor(self):
         import torch
@@ -305,8 +311,6 @@ class Stages:
             os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
         ):
             raise UsageError("no display for the window: add --no-window (or run under xvfb-run)")
-        if not _have("realtime.render.window"):
-            raise UsageError("the window needs realtime.render, which is not installed: add --no-window")
         from realtime.render.effects import EFFECTS
         from realtime.render.window import Window
 
@@ -330,43 +334,43 @@ class Stages:
         once = FaceProcessor(
             self.engine,
             Decoder(self.bundle.layout),
+            detector=self.processor.detector,
             filter_factory=None,
             max_faces=1,
             device=self.args.device,
         )
-        faces = once.process(Frame(photo, 0, 0.0)).reconstructions
-        if not faces:
+        result = once.process(Frame(photo, 0, 0.0))
+        if not result.reconstructions:
+            why = result.status + (f" ({once.last_error})" if once.last_error else "")
             raise UsageError(
-                f"--source-face {path}: no face found in the photo; use a clear photo facing the camera"
+                f"--source-face {path}: {why}; use a clear photo of one face looking at the camera"
             )
-        renderer.add_effect(FaceSwap(self.bundle.layout, photo, faces[0]))
+        renderer.add_effect(FaceSwap(self.bundle.layout, photo, result.reconstructions[0]))
 
-    def _make_renderer(self, effect: str, window):
+    def _make_renderer(self, effect: str, window, read: bool) -> RenderStage:
         from realtime.render.context import create_context
         from realtime.render.renderer import Renderer
 
-        ctx = window.ctx if window is not None else create_context()
-        renderer = Renderer(self.bundle.layout, self.size[0], self.size[1], ctx)
+        if window is None:
+            self.render_ctx = create_context()  # headless: ours to release
+        ctx = window.ctx if window is not None else self.render_ctx
+        self.gl = Renderer(self.bundle.layout, self.size[0], self.size[1], ctx)
         if self.args.source_face:
-            self._make_swap(renderer)
+            self._make_swap(self.gl)
         else:
-            renderer.effect(effect)  # an unknown name fails here, before the run
-        view = self.view
-
-        def render(frame, result):
-            faces = getattr(result, "reconstructions", None) or []
-            self.status = getattr(result, "status", "")
-            name = window.effect if window is not None else effect
-            image = renderer.render(frame.image, faces, name)
-            if view is not None:
-                view.rendered = (image, renderer.output)
-            return image
-
-        return render
+            self.gl.effect(effect)  # an unknown name fails here, before the run
+        return RenderStage(self.gl, effect, window, self.view, read)
 
     def close(self) -> None:
+        """GL objects first, while their context lives; the window's context goes with it."""
+        if self.gl is not None:
+            self.gl.release()
+            self.gl = None
         if self.view is not None:
             self.view.close()
+        if self.render_ctx is not None:
+            self.render_ctx.release()
+            self.render_ctx = None
 
 
 def build_outputs(args: argparse.Namespace, source, stream_notes: list[str]) -> list:
@@ -403,8 +407,8 @@ def run(args: argparse.Namespace) -> int:
         notes: list[str] = []
         outputs = build_outputs(args, source, notes)
         profiler = Profiler()
-        stages = Stages(args, source.size, want_window, profiler.hud_lines)
-        for note in stages.notes + notes:
+        stages = Stages(args, source.size, want_window, profiler.hud_lines, read=bool(outputs))
+        for note in notes:
             _say(note)
         if not want_window and not (args.output or args.vcam or args.stream is not None or args.profile):
             _say("headless with no --output, --vcam, --stream or --profile: nothing will be kept")

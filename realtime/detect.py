@@ -26,13 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from realtime.crop import Octaves, to_tensor, warp
-from realtime.types import Detections
+from realtime.types import Detections, UserError
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "mtcnn.pt"
 MIN_FACE = 20.0  # px: the smallest default min_face
 
 
-class DetectorError(RuntimeError):
+class DetectorError(UserError, RuntimeError):
     """The detector cannot run; the message says why and what to do."""
 
 

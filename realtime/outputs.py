@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from realtime.capture import letterbox
+from realtime.types import UserError
 
 #: Container -> fourcc. mp4v: OpenCV wheels ship no H.264 encoder, and mp4v plays nearly everywhere.
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
@@ -24,7 +25,7 @@ VCAM_HELP = (
 )
 
 
-class OutputError(RuntimeError):
+class OutputError(UserError, RuntimeError):
     """An output that cannot be opened; the message is one line saying why and what to do."""
 
 
@@ -64,26 +65,21 @@ class VideoFileOutput:
         self.fps = fps if fps > 0 else 30.0
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
-        self.frames = 0
-        self._lock = threading.Lock()
 
     def write(self, image: np.ndarray, frame=None) -> None:
-        with self._lock:
-            if self.writer is None:
-                self.size = (image.shape[1], image.shape[0])
-                fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
-                self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)
-                if not self.writer.isOpened():
-                    self.writer = None
-                    raise OutputError(f"OpenCV cannot encode {self.path} at {self.size}: try a .avi output")
-            self.writer.write(letterbox(image, self.size))
-            self.frames += 1
+        if self.writer is None:
+            self.size = (image.shape[1], image.shape[0])
+            fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
+            self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)
+            if not self.writer.isOpened():
+                self.writer = None
+                raise OutputError(f"OpenCV cannot encode {self.path} at {self.size}: try a .avi output")
+        self.writer.write(letterbox(image, self.size))
 
     def close(self) -> None:
-        with self._lock:
-            if self.writer is not None:
-                self.writer.release()
-                self.writer = None
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
 
 
 class ImageFileOutput:
@@ -92,11 +88,9 @@ class ImageFileOutput:
     def __init__(self, path: str | Path):
         self.path = check_writable(path)
         self.last: np.ndarray | None = None
-        self.frames = 0
 
     def write(self, image: np.ndarray, frame=None) -> None:
         self.last = image
-        self.frames += 1
 
     def close(self) -> None:
         if self.last is not None and not cv2.imwrite(str(self.path), self.last):
@@ -143,12 +137,10 @@ class VirtualCamOutput:
             raise OutputError(f"no virtual camera available ({reason}): {VCAM_HELP}") from None
         self.size = (width, height)
         self.device = self.cam.device
-        self.frames = 0
 
     def write(self, image: np.ndarray, frame=None) -> None:
         if self.cam is not None:
             self.cam.send(np.ascontiguousarray(letterbox(image, self.size)))
-            self.frames += 1
 
     def close(self) -> None:
         if self.cam is not None:
@@ -161,7 +153,9 @@ class MjpegStreamOutput:
 
     http://HOST:PORT/ is a page showing the stream; /stream.mjpg is the stream itself
     (cv2.VideoCapture, VLC, ffplay open it); /snapshot.jpg is the latest frame.
-    Frames are encoded only while someone is watching. port 0 picks a free port.
+    ``write`` only keeps the frame (the render thread never waits on JPEG encoding);
+    the viewers' threads encode it, once per frame whoever asks first, and only while
+    someone is watching. port 0 picks a free port.
     """
 
     BOUNDARY = "prnetframe"
@@ -170,11 +164,10 @@ class MjpegStreamOutput:
         self.quality = quality
         self._cond = threading.Condition()
         self._image: np.ndarray | None = None
+        self._count = 0  # frames written
         self._jpeg: bytes | None = None
-        self._count = 0
-        self._clients = 0
+        self._jpeg_count = 0  # the frame _jpeg holds
         self._closed = False
-        self.frames = 0
         try:
             self.server = ThreadingHTTPServer((host, port), self._handler())
         except OSError as e:
@@ -192,20 +185,26 @@ class MjpegStreamOutput:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/stream.mjpg"
 
-    def _encode(self) -> bytes | None:
-        """JPEG of the newest frame, encoded at most once per frame. Caller holds the lock."""
-        if self._jpeg is None and self._image is not None:
-            ok, buf = cv2.imencode(".jpg", self._image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-            self._jpeg = buf.tobytes() if ok else None
-        return self._jpeg
+    def _latest(self) -> tuple[int, bytes | None]:
+        """(frame count, JPEG) of the newest frame. Encodes outside the lock, so
+        ``write`` never waits; the JPEG is cached by frame count for other viewers."""
+        with self._cond:
+            count, image = self._count, self._image
+            if self._jpeg_count == count:
+                return count, self._jpeg
+        if image is None:
+            return count, None
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        jpeg = buf.tobytes() if ok else None
+        with self._cond:
+            if count > self._jpeg_count:
+                self._jpeg, self._jpeg_count = jpeg, count
+        return count, jpeg
 
     def write(self, image: np.ndarray, frame=None) -> None:
         with self._cond:
-            self._image, self._jpeg = image, None
-            if self._clients:
-                self._encode()
+            self._image = image
             self._count += 1
-            self.frames += 1
             self._cond.notify_all()
 
     def _handler(self):
@@ -223,8 +222,7 @@ class MjpegStreamOutput:
                     )
                     self._reply("text/html", body)
                 elif path == "/snapshot.jpg":
-                    with out._cond:
-                        jpeg = out._encode()
+                    jpeg = out._latest()[1]
                     self._reply("image/jpeg", jpeg) if jpeg else self.send_error(503, "no frame yet")
                 elif path == "/stream.mjpg":
                     self._stream()
@@ -244,9 +242,7 @@ class MjpegStreamOutput:
                 self.send_header("Cache-Control", "no-cache, private")
                 self.send_header("Pragma", "no-cache")
                 self.end_headers()
-                seen = -1
-                with out._cond:
-                    out._clients += 1
+                seen = 0
                 try:
                     while True:
                         with out._cond:
@@ -254,7 +250,7 @@ class MjpegStreamOutput:
                                 out._cond.wait(0.5)
                             if out._closed:
                                 return
-                            seen, jpeg = out._count, out._encode()
+                        seen, jpeg = out._latest()
                         if jpeg is None:
                             continue
                         head = (
@@ -265,9 +261,6 @@ class MjpegStreamOutput:
                         self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the viewer went away
-                finally:
-                    with out._cond:
-                        out._clients -= 1
 
         return Handler
 

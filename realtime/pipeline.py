@@ -9,9 +9,12 @@ Stages are injected, so the loop runs with whatever exists:
   processor: ``process(frame) -> result`` (e.g. realtime.faces.FaceProcessor); None
       passes frames through.
   renderer: ``renderer(frame, result) -> BGR image``, called on the main thread (the
-      one that owns the GL context); None outputs the captured image.
+      one that owns the GL context); None outputs the captured image. It may return
+      None when no output needs pixels (the window shows its GL texture); then its
+      ``read()`` gives them if the loop needs them later (the status bar).
   outputs: objects with ``write(image, frame)`` and ``close()`` (realtime.outputs).
-  window: ``show(image)``, ``should_close() -> bool``, ``close()``.
+  window: ``show(image)`` (None: redraw the last rendered texture), ``poll()``
+      (events only), ``should_close() -> bool``, ``close()``.
 
 Each frame carries its capture time and stage spans to the end; the profiler gets
 it with the output time. Ctrl-C, a closed window or the end of input stop all three
@@ -104,7 +107,8 @@ class Slot:
 
 
 class Window(Protocol):
-    def show(self, image: np.ndarray) -> None: ...
+    def show(self, image: np.ndarray | None) -> None: ...
+    def poll(self) -> None: ...
     def should_close(self) -> bool: ...
     def close(self) -> None: ...
 
@@ -174,7 +178,8 @@ class Pipeline:
         self.grabber = Grabber(source, self.captured, self.stop_event, self.live, reconnect_s, **kwargs)
         self._failure: BaseException | None = None
         self._infer_thread = threading.Thread(target=self._infer_run, name="inference", daemon=True)
-        self.last_image: np.ndarray | None = None
+        self.last_image: np.ndarray | None = None  # None after a frame the renderer kept on the GPU
+        self.emitted = False
 
     @property
     def dropped(self) -> int:
@@ -210,13 +215,14 @@ class Pipeline:
             image = self.renderer(frame, result) if self.renderer is not None else frame.image
         self.profiler.dropped = self.dropped
         with timed(frame, "output"):
-            shown = self.profiler.draw_hud(image) if self.hud else image
-            for out in self.outputs:
-                out.write(shown, frame)
+            if self.outputs:
+                shown = self.profiler.draw_hud(image) if self.hud else image
+                for out in self.outputs:
+                    out.write(shown, frame)
             if self.window is not None:
                 self.window.show(image)  # windows draw their own HUD
         self.profiler.record(frame, time.perf_counter())
-        self.last_image = image
+        self.last_image, self.emitted = image, True
 
     def _idle(self) -> bool:
         """No new frame: keep the window alive (and say why it is frozen). False = closed."""
@@ -224,9 +230,16 @@ class Pipeline:
             return True
         if self.window.should_close():
             return False
-        if self.last_image is not None:
-            status = self.grabber.status
-            self.window.show(draw_status(self.last_image, status) if status else self.last_image)
+        if not self.emitted:
+            self.window.poll()  # warm-up: Q and the close button must work already
+            return True
+        status = self.grabber.status
+        if status:
+            if self.last_image is None:  # kept on the GPU: read it back once
+                self.last_image = self.renderer.read()
+            self.window.show(draw_status(self.last_image, status))
+        else:
+            self.window.show(self.last_image)
         return True
 
     def run(self) -> RunResult:
@@ -260,9 +273,10 @@ class Pipeline:
         except KeyboardInterrupt:
             reason = "interrupted"
         finally:
+            t_stop = time.perf_counter()
             self.stop_event.set()
             self.grabber.join(1.0)
-            self._infer_thread.join(max(0.0, 1.0 - (time.perf_counter() - t_start)) + 0.5)
+            self._infer_thread.join(max(0.0, 1.0 - (time.perf_counter() - t_stop)) + 0.5)
             for out in self.outputs:
                 out.close()
             if not self.grabber.thread.is_alive():  # never release a device mid-read

@@ -17,6 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+class UserError(Exception):
+    """Bad input, flags or environment: the message is one line saying what went wrong
+    and how to fix it, so the CLI prints it instead of a traceback."""
+
+
 @dataclass
 class Frame:
     """One captured image and its bookkeeping.

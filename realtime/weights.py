@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from realtime.model import PRNet, PRNetConfig
+from realtime.types import UserError
 from realtime.uv import UVLayout
 
 FORMAT = "prnet-live-bundle/1"
@@ -31,7 +32,7 @@ DEFAULT_BUNDLES = ("prnet_full256.pt", "prnet_lite128.pt")
 NORMALISATION = {"input": "RGB / 255", "output": "sigmoid * resolution * 1.1 = crop pixels"}
 
 
-class BundleError(ValueError):
+class BundleError(UserError, ValueError):
     """A bundle that cannot be used; the message is one line saying why and what to do."""
 
 

@@ -13,11 +13,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-
-ROOT = Path(__file__).parents[1]
-MEDIA = ROOT.parent / "shared" / "data" / "media"
-CARPHONE = MEDIA / "carphone_176x144.mp4"
-
+from conftest import CARPHONE, MEDIA, ROOT, read_frames
 
 # eager: the compiled CPU engine would spend its first-run compile time in every test
 FAST = ("--backend", "eager")
@@ -31,14 +27,6 @@ def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def start(*args: str) -> subprocess.Popen:
     cmd = [sys.executable, "run_live.py", *map(str, args), *FAST]
     return subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-
-
-def count_frames(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    return n
 
 
 def assert_one_clear_line(proc: subprocess.CompletedProcess, *words: str) -> None:
@@ -80,11 +68,11 @@ def test_help_explains_every_flag():
         assert flag in out
 
 
-def test_video_in_video_and_profile_out(tmp_path):
+def test_video_in_video_and_profile_out(tmp_path, carphone):
     out, profile = tmp_path / "o.mp4", tmp_path / "p.json"
-    proc = cli("--input", CARPHONE, "--output", out, "--no-window", "--profile", profile)
+    proc = cli("--input", carphone, "--output", out, "--no-window", "--profile", profile)
     assert proc.returncode == 0, proc.stderr
-    assert count_frames(out) == 120
+    assert read_frames(out) == 120
     summary = json.loads(profile.read_text())
     assert summary["frames"] == 120
     for stage in ("capture", "render", "output"):
@@ -100,20 +88,20 @@ def test_demo_headless(tmp_path):
     proc = cli("--demo", "--no-window", "--frames", 20, "--output", out, "--size", "320x240", "--hud")
     assert proc.returncode == 0, proc.stderr
     cap = cv2.VideoCapture(str(out))
-    assert count_frames(out) == 20 and cap.get(cv2.CAP_PROP_FRAME_WIDTH) == 320
+    assert read_frames(out) == 20 and cap.get(cv2.CAP_PROP_FRAME_WIDTH) == 320
 
 
-def test_still_image_and_folder(tmp_path):
-    proc = cli("--input", MEDIA / "obama_portrait.jpg", "--no-window", "--output", tmp_path / "o.png")
+def test_still_image_and_folder(tmp_path, media):
+    proc = cli("--input", media / "obama_portrait.jpg", "--no-window", "--output", tmp_path / "o.png")
     assert proc.returncode == 0, proc.stderr
-    assert cv2.imread(str(tmp_path / "o.png")).shape == cv2.imread(str(MEDIA / "obama_portrait.jpg")).shape
+    assert cv2.imread(str(tmp_path / "o.png")).shape == cv2.imread(str(media / "obama_portrait.jpg")).shape
     folder = tmp_path / "imgs"
     folder.mkdir()
     for name in ("astronaut.png", "biden_portrait.jpg", "two_people.jpg"):
-        shutil.copy(MEDIA / name, folder / name)
+        shutil.copy(media / name, folder / name)
     proc = cli("--input", folder, "--no-window", "--output", tmp_path / "o.avi")
     assert proc.returncode == 0, proc.stderr
-    assert count_frames(tmp_path / "o.avi") == 3
+    assert read_frames(tmp_path / "o.avi") == 3
 
 
 def test_missing_file():
@@ -133,15 +121,15 @@ def test_camera_index_with_no_camera():
     assert_one_clear_line(cli("--camera", "63", "--no-window"), "no camera at 63")
 
 
-def test_unwritable_output_path(tmp_path):
+def test_unwritable_output_path(tmp_path, carphone):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    proc = cli("--input", CARPHONE, "--no-window", "--output", blocker / "o.mp4")
+    proc = cli("--input", carphone, "--no-window", "--output", blocker / "o.mp4")
     assert_one_clear_line(proc, "cannot write")
     assert_one_clear_line(
-        cli("--input", CARPHONE, "--no-window", "--output", tmp_path / "o.xyz"), "unsupported"
+        cli("--input", carphone, "--no-window", "--output", tmp_path / "o.xyz"), "unsupported"
     )
-    proc = cli("--input", CARPHONE, "--no-window", "--profile", blocker / "p.json")
+    proc = cli("--input", carphone, "--no-window", "--profile", blocker / "p.json")
     assert_one_clear_line(proc, "cannot write")
 
 
@@ -166,27 +154,27 @@ def test_conflicting_flags(args, words):
     assert_one_clear_line(cli(*args, "--no-window"), words)
 
 
-def test_corrupt_video_is_processed_up_to_the_damage(tmp_path):
-    data = bytearray(CARPHONE.read_bytes())
+def test_corrupt_video_is_processed_up_to_the_damage(tmp_path, carphone):
+    data = bytearray(carphone.read_bytes())
     data[200_000:260_000] = bytes(60_000)
     damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(bytes(data))
-    readable = count_frames(damaged)
+    readable = read_frames(damaged)
     proc = cli("--input", damaged, "--no-window", "--output", tmp_path / "o.mp4")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"stopped decoding at frame {readable} of 120" in proc.stderr
-    assert count_frames(tmp_path / "o.mp4") == readable
+    assert read_frames(tmp_path / "o.mp4") == readable
 
 
-def test_truncated_video(tmp_path):
-    data = CARPHONE.read_bytes()
+def test_truncated_video(tmp_path, carphone, media):
+    data = carphone.read_bytes()
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 3])  # index lost: nothing decodable
     assert_one_clear_line(cli("--input", tmp_path / "cut.mp4", "--no-window"), "truncated/corrupt")
-    avi = (MEDIA / "kpa_webcam_160x120.avi").read_bytes()
+    avi = (media / "kpa_webcam_160x120.avi").read_bytes()
     (tmp_path / "cut.avi").write_bytes(avi[: len(avi) // 2])  # AVI: plays up to the cut
     proc = cli("--input", tmp_path / "cut.avi", "--no-window", "--output", tmp_path / "o.mp4")
     assert proc.returncode == 1 and "truncated or corrupt" in proc.stderr and "Traceback" not in proc.stderr
-    assert 10 < count_frames(tmp_path / "o.mp4") < 68
+    assert 10 < read_frames(tmp_path / "o.mp4") < 68
 
 
 def test_ctrl_c_stops_and_leaves_a_playable_file(tmp_path):
@@ -199,14 +187,14 @@ def test_ctrl_c_stops_and_leaves_a_playable_file(tmp_path):
     rc = proc.wait(timeout=10)
     stderr = proc.stderr.read()
     assert time.monotonic() - t0 < 3 and rc == 0 and "Traceback" not in stderr, stderr
-    assert "interrupted" in stderr and count_frames(out) > 0
+    assert "interrupted" in stderr and read_frames(out) > 0
 
 
-def test_camera_unplugged_mid_run(tmp_path):
+def test_camera_unplugged_mid_run(tmp_path, media):
     """A capture device opened by path that disappears: a message, retries, then a clear
     end with the output still playable."""
     device = tmp_path / "cam.avi"
-    shutil.copy(MEDIA / "kpa_webcam_160x120.avi", device)
+    shutil.copy(media / "kpa_webcam_160x120.avi", device)
     out = tmp_path / "o.mp4"
     proc = start("--camera", device, "--no-window", "--output", out, "--reconnect", "1")
     wait_for(out, proc)
@@ -217,11 +205,19 @@ def test_camera_unplugged_mid_run(tmp_path):
     lines = stderr.splitlines()
     last_lost = max(i for i, line in enumerate(lines) if "stopped sending frames" in line)
     assert any("lost and not back within 1 s" in line for line in lines[last_lost + 1 :])
-    assert count_frames(out) > 0
+    assert read_frames(out) > 0
 
 
-def test_window_without_a_display():
+def test_window_without_a_display(carphone):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    cmd = [sys.executable, "run_live.py", "--input", str(CARPHONE), *FAST]
+    cmd = [sys.executable, "run_live.py", "--input", str(carphone), *FAST]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert_one_clear_line(proc, "--no-window")
+
+
+def test_demo_in_a_real_window(xvfb):
+    """The default, windowed mode: a glfw window under Xvfb shows 10 demo frames and
+    the run ends cleanly."""
+    proc = cli("--demo", "--frames", 10, "--size", "320x240")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "10 frames" in proc.stderr

@@ -53,7 +53,32 @@ def test_folded_full_model_matches_eager():
     """Size 16 at 256 px, random weights with calibrated batch norms: every layer
     type of the full model (strided shortcuts, both deconv strides) folded."""
     full = random_bundle(16, 256)
-    _check(E.CpuFastEngine(full, compile=False), full, batch=1)
+    engine = E.CpuFastEngine(full, compile=False)  # Winograd on the wide decoder convs
+    assert any(isinstance(m, E._WinogradConv) for m in engine.model.modules())
+    _check(engine, full, batch=1)
+
+
+def test_subpixel_rewrite_equals_strided_transposed_conv():
+    """Stride-2 SAME deconv (full transposed conv, cropped by 1 as in DeconvBN) ==
+    pixel_shuffle of one 3x3 conv with the gathered taps."""
+    torch.manual_seed(0)
+    x, w = torch.randn(2, 8, 7, 9), torch.randn(8, 5, 4, 4)
+    ref = torch.nn.functional.conv_transpose2d(x, w, stride=2)[:, :, 1:15, 1:19]
+    k = E.subpixel_weight(w)
+    out = torch.nn.functional.pixel_shuffle(torch.nn.functional.conv2d(x, k, padding=1), 2)
+    assert k.shape == (20, 8, 3, 3) and out.shape == ref.shape
+    assert (out - ref).abs().max() <= 1e-5
+
+
+def test_winograd_conv_equals_direct_conv():
+    """F(4x4, 4x4) on an odd-sized map (partial tiles) with the stride-1 deconv's
+    (2, 1) padding: equal to the direct conv up to fp32 rounding."""
+    torch.manual_seed(0)
+    x, w, b = torch.randn(2, 64, 13, 10), torch.randn(32, 64, 4, 4) / 32, torch.randn(32)
+    ref = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (2, 1, 2, 1)), w, b)
+    out = E._WinogradConv(w, b, (2, 1))(x)
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max() <= 1e-4 * ref.abs().max()
 
 
 def test_auto_picks_compiled_cpu_engine_and_says_why(auto_engine, bundle):

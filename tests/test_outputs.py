@@ -6,12 +6,12 @@ import glob
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import pyvirtualcam
+from conftest import read_frames
 
 from realtime.capture import DemoSource
 from realtime.outputs import (
@@ -29,14 +29,6 @@ def demo_frames(n: int, w: int = 320, h: int = 240) -> list[np.ndarray]:
     return [source.read() for _ in range(n)]
 
 
-def count_frames(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    return n
-
-
 @pytest.mark.parametrize("ext", [".mp4", ".avi", ".mkv"])
 def test_video_file_is_playable_after_close(tmp_path, ext):
     path = tmp_path / "sub" / f"out{ext}"
@@ -51,7 +43,7 @@ def test_video_file_is_playable_after_close(tmp_path, ext):
     ok, first = cap.read()
     assert ok and first.shape == frames[0].shape
     assert np.abs(first.astype(int) - frames[0]).mean() < 12, "lossy codec, same picture"
-    assert count_frames(path) == 12
+    assert read_frames(path) == 12
 
 
 def test_bad_output_paths(tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +12,6 @@ from realtime.capture import DemoSource, VideoSource
 from realtime.pipeline import CLOSED, Pipeline, Slot
 from realtime.profiler import Profiler
 from realtime.types import timed
-
-MEDIA = Path(__file__).parents[1].parent / "shared" / "data" / "media"
-CARPHONE = MEDIA / "carphone_176x144.mp4"
 
 
 class Collect:
@@ -66,11 +62,11 @@ def test_lossless_slot_waits_for_the_consumer():
     assert slot.get() == 2 and slot.dropped == 0
 
 
-def test_batch_pass_through_keeps_every_frame_unchanged():
-    reference = VideoSource(CARPHONE)
+def test_batch_pass_through_keeps_every_frame_unchanged(carphone):
+    reference = VideoSource(carphone)
     expected = [reference.read() for _ in range(120)]
     out, profiler = Collect(), Profiler()
-    result = Pipeline(VideoSource(CARPHONE), outputs=[out], profiler=profiler).run()
+    result = Pipeline(VideoSource(carphone), outputs=[out], profiler=profiler).run()
     assert result.frames_out == 120 and result.dropped == 0 and result.reason == "end of input"
     assert all(np.array_equal(a, b) for a, b in zip(out.images, expected, strict=True))
     assert [f.seq for f in out.frames] == list(range(120))
@@ -80,7 +76,7 @@ def test_batch_pass_through_keeps_every_frame_unchanged():
     assert out.closed >= 1 and profiler.frames == 120
 
 
-def test_processor_and_renderer_are_injected():
+def test_processor_and_renderer_are_injected(carphone):
     seen = []
 
     def renderer(frame, result):
@@ -89,7 +85,7 @@ def test_processor_and_renderer_are_injected():
 
     out = Collect()
     Pipeline(
-        VideoSource(CARPHONE), processor=SlowStage(0), renderer=renderer, outputs=[out], max_frames=10
+        VideoSource(carphone), processor=SlowStage(0), renderer=renderer, outputs=[out], max_frames=10
     ).run()
     assert seen == list(range(10)) and len(out.images) == 10
     assert "infer" in out.frames[0].spans
@@ -125,12 +121,12 @@ def test_stop_ends_every_thread_within_a_second():
     assert not pipeline.grabber.thread.is_alive() and not pipeline._infer_thread.is_alive()
 
 
-def test_stage_failure_surfaces_on_the_main_thread():
+def test_stage_failure_surfaces_on_the_main_thread(carphone):
     class Broken:
         def process(self, frame):
             raise ZeroDivisionError("bug in a stage")
 
     out = Collect()
     with pytest.raises(ZeroDivisionError):
-        Pipeline(VideoSource(CARPHONE), processor=Broken(), outputs=[out]).run()
+        Pipeline(VideoSource(carphone), processor=Broken(), outputs=[out]).run()
     assert out.closed == 1

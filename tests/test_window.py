@@ -3,48 +3,11 @@ effect, and closing ends cleanly."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-
 import cv2
 import numpy as np
-import pytest
 
 from realtime.render.effects import EFFECTS
 from realtime.render.renderer import Renderer, synthetic_faces
-
-
-@pytest.fixture
-def xvfb(monkeypatch):
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (apt-get install xvfb): the window test needs a display")
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
-        pass_fds=[write_fd],
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    # Xvfb writes "N\n" once it accepts clients; the pipe stays open while it runs,
-    # because Xvfb treats a failed write to it as fatal.
-    display = b""
-    while not display.endswith(b"\n"):
-        chunk = os.read(read_fd, 32)
-        if not chunk:
-            break
-        display += chunk
-    display = display.decode().strip()
-    if not display:
-        proc.kill()
-        os.close(read_fd)
-        pytest.skip("Xvfb did not start")
-    monkeypatch.setenv("DISPLAY", f":{display}")
-    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    yield display
-    proc.terminate()
-    proc.wait(timeout=10)
-    os.close(read_fd)
 
 
 def test_window_shows_frames_and_closes(xvfb, bundle, media):

@@ -3,24 +3,19 @@ never care where pixels come from."""
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 
+import cv2
 import numpy as np
 
-# FFmpeg and OpenCV print decoder chatter ("moov atom not found", V4L2 warnings) straight
-# to stderr; the pipeline reports bad input itself in one line, so keep them quiet.
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-
-import cv2  # noqa: E402
+from realtime.types import UserError
 
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
-class CaptureError(RuntimeError):
+class CaptureError(UserError, RuntimeError):
     """Input that cannot be used; the message is one line saying why and what to do."""
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import moderngl
 
+from realtime.types import UserError
+
 GL_VERSION = 330
 INSTALL_HINT = ("install EGL and Mesa (apt-get install libegl1 libgl1-mesa-dri libegl-mesa0) for "
                 "headless rendering, or run with a display (set DISPLAY, or start Xvfb)")
 
 
-class GLContextError(RuntimeError):
+class GLContextError(UserError, RuntimeError):
     """No OpenGL 3.3 context could be made; the message says what to install."""
 
 

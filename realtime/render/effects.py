@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.types import Reconstruction
+from realtime.types import Reconstruction, UserError
 from realtime.uv import UVLayout
 
 TEX = 256  # PRNet's UV texture side: masks are drawn and stored at this size
@@ -34,7 +34,7 @@ EYE_L, EYE_R = list(range(36, 42)), list(range(42, 48))
 LIPS, MOUTH_IN = list(range(48, 60)), list(range(60, 68))
 
 
-class EffectError(ValueError):
+class EffectError(UserError, ValueError):
     """An unknown effect name or an unusable mask file; one line saying what to do."""
 
 

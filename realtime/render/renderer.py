@@ -136,10 +136,11 @@ class Renderer:
         self.flat = load_program(ctx, "flat.vert", "flat.frag")
         self.background = load_program(ctx, "background.vert", "background.frag")
         quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
-        self.quad = ctx.vertex_array(self.background, [(ctx.buffer(quad), "2f", "in_vert")])
+        self.quad_buf = ctx.buffer(quad)
+        self.quad = ctx.vertex_array(self.background, [(self.quad_buf, "2f", "in_vert")])
         self.overlay_buf = ctx.buffer(reserve=4096)
         self.overlay_vao = ctx.vertex_array(self.flat, [(self.overlay_buf, "3f", "in_pos")])
-        self.region = ctx.texture((TEX, TEX), 2, np.ascontiguousarray(region).tobytes(), alignment=1)
+        self.region = ctx.texture((TEX, TEX), 2, np.ascontiguousarray(region), alignment=1)
         self.region.filter = moderngl.LINEAR, moderngl.LINEAR
         self.slots: list[_FaceSlot] = []
         self.textures: dict[int, tuple[int, moderngl.Texture]] = {}
@@ -190,11 +191,11 @@ class Renderer:
         size = (img.shape[1], img.shape[0])
         if held is not None and held[1].size == size:
             tex = held[1]
-            tex.write(img.tobytes())
+            tex.write(img)
         else:
             if held is not None:
                 held[1].release()
-            tex = self.ctx.texture(size, 4, img.tobytes(), alignment=1)
+            tex = self.ctx.texture(size, 4, img, alignment=1)
         tex.build_mipmaps()
         tex.filter = moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR
         self.textures[id(effect)] = (effect.version, tex)
@@ -234,7 +235,7 @@ class Renderer:
         self.resize(w, h)
         ctx = self.ctx
         eff = self.effect(effect)
-        self.frame_tex.write(np.ascontiguousarray(image, np.uint8).tobytes())
+        self.frame_tex.write(np.ascontiguousarray(image, np.uint8))
         self.fbo.use()
         ctx.viewport = (0, 0, w, h)
         ctx.disable(moderngl.DEPTH_TEST | moderngl.BLEND | moderngl.CULL_FACE)
@@ -317,9 +318,9 @@ class Renderer:
         ctx.disable(moderngl.BLEND | moderngl.PROGRAM_POINT_SIZE)
 
     def _overlay(self, points: np.ndarray, mode: int) -> None:
-        data = np.ascontiguousarray(points, np.float32).tobytes()
-        if len(data) > self.overlay_buf.size:
-            self.overlay_buf.orphan(len(data))
+        data = np.ascontiguousarray(points, np.float32)
+        if data.nbytes > self.overlay_buf.size:
+            self.overlay_buf.orphan(data.nbytes)
         self.overlay_buf.write(data)
         self.overlay_vao.render(mode, vertices=len(points))
 
@@ -332,12 +333,19 @@ class Renderer:
 
     def release(self) -> None:
         """Free GPU objects (the context itself belongs to whoever made it)."""
-        for _, tex in self.textures.values():
-            tex.release()
-        self.textures.clear()
-        for obj in (self.frame_tex, self.color, self.depth, self.fbo):
+        objs = [tex for _, tex in self.textures.values()]
+        for slot in self.slots:
+            objs += [*slot.vaos.values(), slot.pos, slot.nrm]
+        objs += [self.quad, self.quad_buf, self.overlay_vao, self.uv_buf, self.tri_buf, self.region_tri_buf, self.wire_buf,
+                 self.overlay_buf, self.region, self.frame_tex, self.color, self.depth, self.fbo,
+                 *self.programs.values(), self.flat, self.background]
+        for obj in objs:
             if obj is not None:
                 obj.release()
+        self.textures.clear()
+        self.slots.clear()
+        self.frame_tex = self.color = self.depth = self.fbo = None
+        self.size = (0, 0)
 
 
 def synthetic_faces(layout: UVLayout, width: int, height: int, n_faces: int) -> list[Reconstruction]:

@@ -25,7 +25,7 @@ from realtime.render.effects import (
     face_mask_tex,
     uv_landmarks,
 )
-from realtime.types import Reconstruction
+from realtime.types import Reconstruction, UserError
 from realtime.uv import UVLayout
 
 LIVE_SAMPLES = 1500  # live skin pixels sampled per face per frame for colour statistics
@@ -37,7 +37,7 @@ RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
                        [0.019334, 0.119193, 0.950227]])
 
 
-class SwapError(ValueError):
+class SwapError(UserError, ValueError):
     """A source face that cannot be used; one line saying what to do."""
 
 

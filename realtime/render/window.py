@@ -51,13 +51,18 @@ class Window:
         if not self.handle:
             glfw.terminate()
             raise GLContextError("could not open an OpenGL 3.3 window: " + NO_DISPLAY)
-        self.ctx = create_context(self.handle)
+        try:
+            self.ctx = create_context(self.handle)
+        except Exception:
+            glfw.destroy_window(self.handle)
+            self.handle = None
+            glfw.terminate()
+            raise
         glfw.swap_interval(0)  # never block on vsync: latency matters more than tearing
         self.effects = list(effects)
         self.index = self.effects.index(effect) if effect in self.effects else 0
         self.hud = True
         self.quit = False
-        self.frames = 0
         self.prog = load_program(self.ctx, "screen.vert", "screen.frag")
         corners = np.array([0, 0, 1, 0, 0, 1, 1, 1], np.float32)
         self.quad = self.ctx.vertex_array(self.prog, [(self.ctx.buffer(corners), "2f", "in_vert")])
@@ -116,7 +121,12 @@ class Window:
             self.shown = np.frombuffer(data, np.uint8).reshape(fh, fw, 3)[::-1, :, ::-1].copy()
         glfw.swap_buffers(self.handle)
         glfw.poll_events()
-        self.frames += 1
+        return self.open
+
+    def poll(self) -> bool:
+        """Process window events without drawing (nothing to show yet), so Q and the
+        close button work while the first frame is on its way."""
+        glfw.poll_events()
         return self.open
 
     def _draw(self, tex: moderngl.Texture, rect: tuple[float, float, float, float]) -> None:
@@ -137,7 +147,7 @@ class Window:
                             (255, 255, 255, 255), 1, cv2.LINE_AA)
             if self.hud_tex is not None:
                 self.hud_tex.release()
-            self.hud_tex = self.ctx.texture((img.shape[1], img.shape[0]), 4, img.tobytes(), alignment=1)
+            self.hud_tex = self.ctx.texture((img.shape[1], img.shape[0]), 4, img, alignment=1)
         w, h = self.hud_tex.size
         x1, y0 = -1 + 2 * w / fw, 1 - 2 * h / fh
         self.ctx.enable(moderngl.BLEND)
