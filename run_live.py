@@ -186,11 +186,8 @@ def build_source(args: argparse.Namespace, window: bool):
 
 
 def is_user_error(e: BaseException) -> bool:
-    """Whether ``e`` is a user error (print its one line, no traceback). EngineError
-    does not derive from UserError yet, so it is named here."""
-    engines = sys.modules.get("realtime.engines")  # loaded if it raised; not imported for this
-    fallback = (engines.EngineError,) if hasattr(engines, "EngineError") else ()
-    return isinstance(e, (UserError, *fallback))
+    """Whether ``e`` is a user error: print its one line, no traceback."""
+    return isinstance(e, UserError)
 
 
 class WindowView:
@@ -276,8 +273,12 @@ class Stages:
         window = self._make_window(effect) if want_window else None
         if window is not None:
             self.view = WindowView(window, lambda: [*hud_lines(), self.status])
-        if window is not None or effect != "none":
-            self.renderer = self._make_renderer(effect, window, read)
+        try:
+            if window is not None or effect != "none":
+                self.renderer = self._make_renderer(effect, window, read)
+        except BaseException:  # a bad mask or source face: no window left behind
+            self.close()
+            raise
 
     @property
     def status(self) -> str:

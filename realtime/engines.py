@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from realtime.model import PRNet
+from realtime.types import UserError
 from realtime.weights import Bundle
 
 CACHE_DIR = Path(os.environ.get("PRNET_LIVE_CACHE", Path.home() / ".cache" / "prnet-live"))
@@ -63,7 +64,7 @@ WINOGRAD_SHAPES = ((256, 16), (128, 32), (64, 64))  # (channels, feature-map sid
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(CACHE_DIR / "inductor"))
 
 
-class EngineError(RuntimeError):
+class EngineError(UserError, RuntimeError):
     """A backend that cannot run here; the message says why in one line."""
 
 

@@ -69,6 +69,10 @@ class OneEuroConfig:
     min_cutoff: float = 0.1  # Hz, cutoff when still: lower = steadier, more lag when slow
     beta: float = 10.0  # Hz per (face size / s): higher = less lag in fast motion
     d_cutoff: float = 1.0  # Hz, low-pass on the speed estimate
+    # Face sizes / s below which the head counts as still: the network's own
+    # frame-to-frame jitter reads as a small speed, and without this floor that speed
+    # alone opens the filter (beta x jitter) and lets the jitter through.
+    still_speed: float = 0.15
 
 
 class OneEuroFilter:
@@ -97,7 +101,7 @@ class OneEuroFilter:
         cfg = self.config
         raw_speed = float(np.linalg.norm(centroid - self._centroid)) / dt / face
         self._speed += _alpha(dt, cfg.d_cutoff) * (raw_speed - self._speed)
-        a = _alpha(dt, cfg.min_cutoff + cfg.beta * self._speed)
+        a = _alpha(dt, cfg.min_cutoff + cfg.beta * max(0.0, self._speed - cfg.still_speed))
         _blend(x, self._state, a)
         self._t, self._centroid = t, centroid
         return _unpack(rec, self._state)

@@ -71,7 +71,11 @@ class TrackerConfig:
     verify_threshold: detector score below which an unconfirmed track is dropped.
     verify_every_frame: score every track's crop with the detector's last stage each
     frame (~1 ms) so a face that leaves is noticed at once, not at the next detection
-    (a PRNet shown no face still draws one, so its landmarks alone cannot tell)."""
+    (a PRNet shown no face still draws one, so its landmarks alone cannot tell).
+    hold: a crop moves only when the landmarks ask for a move or zoom larger than this
+    fraction of the crop side. A still head then keeps the exact same crop, so the
+    network sees the same pixels and its small biases cannot walk the crop, and the
+    mesh, slowly across the face."""
 
     max_faces: int = 4
     redetect_every: int = 20
@@ -83,6 +87,7 @@ class TrackerConfig:
     recentre_iou: float = 0.6
     verify_threshold: float = 0.05
     verify_every_frame: bool = True
+    hold: float = 0.05
 
 
 class Tracker:
@@ -114,7 +119,8 @@ class Tracker:
         self._frame_size = _size_of(image)
         due = not self.tracks or self._lost or self._since_detect >= cfg.redetect_every
         if not due and cfg.verify_every_frame:
-            kept = [t for t in self.tracks if self._verified(image, t)]
+            ok = self._verified(image, self.tracks)
+            kept = [t for t, v in zip(self.tracks, ok, strict=True) if v]
             due = len(kept) < len(self.tracks)  # a face left: look again now
             self.tracks = kept
         self.detected = due
@@ -133,7 +139,7 @@ class Tracker:
         dets = self.detector(image)
         centers, sides = detection_crops(dets)
         matched = np.zeros(len(dets), bool)
-        kept = []
+        kept, unmatched = [], []
         for t in self.tracks:
             ov = [_overlaps(t.center, t.size, c, s) for c, s in zip(centers, sides, strict=True)]
             j = int(np.argmax([o[1] for o in ov])) if ov else -1
@@ -143,8 +149,10 @@ class Tracker:
                 if ov[j][0] < cfg.recentre_iou:  # the landmarks drifted: take the detector's framing
                     t.center, t.size = centers[j].astype(np.float32), float(sides[j])
                 kept.append(t)
-            elif self._verified(image, t):
-                kept.append(t)
+            else:
+                unmatched.append(t)
+        if unmatched:  # the detector missed them: keep those the last stage still calls faces
+            kept += [t for t, v in zip(unmatched, self._verified(image, unmatched), strict=True) if v]
         for c, s in zip(centers[~matched], sides[~matched], strict=True):
             if not any(_same_face(t.center, t.size, c, s, cfg.match_overlap) for t in kept):
                 kept.append(FaceTrack(track_id=self._new_id(), center=c.astype(np.float32), size=float(s)))
@@ -152,14 +160,16 @@ class Tracker:
         self.tracks = kept[:cfg.max_faces]
         self.n_other = len(kept) - len(self.tracks)
 
-    def _verified(self, image, track: FaceTrack) -> bool:
+    def _verified(self, image, tracks: list[FaceTrack]) -> np.ndarray:
+        """(N,) bool: whether each track's crop still looks like a face, all tracks in
+        one batched call of the detector's last stage."""
         verify = getattr(self.detector, "verify", None)
-        if verify is None:
-            return True
-        s = track.size / (CROP_SCALE * DET_SIDE_SCALE)  # back to a detector-sized box
-        c = track.center - DET_CENTER_OFFSET * s
-        box = np.array([[c[0] - s / 2, c[1] - s / 2, c[0] + s / 2, c[1] + s / 2]])
-        return float(verify(image, box)[0]) >= self.config.verify_threshold
+        if verify is None or not tracks:
+            return np.ones(len(tracks), bool)
+        s = np.array([t.size for t in tracks]) / (CROP_SCALE * DET_SIDE_SCALE)  # detector-sized boxes
+        c = np.stack([t.center for t in tracks]).astype(np.float64) - DET_CENTER_OFFSET * s[:, None]
+        boxes = np.concatenate([c - s[:, None] / 2, c + s[:, None] / 2], 1)
+        return np.asarray(verify(image, boxes)) >= self.config.verify_threshold
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -173,8 +183,8 @@ class Tracker:
             lm = landmarks.get(t.track_id)
             if lm is not None and self.sane(t, lm):
                 t.landmarks = np.asarray(lm[:, :2], np.float32)
-                c, s = landmark_crop(lm)
-                t.center, t.size, t.misses = c.astype(np.float32), s, 0
+                self._move(t, lm)
+                t.misses = 0
                 kept.append(t)
             else:
                 self._lost = True
@@ -193,8 +203,14 @@ class Tracker:
         for t in self.tracks:
             lm = landmarks.get(t.track_id)
             if lm is not None and np.isfinite(lm).all():
-                c, s = landmark_crop(lm)
-                t.center, t.size = c.astype(np.float32), s
+                self._move(t, lm)
+
+    def _move(self, t: FaceTrack, landmarks: np.ndarray) -> None:
+        """Frame ``t`` on ``landmarks``, unless the change is within ``hold``."""
+        c, s = landmark_crop(landmarks)
+        hold = self.config.hold * t.size
+        if np.linalg.norm(c - t.center) > hold or abs(s - t.size) > hold:
+            t.center, t.size = c.astype(np.float32), s
 
     def sane(self, track: FaceTrack, landmarks: np.ndarray) -> bool:
         """Whether ``landmarks`` still look like the face ``track`` was following:

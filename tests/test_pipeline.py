@@ -130,3 +130,32 @@ def test_stage_failure_surfaces_on_the_main_thread(carphone):
     with pytest.raises(ZeroDivisionError):
         Pipeline(VideoSource(carphone), processor=Broken(), outputs=[out]).run()
     assert out.closed == 1
+
+
+class ClosingWindow:
+    """A window whose user clicks close at once; it counts event polls and shows."""
+
+    def __init__(self):
+        self.polls, self.shown, self.closed = 0, 0, False
+
+    def show(self, image):
+        self.shown += 1
+
+    def poll(self):
+        self.polls += 1
+
+    def should_close(self):
+        return self.polls > 0 or self.shown > 0
+
+    def close(self):
+        self.closed = True
+
+
+def test_window_close_works_while_the_first_frame_is_slow():
+    """A slow first frame (model warm-up): the window's events are still handled, so
+    closing it ends the run before any frame was shown."""
+    window = ClosingWindow()
+    pipeline = Pipeline(DemoSource(320, 240), processor=SlowStage(3.0), window=window, paced=True)
+    result = pipeline.run()
+    assert result.reason == "window closed" and result.frames_out == 0, "closed only after a frame"
+    assert window.polls >= 1 and window.shown == 0

@@ -18,7 +18,7 @@ from conftest import need
 from realtime.decode import Decoder
 from realtime.render.context import GLContextError, create_context
 from realtime.render.effects import DEBUG_VIEWS, MASKS, EffectError, get_effect
-from realtime.render.renderer import Renderer, render_benchmark, synthetic_faces
+from realtime.render.renderer import Renderer, synthetic_faces
 from realtime.render.swap import FaceSwap, SwapError
 from realtime.types import Reconstruction
 
@@ -165,6 +165,34 @@ def test_user_mask_png(ctx, layout, teacher, tmp_path):
     assert r > 200 and b < 60 and g < 60, "the centre of the face should be painted red"
 
 
+def disc(shape: tuple[int, ...], centre: np.ndarray, radius: float) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= radius**2
+
+
+@pytest.mark.parametrize("face", [100, 7000])
+def test_user_mask_is_upright(ctx, layout, teacher, tmp_path, face):
+    """A mask red in the top half of UV space and blue in the bottom half: the face
+    between the brows is reddened and the chin turns blue, so UV rows run forehead to
+    chin as PRNet's layout says (a flipped v would swap the colours)."""
+    img, rec = teacher(face)
+    mask = np.zeros((256, 256, 4), np.uint8)
+    mask[:128] = (0, 0, 255, 255)
+    mask[128:] = (255, 0, 0, 255)
+    path = tmp_path / "updown.png"
+    cv2.imwrite(str(path), mask)
+    out = Renderer(layout, img.shape[1], img.shape[0], ctx).render(img, [rec], f"mask:{path}")
+    lm = rec.landmarks[:, :2]
+    radius = 0.06 * np.ptp(lm[:, 0])
+    between_brows = disc(img.shape, lm[[21, 22, 27]].mean(0), radius)  # above the eyes
+    chin = disc(img.shape, (lm[57] + lm[8]) / 2, radius)  # below the mouth
+    diff = out.astype(int) - img
+    b, _, r = diff[between_brows].mean(0)
+    assert r - b > 40, f"between the brows: red {r:+.0f}, blue {b:+.0f}; expected red"
+    b, _, r = diff[chin].mean(0)
+    assert b - r > 40, f"chin: red {r:+.0f}, blue {b:+.0f}; expected blue"
+
+
 def test_bad_effects_say_what_to_do(layout, tmp_path):
     with pytest.raises(EffectError, match="unknown effect"):
         get_effect("sparkles", layout)
@@ -276,5 +304,15 @@ def test_render_without_read_back(ctx, layout):
     assert r.read().shape == (240, 320, 3) and r.read().any()
 
 
-def test_benchmark_runs(ctx):
-    assert render_benchmark(160, 120, 2, 2, ctx=ctx) > 0
+def test_benchmark_faces_are_all_drawn(ctx, layout):
+    """render_benchmark times synthetic_faces: each of them must really be drawn, in
+    its own grid cell, or the benchmark would time less work than it says."""
+    w, h, n = 320, 240, 4
+    img = np.full((h, w, 3), 77, np.uint8)
+    out = Renderer(layout, w, h, ctx).render(img, synthetic_faces(layout, w, h, n), "tiger")
+    changed = (out != img).any(-1)
+    cell = min(w // 2, h // 2)
+    for r in range(2):
+        for c in range(2):
+            part = changed[r * h // 2 : (r + 1) * h // 2, c * w // 2 : (c + 1) * w // 2]
+            assert part.mean() > 0.1 * (cell * cell) / part.size, f"face in cell ({r}, {c}) not drawn"

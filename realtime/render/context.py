@@ -13,7 +13,7 @@ import moderngl
 from realtime.types import UserError
 
 GL_VERSION = 330
-INSTALL_HINT = ("install EGL and Mesa (apt-get install libegl1 libgl1-mesa-dri libegl-mesa0) for "
+INSTALL_HINT = ("install EGL and Mesa (apt-get install libegl1 libgl1 libgl1-mesa-dri libegl-mesa0) for "
                 "headless rendering, or run with a display (set DISPLAY, or start Xvfb)")
 
 
@@ -57,12 +57,6 @@ class _GlfwLoader:
 
     def release(self) -> None:
         pass
-
-
-def describe(ctx: moderngl.Context) -> str:
-    """One line naming the GL implementation, for logs and benchmark reports."""
-    info = ctx.info
-    return f"{info.get('GL_RENDERER', '?')} (OpenGL {info.get('GL_VERSION', '?')})"
 
 
 def _first_line(e: Exception) -> str:

@@ -9,7 +9,7 @@ resolution and need no assets. ``mask:PATH`` loads a user PNG in the same layout
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -49,11 +49,6 @@ class Effect:
     texture: np.ndarray | None = None
     opacity: float = 1.0
     version: int = 0
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}#{id(self)}#{self.version}"
 
     def face_uniforms(self, image: np.ndarray, rec: Reconstruction) -> dict:
         """Per-face shader uniforms (the swap's colour statistics); none by default."""

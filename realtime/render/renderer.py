@@ -336,9 +336,9 @@ class Renderer:
         objs = [tex for _, tex in self.textures.values()]
         for slot in self.slots:
             objs += [*slot.vaos.values(), slot.pos, slot.nrm]
-        objs += [self.quad, self.quad_buf, self.overlay_vao, self.uv_buf, self.tri_buf, self.region_tri_buf, self.wire_buf,
-                 self.overlay_buf, self.region, self.frame_tex, self.color, self.depth, self.fbo,
-                 *self.programs.values(), self.flat, self.background]
+        objs += [self.quad, self.quad_buf, self.overlay_vao, self.uv_buf, self.tri_buf, self.region_tri_buf,
+                 self.wire_buf, self.overlay_buf, self.region, self.frame_tex, self.color, self.depth,
+                 self.fbo, *self.programs.values(), self.flat, self.background]
         for obj in objs:
             if obj is not None:
                 obj.release()

@@ -138,10 +138,6 @@ class FaceSwap(Effect):
         if photo is not None and source is not None:
             self.set_source(photo, source)
 
-    @property
-    def ready(self) -> bool:
-        return self.texture is not None
-
     def set_source(self, photo: np.ndarray, source: Reconstruction) -> None:
         """Unwrap ``source`` (the photo's reconstruction, in photo pixels) into the
         swap texture: (S, S, 4) BGRA, alpha = seen by the photo, minus eyes and mouth."""
