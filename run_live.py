@@ -264,8 +264,9 @@ class Stages:
     """The processor, renderer and window. Frames pass through unchanged only with
     effect "none" and no window, where nothing needs drawing."""
 
-    def __init__(self, args: argparse.Namespace, size: tuple[int, int], want_window: bool, hud_lines,
-                 read: bool):
+    def __init__(
+        self, args: argparse.Namespace, size: tuple[int, int], want_window: bool, hud_lines, read: bool
+    ):
         self.args, self.size = args, size
         self.renderer = self.view = self.gl = self.render_ctx = None
         effect = "swap" if args.source_face else (args.effect or "none")

@@ -48,8 +48,9 @@ def _scaled_layout(layout: UVLayout, resolution: int) -> UVLayout:
     idx = np.clip(np.round(layout.kpt_ind * f), 0, resolution - 1).astype(np.int64)
     rows = (np.arange(resolution) / f).astype(int)
     mask = layout.face_mask[rows][:, rows]
-    return UVLayout(resolution, idx, mask, layout.weight_mask[rows][:, rows], layout.triangles[:0],
-                    layout.canonical[:0])
+    return UVLayout(
+        resolution, idx, mask, layout.weight_mask[rows][:, rows], layout.triangles[:0], layout.canonical[:0]
+    )
 
 
 def random_bundle(size: int = 16, resolution: int = 256, seed: int = 0) -> Bundle:
@@ -111,16 +112,27 @@ def build(bundle: Bundle, backend: str, batches: tuple[int, ...]):
 
 def _stats(ms: list[float]) -> dict[str, float]:
     a = np.asarray(ms)
-    return {"median": float(np.median(a)), "p95": float(np.percentile(a, 95)), "min": float(a.min()),
-            "n": len(a)}
+    return {
+        "median": float(np.median(a)),
+        "p95": float(np.percentile(a, 95)),
+        "min": float(a.min()),
+        "n": len(a),
+    }
 
 
-def bench_model(label: str, bundle: Bundle, backends: tuple[str, ...], batches: tuple[int, ...],
-                reps: int, seconds: float) -> dict:
+def bench_model(
+    label: str, bundle: Bundle, backends: tuple[str, ...], batches: tuple[int, ...], reps: int, seconds: float
+) -> dict:
     """Time every engine on ``bundle`` round-robin; per-frame ms = call ms / batch."""
     r = bundle.config.resolution
-    result: dict = {"model": label, "size": bundle.config.size, "resolution": r,
-                    "gflops_per_frame": count_flops(bundle.config) / 1e9, "engines": {}, "skipped": {}}
+    result: dict = {
+        "model": label,
+        "size": bundle.config.size,
+        "resolution": r,
+        "gflops_per_frame": count_flops(bundle.config) / 1e9,
+        "engines": {},
+        "skipped": {},
+    }
     engines = {}
     for name in backends:
         log(f"{label}: building {name}...")
@@ -162,19 +174,29 @@ def bench_model(label: str, bundle: Bundle, backends: tuple[str, ...], batches: 
             entry["ms_per_frame"] = _stats(ms)
             if base is not None:
                 entry["speedup_vs_eager"] = float(base / np.median(ms))
-            tol = "" if "within_tolerance" not in entry else (
-                " ok" if entry["within_tolerance"] else " OUT OF TOLERANCE")
-            log(f"{label} b{b} {name:12s} {entry['ms_per_frame']['median']:8.1f} ms/frame "
-                f"(p95 {entry['ms_per_frame']['p95']:.1f}) x{entry.get('speedup_vs_eager', 1):.2f}{tol}")
+            tol = (
+                ""
+                if "within_tolerance" not in entry
+                else (" ok" if entry["within_tolerance"] else " OUT OF TOLERANCE")
+            )
+            log(
+                f"{label} b{b} {name:12s} {entry['ms_per_frame']['median']:8.1f} ms/frame "
+                f"(p95 {entry['ms_per_frame']['p95']:.1f}) x{entry.get('speedup_vs_eager', 1):.2f}{tol}"
+            )
     return result
 
 
 def environment(threads: int) -> dict:
     env = {
-        "cpu": E.cpu_name(), "cores": os.cpu_count(), "torch_threads": threads,
+        "cpu": E.cpu_name(),
+        "cores": os.cpu_count(),
+        "torch_threads": threads,
         "interop_threads": torch.get_num_interop_threads(),
-        "load_avg_1m": os.getloadavg()[0], "python": platform.python_version(),
-        "platform": platform.platform(), "torch": torch.__version__, "numpy": np.__version__,
+        "load_avg_1m": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
         "bf16_native": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "inductor_cache": os.environ.get("TORCHINDUCTOR_CACHE_DIR"),
@@ -189,15 +211,20 @@ def environment(threads: int) -> dict:
 
 def markdown(report: dict) -> str:
     env = report["environment"]
-    lines = [f"Device: {env['cpu']} ({env['cores']} cores, {env['torch_threads']} torch threads)"
-             f"{', GPU ' + env['gpu'] if env['gpu'] else ', no GPU'}; torch {env['torch']}; "
-             f"load average at start {env['load_avg_1m']:.1f}.", ""]
+    lines = [
+        f"Device: {env['cpu']} ({env['cores']} cores, {env['torch_threads']} torch threads)"
+        f"{', GPU ' + env['gpu'] if env['gpu'] else ', no GPU'}; torch {env['torch']}; "
+        f"load average at start {env['load_avg_1m']:.1f}.",
+        "",
+    ]
     for m in report.get("models", []):
-        lines += [f"### {m['model']}: size {m['size']}, {m['resolution']} px, "
-                  f"{m['gflops_per_frame']:.2f} GFLOP/frame", "",
-                  "| engine | batch | ms/frame median | p95 | speedup vs eager | map err "
-                  "| landmark err px | ok |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### {m['model']}: size {m['size']}, {m['resolution']} px, "
+            f"{m['gflops_per_frame']:.2f} GFLOP/frame",
+            "",
+            "| engine | batch | ms/frame median | p95 | speedup vs eager | map err | landmark err px | ok |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for name, e in m["engines"].items():
             for b, s in e["batches"].items():
                 if "ms_per_frame" not in s:
@@ -206,7 +233,8 @@ def markdown(report: dict) -> str:
                     f"| {name} | {b} | {s['ms_per_frame']['median']:.1f} | {s['ms_per_frame']['p95']:.1f} | "
                     f"{s.get('speedup_vs_eager', float('nan')):.2f}x | {s.get('map_max_abs', 0):.1e} | "
                     f"{s.get('landmark_max_px', 0):.3f} | "
-                    f"{'yes' if s.get('within_tolerance', True) else 'NO'} |")
+                    f"{'yes' if s.get('within_tolerance', True) else 'NO'} |"
+                )
         for name, why in m["skipped"].items():
             lines.append(f"| {name} | - | skipped: {why} | | | | | |")
         lines.append("")
@@ -233,8 +261,9 @@ def chart(report: dict, path: Path) -> None:
         batches = sorted({b for e in m["engines"].values() for b in e["batches"]}, key=int)
         w = 0.8 / max(len(batches), 1)
         for j, b in enumerate(batches):
-            vals = [m["engines"][n]["batches"].get(b, {}).get("ms_per_frame", {}).get("median", 0)
-                    for n in names]
+            vals = [
+                m["engines"][n]["batches"].get(b, {}).get("ms_per_frame", {}).get("median", 0) for n in names
+            ]
             ax.bar(np.arange(len(names)) + j * w, vals, w, label=f"batch {b}")
         ax.set_xticks(np.arange(len(names)) + w * (len(batches) - 1) / 2, names, rotation=30)
         ax.set_ylabel("ms per frame (median)")
@@ -251,17 +280,24 @@ def chart(report: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m realtime.bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m realtime.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for json/md/png")
     ap.add_argument("--part", choices=("all", "model", "pipeline"), default="all")
-    ap.add_argument("--backends", default=",".join(BENCH_BACKENDS),
-                    help="comma-separated engines to time (default: all; unavailable ones are skipped)")
+    ap.add_argument(
+        "--backends",
+        default=",".join(BENCH_BACKENDS),
+        help="comma-separated engines to time (default: all; unavailable ones are skipped)",
+    )
     ap.add_argument("--models", default="full,lite", help="full, lite or both")
     ap.add_argument("--batches", default="1,4")
     ap.add_argument("--reps", type=int, default=20, help="timed rounds per model and batch (at most)")
-    ap.add_argument("--seconds", type=float, default=30.0,
-                    help="stop a model/batch after this long (min 3 rounds)")
+    ap.add_argument(
+        "--seconds", type=float, default=30.0, help="stop a model/batch after this long (min 3 rounds)"
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--lite-weights", type=Path, default=None, help="lite bundle (default: the shipped one)")
     ap.add_argument("--full-weights", type=Path, default=None, help="full bundle (default: random weights)")
@@ -277,14 +313,17 @@ def main(argv: list[str] | None = None) -> int:
         if unknown or not batches or min(batches) < 1:
             raise ValueError(f"unknown backend {unknown[0]}" if unknown else "batches must be >= 1")
     except ValueError as e:
-        print(f"error: bad --backends/--batches ({e}); backends: {', '.join(BENCH_BACKENDS)}",
-              file=sys.stderr)
+        print(
+            f"error: bad --backends/--batches ({e}); backends: {', '.join(BENCH_BACKENDS)}", file=sys.stderr
+        )
         return 2
     report: dict = {"environment": environment(threads), "models": []}
     load = report["environment"]["load_avg_1m"]
     if load > 0.5 * (os.cpu_count() or 1):
-        log(f"warning: load average {load:.1f} on {os.cpu_count()} cores: other processes compete, "
-            "so every figure is depressed (speedups stay comparable: engines are timed round-robin)")
+        log(
+            f"warning: load average {load:.1f} on {os.cpu_count()} cores: other processes compete, "
+            "so every figure is depressed (speedups stay comparable: engines are timed round-robin)"
+        )
     try:
         if args.part in ("all", "model"):
             for label in args.models.split(","):
@@ -296,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"error: unknown model {label!r}: use full and/or lite", file=sys.stderr)
                     return 2
                 report["models"].append(
-                    bench_model(label, bundle, backends, batches, args.reps, args.seconds))
+                    bench_model(label, bundle, backends, batches, args.reps, args.seconds)
+                )
         if args.part in ("all", "pipeline"):
             from realtime.bench_pipeline import bench_pipeline
 

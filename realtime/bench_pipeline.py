@@ -35,15 +35,24 @@ EFFECT = "tiger"  # a mask: the target case of issue 6
 CPU_RUNS = [
     (inp, w, h, n, "lite", be)
     for be in ("eager", "cpu-fast")
-    for inp, w, h, n in (("clip", 640, 480, 1), ("clip", 640, 480, 4), ("clip", 1280, 720, 1),
-                         ("clip", 1280, 720, 4), ("demo", 640, 480, 1))
+    for inp, w, h, n in (
+        ("clip", 640, 480, 1),
+        ("clip", 640, 480, 4),
+        ("clip", 1280, 720, 1),
+        ("clip", 1280, 720, 4),
+        ("demo", 640, 480, 1),
+    )
 ] + [("clip", 640, 480, 1, "full", "cpu-fast")]
 GPU_RUNS = [
     (inp, w, h, n, model, be)
     for model in ("lite", "full")
     for be in ("eager", "cuda-fp16", "tensorrt")
-    for inp, w, h, n in (("clip", 640, 480, 1), ("clip", 1280, 720, 1), ("clip", 1280, 720, 4),
-                         ("demo", 1280, 720, 1))
+    for inp, w, h, n in (
+        ("clip", 640, 480, 1),
+        ("clip", 1280, 720, 1),
+        ("clip", 1280, 720, 4),
+        ("demo", 1280, 720, 1),
+    )
 ]
 
 
@@ -73,11 +82,11 @@ def make_clip(width: int, height: int, faces: int, out_dir: Path) -> Path:
         cell = cv2.resize(img, (int(img.shape[1] * s), int(img.shape[0] * s)), interpolation=cv2.INTER_CUBIC)
         tile = np.full((ch, cw, 3), 30, np.uint8)
         y0, x0 = (ch - cell.shape[0]) // 2, (cw - cell.shape[1]) // 2
-        tile[y0:y0 + cell.shape[0], x0:x0 + cell.shape[1]] = cell
+        tile[y0 : y0 + cell.shape[0], x0 : x0 + cell.shape[1]] = cell
         canvas = np.full((height, width, 3), 30, np.uint8)
         for i in range(faces):
             r, c = divmod(i, grid)
-            canvas[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw] = tile
+            canvas[r * ch : (r + 1) * ch, c * cw : (c + 1) * cw] = tile
         writer.write(canvas)
     writer.release()
     tmp.replace(path)
@@ -102,11 +111,28 @@ def _weights(model: str) -> tuple[list[str], str | None]:
     return ["--weights", str(path)], None
 
 
-def run_one(inp: str, width: int, height: int, faces: int, model: str, backend: str, frames: int,
-            threads: int, work: Path, log: Callable[[str], None]) -> dict:
+def run_one(
+    inp: str,
+    width: int,
+    height: int,
+    faces: int,
+    model: str,
+    backend: str,
+    frames: int,
+    threads: int,
+    work: Path,
+    log: Callable[[str], None],
+) -> dict:
     """One run_live.py run; its profile summary plus how it was made."""
-    run = {"input": inp, "width": width, "height": height, "faces": faces, "model": model,
-           "backend": backend, "effect": EFFECT}
+    run = {
+        "input": inp,
+        "width": width,
+        "height": height,
+        "faces": faces,
+        "model": model,
+        "backend": backend,
+        "effect": EFFECT,
+    }
     if inp == "demo":
         src = ["--demo", "--size", f"{width}x{height}"]
         run["source"] = "demo"
@@ -120,9 +146,23 @@ def run_one(inp: str, width: int, height: int, faces: int, model: str, backend: 
         run["skipped"] = why
         return run
     profile = work / f"{inp}_{width}x{height}_{faces}f_{model}_{backend}.json"
-    cmd = [sys.executable, str(ROOT / "run_live.py"), *src, "--no-window", "--profile", str(profile),
-           "--effect", EFFECT, "--backend", backend, "--faces", str(max(faces, 1)), "--frames", str(frames),
-           *weights]
+    cmd = [
+        sys.executable,
+        str(ROOT / "run_live.py"),
+        *src,
+        "--no-window",
+        "--profile",
+        str(profile),
+        "--effect",
+        EFFECT,
+        "--backend",
+        backend,
+        "--faces",
+        str(max(faces, 1)),
+        "--frames",
+        str(frames),
+        *weights,
+    ]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
@@ -172,15 +212,19 @@ def bench_pipeline(frames: int, log: Callable[[str], None], runs: list | None = 
     with tempfile.TemporaryDirectory(prefix="prnet-bench-") as tmp:
         for i, spec in enumerate(runs):
             inp, w, h, n, model, backend = spec
-            log(f"pipeline {i + 1}/{len(runs)}: {inp} {w}x{h} {n} face(s) {model} {backend} "
-                f"({frames} frames)...")
+            log(
+                f"pipeline {i + 1}/{len(runs)}: {inp} {w}x{h} {n} face(s) {model} {backend} "
+                f"({frames} frames)..."
+            )
             r = run_one(inp, w, h, n, model, backend, frames, threads, Path(tmp), log)
             if "skipped" in r:
                 log(f"  skipped: {r['skipped']}")
             else:
                 lat = r["latency_ms"]
-                log(f"  {r['fps']:.1f} fps, latency p50 {lat['p50']:.0f} p95 {lat['p95']:.0f} ms "
-                    f"({r['wall_s']} s)")
+                log(
+                    f"  {r['fps']:.1f} fps, latency p50 {lat['p50']:.0f} p95 {lat['p95']:.0f} ms "
+                    f"({r['wall_s']} s)"
+                )
             out["runs"].append(r)
     out["components"] = components(log)
     return out
@@ -197,9 +241,12 @@ def markdown(p: dict) -> list[str]:
     if p.get("skipped"):
         return lines + [f"skipped: {p['skipped']}", ""]
     stages = ("capture", "detect", "crop", "infer", "decode", "smooth", "render", "output")
-    lines += ["| source | faces | model | backend | fps | latency p50/p95/p99 ms | "
-              + " | ".join(f"{s} p50/p95/p99" for s in stages) + " |",
-              "|" + "---|" * (6 + len(stages))]
+    lines += [
+        "| source | faces | model | backend | fps | latency p50/p95/p99 ms | "
+        + " | ".join(f"{s} p50/p95/p99" for s in stages)
+        + " |",
+        "|" + "---|" * (6 + len(stages)),
+    ]
     for r in p["runs"]:
         head = f"| {r['input']} {r['width']}x{r['height']} | {r['faces']} | {r['model']} | {r['backend']} |"
         if "skipped" in r:
@@ -210,8 +257,12 @@ def markdown(p: dict) -> list[str]:
         for s in stages:
             v = (r.get("stages") or {}).get(s)
             cells.append(f"{v['p50']:.1f}/{v['p95']:.1f}/{v['p99']:.1f}" if v else "-")
-        lines.append(head + f" {r['fps']:.1f} | {lat['p50']:.0f}/{lat['p95']:.0f}/{lat['p99']:.0f} | "
-                     + " | ".join(cells) + " |")
+        lines.append(
+            head
+            + f" {r['fps']:.1f} | {lat['p50']:.0f}/{lat['p95']:.0f}/{lat['p99']:.0f} | "
+            + " | ".join(cells)
+            + " |"
+        )
     comp = p.get("components") or {}
     if comp:
         lines += ["", "Components (ms per frame unless named otherwise):", ""]
@@ -230,8 +281,12 @@ def plot(p: dict, ax) -> None:
         bottom += vals
     for i, r in enumerate(runs):
         ax.text(i, bottom[i], f"{r['fps']:.0f}", ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(range(len(runs)), [f"{r['input']} {r['height']}p {r['faces']}f\n{r['model']} {r['backend']}"
-                                     for r in runs], rotation=60, fontsize=6)
+    ax.set_xticks(
+        range(len(runs)),
+        [f"{r['input']} {r['height']}p {r['faces']}f\n{r['model']} {r['backend']}" for r in runs],
+        rotation=60,
+        fontsize=6,
+    )
     ax.set_ylabel("stage p50 ms (fps on top)")
     ax.set_title("pipeline")
     ax.legend(fontsize=6)

@@ -104,8 +104,14 @@ def crop_affines(centers: np.ndarray, sizes: np.ndarray, resolution: int) -> tup
     return to_crop, to_frame
 
 
-def crop_faces(image: np.ndarray | torch.Tensor | Octaves, centers: np.ndarray, sizes: np.ndarray,
-               resolution: int, track_ids: Sequence[int], device: str | torch.device = "cpu") -> CropBatch:
+def crop_faces(
+    image: np.ndarray | torch.Tensor | Octaves,
+    centers: np.ndarray,
+    sizes: np.ndarray,
+    resolution: int,
+    track_ids: Sequence[int],
+    device: str | torch.device = "cpu",
+) -> CropBatch:
     """All faces of one frame -> CropBatch of (B, 3, R, R) RGB [0, 1] on ``device``.
 
     ``image`` is a BGR uint8 frame, or a tensor / Octaves from ``to_tensor`` (to share

@@ -80,24 +80,28 @@ class Decoder:
 
     def vertices(self, maps: np.ndarray, to_frame: np.ndarray) -> np.ndarray:
         """(B, 3, R, R) crop-pixel maps, (B, 2, 3) affines -> (B, F, 3) frame pixels."""
-        return _to_frame(np.ascontiguousarray(maps, np.float32), self.face_ind,
-                         np.ascontiguousarray(to_frame, np.float64))
+        return _to_frame(
+            np.ascontiguousarray(maps, np.float32), self.face_ind, np.ascontiguousarray(to_frame, np.float64)
+        )
 
     def pose(self, vertices: np.ndarray) -> Pose:
         rot, scale, t = fit_similarity(self.pose_ref, vertices[self.pose_rows].astype(np.float64))
         return Pose(rot.astype(np.float32), rotation_to_angles(rot), scale, t.astype(np.float32))
 
-    def decode(self, maps: np.ndarray, to_frame: np.ndarray, track_ids: list[int],
-               keep_maps: bool = False) -> list[Reconstruction]:
+    def decode(
+        self, maps: np.ndarray, to_frame: np.ndarray, track_ids: list[int], keep_maps: bool = False
+    ) -> list[Reconstruction]:
         verts = self.vertices(maps, to_frame)
         out = []
         for b, tid in enumerate(track_ids):
             v = verts[b]
-            out.append(Reconstruction(
-                track_id=tid,
-                landmarks=v[self.kpt_rows].copy(),
-                vertices=v,
-                pose=self.pose(v),
-                position_map=maps[b] if keep_maps else None,
-            ))
+            out.append(
+                Reconstruction(
+                    track_id=tid,
+                    landmarks=v[self.kpt_rows].copy(),
+                    vertices=v,
+                    pose=self.pose(v),
+                    position_map=maps[b] if keep_maps else None,
+                )
+            )
         return out

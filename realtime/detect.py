@@ -168,22 +168,31 @@ class MTCNN:
         reported in full-frame pixels.
     """
 
-    def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu",
-                 min_face: float | None = None, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
-                 factor: float = 0.709):
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        device: str | torch.device = "cpu",
+        min_face: float | None = None,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        factor: float = 0.709,
+    ):
         path = Path(weights) if weights is not None else WEIGHTS
         if not path.is_file():
-            raise DetectorError(f"MTCNN weights {path} not found: restore weights/mtcnn.pt from the "
-                                "repository or rebuild it with tools/convert_mtcnn.py")
+            raise DetectorError(
+                f"MTCNN weights {path} not found: restore weights/mtcnn.pt from the "
+                "repository or rebuild it with tools/convert_mtcnn.py"
+            )
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             self.pnet, self.rnet, self.onet = PNet(), RNet(), ONet()
             for name in ("pnet", "rnet", "onet"):
-                sub = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
+                sub = {k[len(name) + 1 :]: v for k, v in state.items() if k.startswith(name + ".")}
                 getattr(self, name).load_state_dict(sub)
         except Exception as e:
-            raise DetectorError(f"MTCNN weights {path} are unreadable or incomplete ({type(e).__name__}): "
-                                "rebuild them with tools/convert_mtcnn.py") from None
+            raise DetectorError(
+                f"MTCNN weights {path} are unreadable or incomplete ({type(e).__name__}): "
+                "rebuild them with tools/convert_mtcnn.py"
+            ) from None
         if min_face is not None and min_face < 12:
             raise DetectorError(f"min_face {min_face} is below MTCNN's 12 px window: use 12 or more")
         self.device = torch.device(device)
@@ -202,7 +211,7 @@ class MTCNN:
             owner = torch.full((max(oh, 0), max(ow, 0)), -1, dtype=torch.long)
             for i, lv in enumerate(levels):  # cells whose 12 px window lies inside the level
                 r0, c0 = lv.y // 2, lv.x // 2
-                owner[r0:r0 + (lv.h - 12) // 2 + 1, c0:c0 + (lv.w - 12) // 2 + 1] = i
+                owner[r0 : r0 + (lv.h - 12) // 2 + 1, c0 : c0 + (lv.w - 12) // 2 + 1] = i
             self._layouts[key] = (levels, cw, ch, owner)
         return self._layouts[key]
 
@@ -247,7 +256,9 @@ class MTCNN:
     def _stage1(self, img, levels, cw, ch, owner) -> np.ndarray:
         canvas = torch.zeros((1, 3, ch, cw), dtype=img.dtype, device=img.device)
         for lv in levels:
-            canvas[..., lv.y:lv.y + lv.h, lv.x:lv.x + lv.w] = F.interpolate(img, (lv.h, lv.w), mode="area")
+            canvas[..., lv.y : lv.y + lv.h, lv.x : lv.x + lv.w] = F.interpolate(
+                img, (lv.h, lv.w), mode="area"
+            )
         prob, reg = self.pnet(self._normalise(canvas))
         prob = prob[0].cpu()
         keep = (prob >= self.thresholds[0]) & (owner >= 0)
@@ -285,8 +296,13 @@ class MTCNN:
         ok = score > self.thresholds[2]
         boxes, score, reg, pts = boxes[ok], score[ok], reg[ok], pts[ok]
         wh = boxes[:, 2:4] - boxes[:, 0:2]
-        points = np.stack([boxes[:, None, 0] + pts[:, :5] * wh[:, None, 0],
-                           boxes[:, None, 1] + pts[:, 5:] * wh[:, None, 1]], -1)
+        points = np.stack(
+            [
+                boxes[:, None, 0] + pts[:, :5] * wh[:, None, 0],
+                boxes[:, None, 1] + pts[:, 5:] * wh[:, None, 1],
+            ],
+            -1,
+        )
         boxes = _regress(boxes, reg)
         keep = nms(boxes, score, 0.7, mode="min")
         return boxes[keep], score[keep], points[keep]

@@ -136,8 +136,9 @@ class _FoldedBlock(nn.Module):
         return torch.relu(self.conv3(self.conv2(self.conv1(x))) + s)
 
 
-def winograd_matrices(m: int, r: int, points: Iterable[float] = WINOGRAD_POINTS
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def winograd_matrices(
+    m: int, r: int, points: Iterable[float] = WINOGRAD_POINTS
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Toom-Cook matrices (A^T, G, B^T) of Winograd F(m, r): for a tile d of m + r - 1
     inputs, the correlation with g is A^T [(G g) * (B^T d)].
 
@@ -306,9 +307,15 @@ class CpuFastEngine:
 
     name = "cpu-fast"
 
-    def __init__(self, bundle: Bundle, compile: bool = True, bf16: bool = False,
-                 channels_last: bool = True, winograd: bool | None = None,
-                 warmup: Iterable[int] = (1, 2)):
+    def __init__(
+        self,
+        bundle: Bundle,
+        compile: bool = True,
+        bf16: bool = False,
+        channels_last: bool = True,
+        winograd: bool | None = None,
+        warmup: Iterable[int] = (1, 2),
+    ):
         if bf16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
             raise EngineError("this CPU has no native bf16 (avx512_bf16/AMX): use bf16=False")
         self.name = "cpu-bf16" if bf16 else "cpu-fast"
@@ -340,8 +347,10 @@ class CpuFastEngine:
             torch._dynamo.maybe_mark_dynamic(x, 0)
         first = kind not in self._seen
         if first:
-            _log(f"{self.name}: compiling for batch {kind} at {self.resolution}px (once; cached in "
-                 f"{os.environ.get('TORCHINDUCTOR_CACHE_DIR')})...")
+            _log(
+                f"{self.name}: compiling for batch {kind} at {self.resolution}px (once; cached in "
+                f"{os.environ.get('TORCHINDUCTOR_CACHE_DIR')})..."
+            )
             t0 = time.perf_counter()
         import torch._inductor.config as inductor_config
 
@@ -375,9 +384,16 @@ def export_onnx(bundle: Bundle, path: str | Path | None = None, opset: int = 17)
     model = FoldedPRNet(bundle.build_model("cpu"), bundle.config.output_scale)
     r = bundle.config.resolution
     tmp = path.with_suffix(".tmp.onnx")
-    torch.onnx.export(model, (torch.rand(1, 3, r, r),), str(tmp), dynamo=False, opset_version=opset,
-                      input_names=["images"], output_names=["maps"],
-                      dynamic_axes={"images": {0: "batch"}, "maps": {0: "batch"}})
+    torch.onnx.export(
+        model,
+        (torch.rand(1, 3, r, r),),
+        str(tmp),
+        dynamo=False,
+        opset_version=opset,
+        input_names=["images"],
+        output_names=["maps"],
+        dynamic_axes={"images": {0: "batch"}, "maps": {0: "batch"}},
+    )
     tmp.replace(path)
     return path
 
@@ -413,8 +429,9 @@ def _need_cuda(device: str) -> torch.device:
     if not device.startswith("cuda"):
         raise EngineError("needs device='cuda'")
     if not torch.cuda.is_available():
-        raise EngineError(f"no CUDA GPU (torch {torch.__version__}, "
-                          f"built with CUDA {torch.version.cuda or 'none'})")
+        raise EngineError(
+            f"no CUDA GPU (torch {torch.__version__}, built with CUDA {torch.version.cuda or 'none'})"
+        )
     return torch.device(device)
 
 
@@ -468,12 +485,17 @@ class TensorRTEngine:
             import tensorrt
             import torch_tensorrt
         except ImportError as e:
-            raise EngineError(f"torch-tensorrt / TensorRT not importable ({e}): "
-                              "pip install torch-tensorrt") from None
+            raise EngineError(
+                f"torch-tensorrt / TensorRT not importable ({e}): pip install torch-tensorrt"
+            ) from None
         self.resolution = bundle.config.resolution
         self._trt, self._bundle = torch_tensorrt, bundle
-        self._versions = (torch.__version__, torch_tensorrt.__version__, tensorrt.__version__,
-                          torch.cuda.get_device_name(self.device))
+        self._versions = (
+            torch.__version__,
+            torch_tensorrt.__version__,
+            tensorrt.__version__,
+            torch.cuda.get_device_name(self.device),
+        )
         self.modules: dict[int, Callable] = {}
         self.compile_s: dict[int, float] = {}
         for b in batch_sizes:
@@ -493,8 +515,7 @@ class TensorRTEngine:
             _log(f"tensorrt: building FP16 engine for batch {b} at {r}px (once; minutes)...")
             model = FoldedPRNet(self._bundle.build_model("cpu"), self._bundle.config.output_scale)
             model = model.to(self.device, torch.half)
-            module = self._trt.compile(model, ir="dynamo", inputs=example,
-                                       enabled_precisions={torch.half})
+            module = self._trt.compile(model, ir="dynamo", inputs=example, enabled_precisions={torch.half})
             path.parent.mkdir(parents=True, exist_ok=True)
             self._trt.save(module, str(path), inputs=example)
         self.compile_s[b] = time.perf_counter() - t0
@@ -544,8 +565,9 @@ def _make(bundle: Bundle, backend: str, device: str, **kw: object):
     raise EngineError(f"unknown backend {backend!r}: choose one of auto, {', '.join(BACKENDS)}")
 
 
-def create_engine(bundle: Bundle, backend: str = "auto", device: str = "cpu", verbose: bool = False,
-                  **kw: object):
+def create_engine(
+    bundle: Bundle, backend: str = "auto", device: str = "cpu", verbose: bool = False, **kw: object
+):
     """Build an engine. ``backend="auto"`` tries the fastest backends for ``device``
     first (AUTO_ORDER) and takes the first that builds; ``engine.reasons`` lists the
     choice and why each faster one was skipped (printed when ``verbose``). Extra

@@ -70,8 +70,9 @@ def warp_crop(image: np.ndarray, to_crop: np.ndarray, resolution: int) -> np.nda
     scale = float(np.sqrt(abs(np.linalg.det(to_crop[:, :2]))))
     if scale < 0.8:
         image = cv2.GaussianBlur(image, (0, 0), 0.45 / scale)
-    return cv2.warpAffine(image, to_crop, (resolution, resolution), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT)
+    return cv2.warpAffine(
+        image, to_crop, (resolution, resolution), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    )
 
 
 def invert(a: np.ndarray) -> np.ndarray:
@@ -112,8 +113,12 @@ def save_ced(nme: np.ndarray, yaw: np.ndarray, path: Path, title: str) -> None:
     for (lo, hi), col in zip(BINS, ("tab:green", "tab:orange", "tab:red"), strict=True):
         sel = (np.abs(yaw) >= lo) & (np.abs(yaw) < hi)
         if sel.any():
-            ax.plot(xs, [(100 * nme[sel] <= x).mean() for x in xs], color=col,
-                    label=f"yaw {lo}-{round(hi)} ({100 * nme[sel].mean():.2f}%)")
+            ax.plot(
+                xs,
+                [(100 * nme[sel] <= x).mean() for x in xs],
+                color=col,
+                label=f"yaw {lo}-{round(hi)} ({100 * nme[sel].mean():.2f}%)",
+            )
     ax.plot(xs, [(100 * nme <= x).mean() for x in xs], "k", lw=2, label=f"all ({100 * nme.mean():.2f}%)")
     ax.set(xlabel="NME (%)", ylabel="fraction of images", title=title, xlim=(0, 10), ylim=(0, 1))
     ax.grid(alpha=0.3)
@@ -130,8 +135,7 @@ def wire_segments(layout, step: int) -> np.ndarray:
     index = -np.ones((r, r), np.int64)
     index[layout.face_mask] = np.arange(layout.face_mask.sum())
     g = index[::step, ::step]
-    pairs = [np.stack([g[:, :-1].ravel(), g[:, 1:].ravel()], 1),
-             np.stack([g[:-1].ravel(), g[1:].ravel()], 1)]
+    pairs = [np.stack([g[:, :-1].ravel(), g[:, 1:].ravel()], 1), np.stack([g[:-1].ravel(), g[1:].ravel()], 1)]
     seg = np.concatenate(pairs)
     return seg[(seg >= 0).all(1)]
 
@@ -153,15 +157,18 @@ def save_grid(samples: list[Sample], verts: list[np.ndarray], layout, path: Path
     cv2.imwrite(str(path), np.concatenate(rows, 0))
 
 
-def evaluate(samples: list[Sample], engine, decoder: Decoder, batch: int = 16,
-             progress: bool = True) -> dict:
+def evaluate(samples: list[Sample], engine, decoder: Decoder, batch: int = 16, progress: bool = True) -> dict:
     r = engine.resolution
     nme2, nme3, yaw, verts = [], [], [], []
     for i in range(0, len(samples), batch):
         chunk = samples[i : i + batch]
         aff = np.stack([crop_affine(s.pts[:2], r) for s in chunk])
-        crops = np.stack([cv2.cvtColor(warp_crop(s.image, a, r), cv2.COLOR_BGR2RGB)
-                          for s, a in zip(chunk, aff, strict=True)])
+        crops = np.stack(
+            [
+                cv2.cvtColor(warp_crop(s.image, a, r), cv2.COLOR_BGR2RGB)
+                for s, a in zip(chunk, aff, strict=True)
+            ]
+        )
         x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255.0
         maps = engine(x)
         recs = decoder.decode(maps, np.stack([invert(a) for a in aff]), list(range(len(chunk))))
@@ -173,20 +180,37 @@ def evaluate(samples: list[Sample], engine, decoder: Decoder, batch: int = 16,
             verts.append(rec.vertices)
         if progress:
             done = min(i + batch, len(samples))
-            print(f"\revaluating {done}/{len(samples)}  running NME {100 * np.mean(nme2):.2f}%",
-                  end="", file=sys.stderr, flush=True)
+            print(
+                f"\revaluating {done}/{len(samples)}  running NME {100 * np.mean(nme2):.2f}%",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
     if progress:
         print(file=sys.stderr)
     nme2_a, yaw_a = np.array(nme2), np.array(yaw)
-    return {"nme2d": nme_table(nme2_a, yaw_a), "nme3d": nme_table(np.array(nme3), yaw_a),
-            "per_image": nme2_a, "yaw": yaw_a, "vertices": verts, "n": len(samples)}
+    return {
+        "nme2d": nme_table(nme2_a, yaw_a),
+        "nme3d": nme_table(np.array(nme3), yaw_a),
+        "per_image": nme2_a,
+        "yaw": yaw_a,
+        "vertices": verts,
+        "n": len(samples),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m realtime.evaluate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--aflw2000", type=Path, default=DEFAULT_DATA / "aflw2000",
-                    help="folder of AFLW2000-3D .jpg/.mat pairs")
+    ap = argparse.ArgumentParser(
+        prog="python -m realtime.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "--aflw2000",
+        type=Path,
+        default=DEFAULT_DATA / "aflw2000",
+        help="folder of AFLW2000-3D .jpg/.mat pairs",
+    )
     ap.add_argument("--weights", type=Path, default=None, help="bundle (default: shipped)")
     ap.add_argument("--backend", default="eager")
     ap.add_argument("--limit", type=int, default=None, help="first N images only")
@@ -204,8 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     title = f"{bundle.path.name} on AFLW2000-3D dev ({res['n']} images)"
     save_ced(res["per_image"], res["yaw"], args.out / "ced.png", title)
     save_grid(samples, res["vertices"], bundle.layout, args.out / "mesh_grid.png")
-    summary = {"weights": str(bundle.path), "images": res["n"], "nme2d_percent": res["nme2d"],
-               "nme3d_percent": res["nme3d"], "backend": engine.name}
+    summary = {
+        "weights": str(bundle.path),
+        "images": res["n"],
+        "nme2d_percent": res["nme2d"],
+        "nme3d_percent": res["nme3d"],
+        "backend": engine.name,
+    }
     (args.out / "aflw2000.json").write_text(json.dumps(summary, indent=2))
     t = res["nme2d"]
     print("68-point 2D NME (%): " + "  ".join(f"{k} {v:.2f}" for k, v in t.items()))

@@ -52,9 +52,16 @@ def _status(n: int, others: int) -> str:
 class FaceProcessor:
     """``process(frame) -> FaceResult``; stages are recorded on ``frame.spans``."""
 
-    def __init__(self, engine, decoder: Decoder, detector: Callable | None = None,
-                 tracker: Tracker | None = None, filter_factory: Callable | None = OneEuroFilter,
-                 max_faces: int = 4, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        engine,
+        decoder: Decoder,
+        detector: Callable | None = None,
+        tracker: Tracker | None = None,
+        filter_factory: Callable | None = OneEuroFilter,
+        max_faces: int = 4,
+        device: str | torch.device = "cpu",
+    ):
         self.engine, self.decoder = engine, decoder
         self.device = torch.device(device)
         self.detector = detector if detector is not None else MTCNN(device=self.device)
@@ -88,8 +95,13 @@ class FaceProcessor:
             return FaceResult(n_other_faces=self.tracker.n_other, status=_status(0, 0), detected=detected)
         ids = [t.track_id for t in tracks]
         with timed(frame, "crop"):
-            batch = crop_faces(src, np.stack([t.center for t in tracks]), np.array([t.size for t in tracks]),
-                               self.resolution, ids)
+            batch = crop_faces(
+                src,
+                np.stack([t.center for t in tracks]),
+                np.array([t.size for t in tracks]),
+                self.resolution,
+                ids,
+            )
         with timed(frame, "infer"):
             maps = self.engine(batch.images)
         with timed(frame, "decode"):
@@ -128,7 +140,7 @@ def _bench_frame(n_faces: int) -> np.ndarray:
     tile = cv2.resize(src, (cell, cell), interpolation=cv2.INTER_AREA)
     for i in range(n_faces):
         r, c = divmod(i, cols)
-        frame[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = tile
+        frame[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = tile
     return frame
 
 
@@ -169,8 +181,10 @@ def faces_benchmark(n_faces: int = 1, frames: int = 20) -> dict[str, float]:
         "decode_ms": 1000 * float(np.mean(spans.get("decode", [0.0]))),
         "smooth_ms": 1000 * float(np.mean(spans.get("smooth", [0.0]))),
     }
-    print(f"{n_faces} face(s), {frames} frames, torch threads {torch.get_num_threads()}: "
-          + ", ".join(f"{k} {v:.2f}" for k, v in out.items()))
+    print(
+        f"{n_faces} face(s), {frames} frames, torch threads {torch.get_num_threads()}: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in out.items())
+    )
     return out
 
 

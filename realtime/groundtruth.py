@@ -164,7 +164,10 @@ class Batcher:
         for i in idx:
             a = random_affine(rng, self.r)[:2] if self.augment else base_affine(self.r)
             im = cv2.warpAffine(
-                self.data.images[i], a, (self.r, self.r), flags=cv2.INTER_LINEAR,
+                self.data.images[i],
+                a,
+                (self.r, self.r),
+                flags=cv2.INTER_LINEAR,
                 borderMode=cv2.BORDER_CONSTANT,
             )
             if self.augment:

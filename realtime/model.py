@@ -82,9 +82,7 @@ class ResBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
         self.stride = stride
-        self.shortcut = (
-            nn.Conv2d(cin, cout, 1, bias=False) if stride != 1 or cin != cout else None
-        )
+        self.shortcut = nn.Conv2d(cin, cout, 1, bias=False) if stride != 1 or cin != cout else None
         self.conv1 = ConvBN(cin, cout // 2, 1)
         self.conv2 = ConvBN(cout // 2, cout // 2, 4, stride)
         self.conv3 = ConvBN(cout // 2, cout, 1, norm=False)

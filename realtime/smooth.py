@@ -51,10 +51,15 @@ def _alpha(dt: float, cutoff: float) -> float:
 
 def _pack(rec: Reconstruction) -> np.ndarray:
     p = rec.pose
-    return np.concatenate([
-        rec.landmarks.ravel(), rec.vertices.ravel(), np.asarray(p.rotation, np.float64).ravel(),
-        [p.scale], np.asarray(p.translation, np.float64).ravel(),
-    ]).astype(np.float64)
+    return np.concatenate(
+        [
+            rec.landmarks.ravel(),
+            rec.vertices.ravel(),
+            np.asarray(p.rotation, np.float64).ravel(),
+            [p.scale],
+            np.asarray(p.translation, np.float64).ravel(),
+        ]
+    ).astype(np.float64)
 
 
 def _nearest_rotation(m: np.ndarray) -> np.ndarray:
@@ -115,11 +120,12 @@ class OneEuroFilter:
 def _unpack(rec: Reconstruction, x: np.ndarray) -> Reconstruction:
     n_l, n_v = rec.landmarks.size, rec.vertices.size
     lm = x[:n_l].reshape(rec.landmarks.shape).astype(np.float32)
-    verts = x[n_l:n_l + n_v].reshape(rec.vertices.shape).astype(np.float32)
-    rest = x[n_l + n_v:]
+    verts = x[n_l : n_l + n_v].reshape(rec.vertices.shape).astype(np.float32)
+    rest = x[n_l + n_v :]
     rot = _nearest_rotation(rest[:9].reshape(3, 3))
-    pose = Pose(rot.astype(np.float32), rotation_to_angles(rot), float(rest[9]),
-                rest[10:13].astype(np.float32))
+    pose = Pose(
+        rot.astype(np.float32), rotation_to_angles(rot), float(rest[9]), rest[10:13].astype(np.float32)
+    )
     return replace(rec, landmarks=lm, vertices=verts, pose=pose)
 
 
@@ -127,8 +133,9 @@ class Smoother:
     """Per-track filters made by ``filter_factory`` (norfair-style): a new track, or a
     re-acquired one (new id), starts a fresh filter; filters of tracks gone are freed."""
 
-    def __init__(self, filter_factory: Callable[[], Callable[[Reconstruction, float], Reconstruction]]
-                 = OneEuroFilter):
+    def __init__(
+        self, filter_factory: Callable[[], Callable[[Reconstruction, float], Reconstruction]] = OneEuroFilter
+    ):
         self.filter_factory = filter_factory
         self.filters: dict[int, Callable[[Reconstruction, float], Reconstruction]] = {}
 

@@ -157,7 +157,7 @@ class Tracker:
             if not any(_same_face(t.center, t.size, c, s, cfg.match_overlap) for t in kept):
                 kept.append(FaceTrack(track_id=self._new_id(), center=c.astype(np.float32), size=float(s)))
         kept.sort(key=lambda t: -t.size)
-        self.tracks = kept[:cfg.max_faces]
+        self.tracks = kept[: cfg.max_faces]
         self.n_other = len(kept) - len(self.tracks)
 
     def _verified(self, image, tracks: list[FaceTrack]) -> np.ndarray:

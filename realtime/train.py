@@ -38,8 +38,14 @@ def landmark_nme(pred_maps: torch.Tensor, gt_maps: torch.Tensor, kpt_ind: np.nda
     return ((p - g).norm(dim=1).mean(1) / size).numpy()
 
 
-def recalibrate_bn(net: torch.nn.Module, batcher: Batcher, idx: np.ndarray, device: torch.device,
-                   batches: int = 40, batch: int = 32) -> None:
+def recalibrate_bn(
+    net: torch.nn.Module,
+    batcher: Batcher,
+    idx: np.ndarray,
+    device: torch.device,
+    batches: int = 40,
+    batch: int = 32,
+) -> None:
     """Re-estimate batch-norm statistics as a plain average over augmented batches.
 
     The running statistics kept during training follow the last ~10 batches, and that
@@ -145,8 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     scaler = torch.amp.GradScaler(enabled=device.type == "cuda")
 
     def save(path: Path) -> None:
-        ck = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "state": state,
-              "config": cfg.to_dict(), "layout": maker.layout.to_arrays(), "args": vars(args)}
+        ck = {
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "opt": opt.state_dict(),
+            "state": state,
+            "config": cfg.to_dict(),
+            "layout": maker.layout.to_arrays(),
+            "args": vars(args),
+        }
         torch.save(ck, path.with_suffix(".tmp"))
         path.with_suffix(".tmp").replace(path)
 
@@ -194,9 +207,11 @@ def main(argv: list[str] | None = None) -> int:
             rate = seen / (time.time() - t0)
             eta = (total - state["step"]) * args.batch / max(rate, 1e-6) / 60
             state["history"].append({"epoch": state["step"] / steps_per_epoch, "loss": loss_acc / n_acc})
-            print(f"epoch {epoch:6.2f}  step {state['step']}/{total}  loss {loss_acc / n_acc:.5f}  "
-                  f"lr {opt.param_groups[0]['lr']:.1e}  {rate:.1f} img/s  eta {eta:.0f} min",
-                  flush=True)
+            print(
+                f"epoch {epoch:6.2f}  step {state['step']}/{total}  loss {loss_acc / n_acc:.5f}  "
+                f"lr {opt.param_groups[0]['lr']:.1e}  {rate:.1f} img/s  eta {eta:.0f} min",
+                flush=True,
+            )
             loss_acc, n_acc = 0.0, 0
         end_of_epoch = state["step"] % steps_per_epoch == 0
         timed_out = args.max_minutes and (time.time() - t0) / 60 > args.max_minutes
@@ -204,8 +219,10 @@ def main(argv: list[str] | None = None) -> int:
             if end_of_epoch:
                 nme = validate()
                 state["history"].append({"epoch": state["step"] / steps_per_epoch, "val_nme": nme})
-                print(f"validation NME {100 * nme:.2f}% at epoch {state['step'] / steps_per_epoch:.2f}",
-                      flush=True)
+                print(
+                    f"validation NME {100 * nme:.2f}% at epoch {state['step'] / steps_per_epoch:.2f}",
+                    flush=True,
+                )
                 if nme < state["best"]:
                     state["best"] = nme
                     save(out / "best.pt")

@@ -98,12 +98,15 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for a damaged zip/pickle
-        raise BundleError(f"weights bundle {path} is unreadable (truncated or corrupt: "
-                          f"{type(e).__name__}): {hint}") from None
+        raise BundleError(
+            f"weights bundle {path} is unreadable (truncated or corrupt: {type(e).__name__}): {hint}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise BundleError(f"{path} is not a PRNet Live weights bundle (expected format "
-                          f"{FORMAT}); import official weights with "
-                          "'python -m realtime.weights import-prnet'")
+        raise BundleError(
+            f"{path} is not a PRNet Live weights bundle (expected format "
+            f"{FORMAT}); import official weights with "
+            "'python -m realtime.weights import-prnet'"
+        )
     try:
         config = PRNetConfig(**payload["config"])
         state, layout_t = payload["state_dict"], payload["layout"]
@@ -117,20 +120,30 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
             raise BundleError(f"weights bundle {path} has non-finite values in {k}: {hint}")
     layout = UVLayout.from_arrays({k: v.numpy() for k, v in layout_t.items()})
     if layout.resolution != config.resolution:
-        raise BundleError(f"weights bundle {path}: layout is {layout.resolution}px but the "
-                          f"network is {config.resolution}px: {hint}")
+        raise BundleError(
+            f"weights bundle {path}: layout is {layout.resolution}px but the "
+            f"network is {config.resolution}px: {hint}"
+        )
     expected = PRNet(config).state_dict()
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
     bad = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
     if missing or extra or bad:
         what = (missing or extra or bad)[0]
-        raise BundleError(f"weights bundle {path} does not match PRNet(size={config.size}): "
-                          f"{len(missing)} missing, {len(extra)} unexpected, {len(bad)} mis-shaped "
-                          f"tensors (first: {what}): {hint}")
+        raise BundleError(
+            f"weights bundle {path} does not match PRNet(size={config.size}): "
+            f"{len(missing)} missing, {len(extra)} unexpected, {len(bad)} mis-shaped "
+            f"tensors (first: {what}): {hint}"
+        )
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    return Bundle(config, state, layout, payload.get("provenance", {}),
-                  payload.get("normalisation", dict(NORMALISATION)), path)
+    return Bundle(
+        config,
+        state,
+        layout,
+        payload.get("provenance", {}),
+        payload.get("normalisation", dict(NORMALISATION)),
+        path,
+    )
 
 
 def default_bundle_path() -> Path:
@@ -143,8 +156,10 @@ def default_bundle_path() -> Path:
 def _info(path: Path) -> int:
     b = load_bundle(path)
     n = sum(v.numel() for v in b.state_dict.values())
-    print(f"{b.path}: PRNet size={b.config.size} resolution={b.config.resolution} "
-          f"params={n / 1e6:.2f}M face_pixels={int(b.layout.face_mask.sum())} checksum ok")
+    print(
+        f"{b.path}: PRNet size={b.config.size} resolution={b.config.resolution} "
+        f"params={n / 1e6:.2f}M face_pixels={int(b.layout.face_mask.sum())} checksum ok"
+    )
     print(json.dumps(b.provenance, indent=2))
     return 0
 

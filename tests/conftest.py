@@ -70,8 +70,10 @@ def bundle():
 @pytest.fixture
 def xvfb(monkeypatch):
     """A private Xvfb display, set as DISPLAY for the test (and its subprocesses)."""
-    need(shutil.which("Xvfb") is not None,
-         "Xvfb is not installed (apt-get install xvfb): the window tests need a display")
+    need(
+        shutil.which("Xvfb") is not None,
+        "Xvfb is not installed (apt-get install xvfb): the window tests need a display",
+    )
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
         ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x720x24", "-nolisten", "tcp"],

@@ -29,11 +29,14 @@ def _frames(path, step: int = 1) -> list[np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("clip, step, recall", [
-    ("kpa_webcam_160x120.avi", 2, 0.95),
-    ("carphone_176x144.mp4", 3, 0.95),
-    ("hamilton_profile_640x360.mp4", 7, 0.85),  # mostly profile; the full clip gives ~0.91
-])
+@pytest.mark.parametrize(
+    "clip, step, recall",
+    [
+        ("kpa_webcam_160x120.avi", 2, 0.95),
+        ("carphone_176x144.mp4", 3, 0.95),
+        ("hamilton_profile_640x360.mp4", 7, 0.85),  # mostly profile; the full clip gives ~0.91
+    ],
+)
 def test_recall_on_real_clips(detector, media, clip, step, recall):
     frames = _frames(media / clip, step)
     found = np.mean([len(detector(f)) > 0 for f in frames])
@@ -91,13 +94,13 @@ def test_batched_pyramid_matches_scale_by_scale(detector, media):
     levels, cw, ch, owner = detector._layout(img.shape[-1], img.shape[-2])
     canvas = torch.zeros((1, 3, ch, cw))
     for lv in levels:
-        canvas[..., lv.y:lv.y + lv.h, lv.x:lv.x + lv.w] = F.interpolate(img, (lv.h, lv.w), mode="area")
+        canvas[..., lv.y : lv.y + lv.h, lv.x : lv.x + lv.w] = F.interpolate(img, (lv.h, lv.w), mode="area")
     with torch.inference_mode():
         mosaic, _ = detector.pnet(detector._normalise(canvas))
         for lv in levels[:: max(1, len(levels) // 3)]:
             alone, _ = detector.pnet(detector._normalise(F.interpolate(img, (lv.h, lv.w), mode="area")))
             n_r, n_c = (lv.h - 12) // 2 + 1, (lv.w - 12) // 2 + 1
-            part = mosaic[0, lv.y // 2:lv.y // 2 + n_r, lv.x // 2:lv.x // 2 + n_c]
+            part = mosaic[0, lv.y // 2 : lv.y // 2 + n_r, lv.x // 2 : lv.x // 2 + n_c]
             torch.testing.assert_close(part, alone[0, :n_r, :n_c], atol=1e-5, rtol=1e-4)
 
 

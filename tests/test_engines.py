@@ -123,8 +123,24 @@ def test_unknown_backend_is_one_clear_line(bundle):
 def test_benchmark_command_writes_json_table_and_chart(tmp_path):
     from realtime.bench import main
 
-    rc = main(["--part", "model", "--models", "lite", "--backends", "eager,cuda-fp16", "--batches", "1",
-               "--reps", "3", "--seconds", "1", "--out", str(tmp_path)])
+    rc = main(
+        [
+            "--part",
+            "model",
+            "--models",
+            "lite",
+            "--backends",
+            "eager,cuda-fp16",
+            "--batches",
+            "1",
+            "--reps",
+            "3",
+            "--seconds",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     report = json.loads((tmp_path / "bench.json").read_text())
     lite = report["models"][0]

@@ -62,8 +62,10 @@ def _lag(raw: np.ndarray, smooth: np.ndarray, skip: int = 8) -> float:
     """Time shift (frames) of ``raw`` that best matches ``smooth``."""
     k = np.arange(len(raw), dtype=float)
     taus = np.arange(0.0, 4.0, 0.05)
-    err = [sum(np.mean((smooth[skip:, j] - np.interp(k[skip:] - t, k, raw[:, j])) ** 2) for j in (0, 1))
-           for t in taus]
+    err = [
+        sum(np.mean((smooth[skip:, j] - np.interp(k[skip:] - t, k, raw[:, j])) ** 2) for j in (0, 1))
+        for t in taus
+    ]
     return float(taus[int(np.argmin(err))])
 
 
@@ -87,14 +89,17 @@ def _rec(offset: np.ndarray, tid: int = 1) -> Reconstruction:
 
 def test_driven_by_timestamps_not_frame_count():
     """The same motion sampled at 15 and at 60 fps gives the same output at the same times."""
+
     def path(s: float) -> np.ndarray:
         return np.array([40 * np.sin(2 * np.pi * 0.7 * s), 0.0, 0.0])
 
     out = {}
     for fps in (15, 60):
         f = OneEuroFilter()
-        out[fps] = {round(i / fps, 4): f(_rec(path(i / fps)), i / fps).landmarks[:, 0].mean()
-                    for i in range(int(2 * fps) + 1)}
+        out[fps] = {
+            round(i / fps, 4): f(_rec(path(i / fps)), i / fps).landmarks[:, 0].mean()
+            for i in range(int(2 * fps) + 1)
+        }
     common = [s for s in out[15] if s in out[60] and s >= 0.5]
     diff = max(abs(out[15][s] - out[60][s]) for s in common)
     assert diff < 2.0, f"15 and 60 fps disagree by {diff:.2f} px (of a 40 px sway)"

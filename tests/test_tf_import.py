@@ -58,8 +58,11 @@ def test_incomplete_checkout_is_one_clear_line(tmp_path):
 
 @pytest.mark.skipif(not HAVE_TF, reason="needs TensorFlow: pip install tensorflow-cpu tf-slim")
 def test_import_matches_original_tf_graph(tmp_path):
-    ref = subprocess.run([sys.executable, str(Path(__file__).with_name("tf_reference.py")), str(tmp_path)],
-                         capture_output=True, text=True)
+    ref = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("tf_reference.py")), str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert ref.returncode == 0, ref.stderr[-2000:]
     images, expected = np.load(tmp_path / "images.npy"), np.load(tmp_path / "expected.npy")
     (tmp_path / UV_DATA).mkdir(parents=True)

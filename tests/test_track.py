@@ -94,9 +94,15 @@ def test_lost_face_passes_through_and_is_reacquired(parts, media):
     assert back.reconstructions[0].track_id != first.reconstructions[0].track_id
 
 
-@pytest.mark.parametrize("image", [
-    None, np.zeros((100, 100), np.uint8), np.zeros((100, 100, 3), np.float32), np.zeros((5, 5, 3), np.uint8),
-])
+@pytest.mark.parametrize(
+    "image",
+    [
+        None,
+        np.zeros((100, 100), np.uint8),
+        np.zeros((100, 100, 3), np.float32),
+        np.zeros((5, 5, 3), np.uint8),
+    ],
+)
 def test_bad_frames_never_raise(parts, image):
     res = _processor(parts).process(Frame(image, 0, 0.0))
     assert res.status.startswith("bad frame") and not res.reconstructions
@@ -134,5 +140,5 @@ def test_crop_framing_and_subpixel_sampling():
     assert batch.images.shape == (2, 3, 128, 128) and batch.images.dtype == torch.float32
     for b in range(2):
         ref = cv2.warpAffine(img, batch.to_crop[b], (128, 128), flags=cv2.INTER_LINEAR)
-        got = (batch.images[b].permute(1, 2, 0).numpy()[..., ::-1] * 255)  # back to BGR
+        got = batch.images[b].permute(1, 2, 0).numpy()[..., ::-1] * 255  # back to BGR
         assert np.abs(got[4:-4, 4:-4] - ref[4:-4, 4:-4]).mean() < 1.5

@@ -108,8 +108,6 @@ def _tf_checkpoint(prefix: Path, images: np.ndarray) -> np.ndarray:
         return sess.run(pos, {x: images})
 
 
-
-
 def main(out: Path) -> None:
     rng = np.random.default_rng(1)
     images = rng.uniform(0.0, 1.0, (4, 256, 256, 3)).astype(np.float32)

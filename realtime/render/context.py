@@ -13,8 +13,10 @@ import moderngl
 from realtime.types import UserError
 
 GL_VERSION = 330
-INSTALL_HINT = ("install EGL and Mesa (apt-get install libegl1 libgl1 libgl1-mesa-dri libegl-mesa0) for "
-                "headless rendering, or run with a display (set DISPLAY, or start Xvfb)")
+INSTALL_HINT = (
+    "install EGL and Mesa (apt-get install libegl1 libgl1 libgl1-mesa-dri libegl-mesa0) for "
+    "headless rendering, or run with a display (set DISPLAY, or start Xvfb)"
+)
 
 
 class GLContextError(UserError, RuntimeError):
@@ -36,8 +38,10 @@ def create_context(window: object | None = None) -> moderngl.Context:
             if ctx.version_code < GL_VERSION:
                 raise RuntimeError(f"OpenGL {ctx.version_code} < {GL_VERSION}")
         except Exception as e:
-            raise GLContextError(f"the window's OpenGL context is unusable ({_first_line(e)}): "
-                                 "OpenGL 3.3 is needed; " + INSTALL_HINT) from None
+            raise GLContextError(
+                f"the window's OpenGL context is unusable ({_first_line(e)}): "
+                "OpenGL 3.3 is needed; " + INSTALL_HINT
+            ) from None
         return ctx
     try:
         return moderngl.create_context(standalone=True, backend="egl", require=GL_VERSION)

@@ -19,7 +19,7 @@ from realtime.types import Reconstruction, UserError
 from realtime.uv import UVLayout
 
 TEX = 256  # PRNet's UV texture side: masks are drawn and stored at this size
-SS = 2     # supersampling when drawing masks, for smooth edges
+SS = 2  # supersampling when drawing masks, for smooth edges
 FEATHER = 0.06  # width of the soft edge, as a fraction of the texture side
 
 MASKS = ("paint", "tiger", "metal", "grid")
@@ -131,8 +131,14 @@ def make_face_paint(layout: UVLayout, size: int = TEX) -> np.ndarray:
             for t in np.linspace(0.15, 0.85, 5):  # dots along the wing
                 a = np.radians(ang + 360 * t)
                 p = centre + 0.8 * np.array([np.cos(a) * axes[0], np.sin(a) * axes[1]]) / SS
-                cv2.circle(cv, tuple(int(v) for v in np.round(p * SS)), int(0.012 * face_w * SS),
-                           (255, 255, 255, 255), -1, cv2.LINE_AA)
+                cv2.circle(
+                    cv,
+                    tuple(int(v) for v in np.round(p * SS)),
+                    int(0.012 * face_w * SS),
+                    (255, 255, 255, 255),
+                    -1,
+                    cv2.LINE_AA,
+                )
         # Leave the eye itself unpainted: the live eye shows through.
         cv2.fillPoly(cv, [_pts(k, eye)], (0, 0, 0, 0), cv2.LINE_AA)
         cv2.polylines(cv, [_pts(k, eye)], True, (40, 0, 30, 255), SS, cv2.LINE_AA)
@@ -162,15 +168,42 @@ def make_tiger(layout: UVLayout, size: int = TEX) -> np.ndarray:
     # Muzzle: two cheek pads around the upper lip, and the chin.
     for corner in (48, 54):
         p = (k[corner] + k[33]) / 2
-        cv2.ellipse(cv, tuple(int(v) for v in np.round(p * SS)),
-                    (int(0.16 * face_w * SS), int(0.11 * face_w * SS)), 0, 0, 360, white, -1, cv2.LINE_AA)
+        cv2.ellipse(
+            cv,
+            tuple(int(v) for v in np.round(p * SS)),
+            (int(0.16 * face_w * SS), int(0.11 * face_w * SS)),
+            0,
+            0,
+            360,
+            white,
+            -1,
+            cv2.LINE_AA,
+        )
     chin = (k[8] + k[57]) / 2
-    cv2.ellipse(cv, tuple(int(v) for v in np.round(chin * SS)),
-                (int(0.17 * face_w * SS), int(0.09 * face_w * SS)), 0, 0, 360, white, -1, cv2.LINE_AA)
+    cv2.ellipse(
+        cv,
+        tuple(int(v) for v in np.round(chin * SS)),
+        (int(0.17 * face_w * SS), int(0.09 * face_w * SS)),
+        0,
+        0,
+        360,
+        white,
+        -1,
+        cv2.LINE_AA,
+    )
     for eye, brow in ((EYE_L, BROW_L), (EYE_R, BROW_R)):  # white patch above each eye
         p = (k[brow].mean(0) + _eye_centre(k, eye)) / 2
-        cv2.ellipse(cv, tuple(int(v) for v in np.round(p * SS)),
-                    (int(0.12 * face_w * SS), int(0.06 * face_w * SS)), 0, 0, 360, white, -1, cv2.LINE_AA)
+        cv2.ellipse(
+            cv,
+            tuple(int(v) for v in np.round(p * SS)),
+            (int(0.12 * face_w * SS), int(0.06 * face_w * SS)),
+            0,
+            0,
+            360,
+            white,
+            -1,
+            cv2.LINE_AA,
+        )
     black = (15, 10, 10, 250)
     rng = np.random.default_rng(7)
     for sgn in (-1, 1):  # cheek stripes: tapered wedges pointing inward
@@ -182,8 +215,15 @@ def make_tiger(layout: UVLayout, size: int = TEX) -> np.ndarray:
             start = np.array([edge_x - sgn * 0.03 * face_w, y])
             tip = start + np.array([-sgn * length, bend + 0.05 * face_w])
             mid = (start + tip) / 2 + np.array([0, -0.03 * face_w])
-            poly = np.array([start + [0, -width], mid + [0, -width * 0.5], tip, mid + [0, width * 0.5],
-                             start + [0, width]])
+            poly = np.array(
+                [
+                    start + [0, -width],
+                    mid + [0, -width * 0.5],
+                    tip,
+                    mid + [0, width * 0.5],
+                    start + [0, width],
+                ]
+            )
             cv2.fillPoly(cv, [np.round(poly * SS).astype(np.int32)], black, cv2.LINE_AA)
     top = k[BROW_L + BROW_R, 1].min()
     for dx in (-0.16, -0.08, 0.0, 0.08, 0.16):  # forehead stripes down from the brow line

@@ -21,8 +21,13 @@ from realtime.types import Reconstruction
 from realtime.uv import UVLayout, grid_triangles
 
 SHADERS = Path(__file__).resolve().parents[2] / "shaders"
-MESH_PROGRAMS = {"mask": "mask.frag", "metal": "metal.frag", "swap": "swap.frag", "depth": "depth.frag",
-                 "depth_only": "depth_only.frag"}
+MESH_PROGRAMS = {
+    "mask": "mask.frag",
+    "metal": "metal.frag",
+    "swap": "swap.frag",
+    "depth": "depth.frag",
+    "depth_only": "depth_only.frag",
+}
 SURFACE_EFFECTS = ("mask", "metal", "swap", "depth")
 WIRE_STEP = 32  # wireframe lines per UV side, whatever the layout resolution
 # Software rasterisers pay per triangle (about 0.3 us each on llvmpipe), so there the
@@ -33,8 +38,9 @@ SOFTWARE_GL = ("llvmpipe", "softpipe", "swiftshader", "software")
 
 def load_program(ctx: moderngl.Context, vertex: str, fragment: str) -> moderngl.Program:
     """A program from two files in shaders/."""
-    return ctx.program(vertex_shader=(SHADERS / vertex).read_text(),
-                       fragment_shader=(SHADERS / fragment).read_text())
+    return ctx.program(
+        vertex_shader=(SHADERS / vertex).read_text(), fragment_shader=(SHADERS / fragment).read_text()
+    )
 
 
 def _set(prog: moderngl.Program, name: str, value: object) -> None:
@@ -106,8 +112,14 @@ class Renderer:
     returns the result as (H, W, 3) uint8 BGR; ``output`` is the texture holding it
     (for the window, so showing a frame needs no read-back)."""
 
-    def __init__(self, layout: UVLayout, width: int, height: int, ctx: moderngl.Context | None = None,
-                 mesh_step: int | None = None):
+    def __init__(
+        self,
+        layout: UVLayout,
+        width: int,
+        height: int,
+        ctx: moderngl.Context | None = None,
+        mesh_step: int | None = None,
+    ):
         self.ctx = ctx if ctx is not None else create_context()
         self.layout = layout
         ctx = self.ctx
@@ -209,16 +221,25 @@ class Renderer:
     def _vao(self, slot: _FaceSlot, name: str) -> moderngl.VertexArray:
         if name not in slot.vaos:
             if name == "wire":
-                slot.vaos[name] = self.ctx.vertex_array(self.flat, [(slot.pos, "3f", "in_pos")],
-                                                        index_buffer=self.wire_buf, index_element_size=4)
+                slot.vaos[name] = self.ctx.vertex_array(
+                    self.flat, [(slot.pos, "3f", "in_pos")], index_buffer=self.wire_buf, index_element_size=4
+                )
             else:
                 program, _, part = name.partition(":")
                 prog = self.programs[program]
-                content = [(b, f, a) for b, f, a in ((slot.pos, "3f", "in_pos"), (self.uv_buf, "2f", "in_uv"),
-                                                     (slot.nrm, "3f", "in_normal")) if a in prog]
+                content = [
+                    (b, f, a)
+                    for b, f, a in (
+                        (slot.pos, "3f", "in_pos"),
+                        (self.uv_buf, "2f", "in_uv"),
+                        (slot.nrm, "3f", "in_normal"),
+                    )
+                    if a in prog
+                ]
                 tris = self.region_tri_buf if part == "region" else self.tri_buf
-                slot.vaos[name] = self.ctx.vertex_array(prog, content, index_buffer=tris,
-                                                        index_element_size=4)
+                slot.vaos[name] = self.ctx.vertex_array(
+                    prog, content, index_buffer=tris, index_element_size=4
+                )
         return slot.vaos[name]
 
     # -- per frame -------------------------------------------------------------------
@@ -227,8 +248,9 @@ class Renderer:
         """The rendered frame (BGRA, row 0 = top) for drawing in a window."""
         return self.color
 
-    def render(self, image: np.ndarray, faces: list[Reconstruction], effect: Effect | str = "none",
-               read: bool = True) -> np.ndarray | None:
+    def render(
+        self, image: np.ndarray, faces: list[Reconstruction], effect: Effect | str = "none", read: bool = True
+    ) -> np.ndarray | None:
         """Draw ``image`` (H, W, 3) uint8 BGR with ``effect`` on ``faces``; return the
         result as BGR uint8 when ``read`` (else None: call ``read()`` later if needed)."""
         h, w = image.shape[:2]
@@ -336,9 +358,24 @@ class Renderer:
         objs = [tex for _, tex in self.textures.values()]
         for slot in self.slots:
             objs += [*slot.vaos.values(), slot.pos, slot.nrm]
-        objs += [self.quad, self.quad_buf, self.overlay_vao, self.uv_buf, self.tri_buf, self.region_tri_buf,
-                 self.wire_buf, self.overlay_buf, self.region, self.frame_tex, self.color, self.depth,
-                 self.fbo, *self.programs.values(), self.flat, self.background]
+        objs += [
+            self.quad,
+            self.quad_buf,
+            self.overlay_vao,
+            self.uv_buf,
+            self.tri_buf,
+            self.region_tri_buf,
+            self.wire_buf,
+            self.overlay_buf,
+            self.region,
+            self.frame_tex,
+            self.color,
+            self.depth,
+            self.fbo,
+            *self.programs.values(),
+            self.flat,
+            self.background,
+        ]
         for obj in objs:
             if obj is not None:
                 obj.release()
@@ -368,8 +405,15 @@ def synthetic_faces(layout: UVLayout, width: int, height: int, n_faces: int) -> 
     return faces
 
 
-def render_benchmark(width: int, height: int, n_faces: int, frames: int, effect: str = "tiger",
-                     read: bool = True, ctx: moderngl.Context | None = None) -> float:
+def render_benchmark(
+    width: int,
+    height: int,
+    n_faces: int,
+    frames: int,
+    effect: str = "tiger",
+    read: bool = True,
+    ctx: moderngl.Context | None = None,
+) -> float:
     """Mean milliseconds per rendered frame (upload, draw, read-back) at a frame size
     with ``n_faces`` faces, on a headless context unless one is given."""
     from realtime.weights import load_bundle

@@ -30,11 +30,11 @@ from realtime.uv import UVLayout
 
 LIVE_SAMPLES = 1500  # live skin pixels sampled per face per frame for colour statistics
 SOURCE_BLUR = 0.8  # layout pixels
-SMOOTHING = 0.3      # weight of the newest frame in the running colour statistics
+SMOOTHING = 0.3  # weight of the newest frame in the running colour statistics
 WHITE = np.array([0.95047, 1.0, 1.08883])
-RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
-                       [0.212671, 0.715160, 0.072169],
-                       [0.019334, 0.119193, 0.950227]])
+RGB_TO_XYZ = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
 
 
 class SwapError(UserError, ValueError):
@@ -64,8 +64,7 @@ def position_grid(layout: UVLayout, vertices: np.ndarray) -> np.ndarray:
     grid = np.zeros((r * r, 3), np.float32)
     grid[layout.face_ind] = vertices
     zero_at_face = (~layout.face_mask).astype(np.uint8)
-    _, labels = cv2.distanceTransformWithLabels(zero_at_face, cv2.DIST_L2, 5,
-                                                labelType=cv2.DIST_LABEL_PIXEL)
+    _, labels = cv2.distanceTransformWithLabels(zero_at_face, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
     return grid[layout.face_ind[labels.ravel() - 1]].reshape(r, r, 3)
 
 
@@ -119,8 +118,13 @@ class FaceSwap(Effect):
     texture's colours move to the live face's (1: fully; lower keeps more of the
     source's own skin tone)."""
 
-    def __init__(self, layout: UVLayout, photo: np.ndarray | None = None,
-                 source: Reconstruction | None = None, transfer: float = 0.8):
+    def __init__(
+        self,
+        layout: UVLayout,
+        photo: np.ndarray | None = None,
+        source: Reconstruction | None = None,
+        transfer: float = 0.8,
+    ):
         super().__init__("swap", "swap")
         self.layout = layout
         self.transfer = transfer
@@ -144,18 +148,21 @@ class FaceSwap(Effect):
         if photo is None or photo.ndim != 3 or photo.shape[2] != 3:
             raise SwapError("source face photo must be a colour image (H, W, 3 BGR)")
         if source.vertices.shape != (len(self.layout.face_ind), 3):
-            raise SwapError(f"source reconstruction has {len(source.vertices)} vertices but the layout "
-                            f"has {len(self.layout.face_ind)}: reconstruct it with the same weights")
+            raise SwapError(
+                f"source reconstruction has {len(source.vertices)} vertices but the layout "
+                f"has {len(self.layout.face_ind)}: reconstruct it with the same weights"
+            )
         # A light blur in UV space: real faces are smooth at this scale, and it keeps a
         # rough reconstruction's jitter from scrambling the texture.
         grid = cv2.GaussianBlur(position_grid(self.layout, source.vertices), (0, 0), SOURCE_BLUR)
         pos = upsample_grid(grid, TEX)
-        colour = cv2.remap(photo, pos[..., 0], pos[..., 1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE).astype(np.float64)
+        colour = cv2.remap(
+            photo, pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        ).astype(np.float64)
         vis = visibility(pos, self.face)
         mirror_c, mirror_v = colour[:, ::-1], vis[:, ::-1]
         alpha = vis + (1 - vis) * mirror_v
-        fill = (vis[..., None] * colour + ((1 - vis) * mirror_v)[..., None] * mirror_c)
+        fill = vis[..., None] * colour + ((1 - vis) * mirror_v)[..., None] * mirror_c
         colour = fill / np.maximum(alpha, 1e-6)[..., None]
         if (alpha[self.skin] > 0.5).mean() < 0.2:
             raise SwapError("the source face is barely visible in its photo: use a photo facing the camera")
@@ -182,5 +189,10 @@ class FaceSwap(Effect):
         if len(self.live) > 64:
             self.live.clear()
         self.live[rec.track_id] = (mean, std)
-        return {"u_src_mean": tuple(self.src_mean), "u_src_std": tuple(self.src_std),
-                "u_dst_mean": tuple(mean), "u_dst_std": tuple(std), "u_transfer": float(self.transfer)}
+        return {
+            "u_src_mean": tuple(self.src_mean),
+            "u_src_std": tuple(self.src_std),
+            "u_dst_mean": tuple(mean),
+            "u_dst_std": tuple(std),
+            "u_transfer": float(self.transfer),
+        }

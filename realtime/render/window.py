@@ -18,8 +18,10 @@ from realtime.render.context import GLContextError, create_context
 from realtime.render.effects import EFFECTS
 from realtime.render.renderer import load_program
 
-NO_DISPLAY = ("no display for the window: run on a desktop, set DISPLAY (or start Xvfb), "
-              "or run without a window (--no-window)")
+NO_DISPLAY = (
+    "no display for the window: run on a desktop, set DISPLAY (or start Xvfb), "
+    "or run without a window (--no-window)"
+)
 
 
 class Window:
@@ -28,9 +30,15 @@ class Window:
     Each frame: ``show(renderer.output, hud_lines)``; it returns False once the
     user asked to quit. ``effect`` is the effect the user picked."""
 
-    def __init__(self, width: int, height: int, title: str = "PRNet Live",
-                 effects: tuple[str, ...] | list[str] = EFFECTS, effect: str | None = None,
-                 visible: bool = True):
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        title: str = "PRNet Live",
+        effects: tuple[str, ...] | list[str] = EFFECTS,
+        effect: str | None = None,
+        visible: bool = True,
+    ):
         if not glfw.init():
             raise GLContextError(NO_DISPLAY)
         glfw.default_window_hints()
@@ -97,8 +105,9 @@ class Window:
     def open(self) -> bool:
         return not self.quit and not glfw.window_should_close(self.handle)
 
-    def show(self, frame: moderngl.Texture, hud_lines: list[str] | None = None,
-             capture: bool = False) -> bool:
+    def show(
+        self, frame: moderngl.Texture, hud_lines: list[str] | None = None, capture: bool = False
+    ) -> bool:
         """Draw ``frame`` (a renderer's output texture) letterboxed, the HUD on top,
         and process window events. Returns whether the window is still open. With
         ``capture``, what was drawn is kept in ``shown`` ((H, W, 3) BGR) for checks."""
@@ -114,8 +123,9 @@ class Window:
             x, y = frame.width * s / fw, frame.height * s / fh
             self._draw(frame, (-x, -y, x, y))
             if self.hud:
-                self._draw_hud([f"effect: {self.effect}  (arrows: change, H: HUD, Q: quit)",
-                                *(hud_lines or [])], fw, fh)
+                self._draw_hud(
+                    [f"effect: {self.effect}  (arrows: change, H: HUD, Q: quit)", *(hud_lines or [])], fw, fh
+                )
         if capture:
             data = ctx.screen.read(viewport=(0, 0, fw, fh), components=3, alignment=1)
             self.shown = np.frombuffer(data, np.uint8).reshape(fh, fw, 3)[::-1, :, ::-1].copy()
@@ -143,8 +153,16 @@ class Window:
             img = np.zeros((10 + 20 * len(lines), width, 4), np.uint8)
             img[..., 3] = 140
             for i, t in enumerate(lines):
-                cv2.putText(img, t, (6, 22 + 20 * i - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                            (255, 255, 255, 255), 1, cv2.LINE_AA)
+                cv2.putText(
+                    img,
+                    t,
+                    (6, 22 + 20 * i - 6),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.5,
+                    (255, 255, 255, 255),
+                    1,
+                    cv2.LINE_AA,
+                )
             if self.hud_tex is not None:
                 self.hud_tex.release()
             self.hud_tex = self.ctx.texture((img.shape[1], img.shape[0]), 4, img, alignment=1)
