@@ -216,7 +216,8 @@ class Pipeline:
         self.profiler.dropped = self.dropped
         with timed(frame, "output"):
             if self.outputs:
-                shown = self.profiler.draw_hud(image) if self.hud else image
+                status = getattr(result, "status", "")
+                shown = self.profiler.draw_hud(image, status) if self.hud else image
                 for out in self.outputs:
                     out.write(shown, frame)
             if self.window is not None:

@@ -114,12 +114,13 @@ class Profiler:
         lines += [f"{k:<7} {v['p50']:6.1f} {v['p95']:6.1f} ms" for k, v in s["stages"].items()]
         return lines
 
-    def draw_hud(self, image: np.ndarray) -> np.ndarray:
-        """A copy of ``image`` with the rolling figures in its top-left corner."""
+    def draw_hud(self, image: np.ndarray, status: str = "") -> np.ndarray:
+        """A copy of ``image`` with the rolling figures (and the faces' status, e.g.
+        "no face") in its top-left corner."""
         out = image.copy()
         scale = max(0.35, min(out.shape[:2]) / 1000)
         step = int(22 * scale / 0.5)
-        lines = self.hud_lines()
+        lines = [status, *self.hud_lines()] if status else self.hud_lines()
         width = int(max(len(t) for t in lines) * 11 * scale / 0.5)
         h = min(out.shape[0], step * len(lines) + step // 2)
         w = min(out.shape[1], width)

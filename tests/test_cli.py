@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from conftest import CARPHONE, MEDIA, ROOT, read_frames
 
@@ -221,3 +222,19 @@ def test_demo_in_a_real_window(xvfb):
     proc = cli("--demo", "--frames", 10, "--size", "320x240")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "10 frames" in proc.stderr
+
+
+def test_frame_without_a_face_passes_through_untouched(tmp_path):
+    """A wall with no face, a mask asked for: the picture is unchanged except the HUD box
+    in the corner (which leads with the faces' status, "no face")."""
+    wall = np.full((240, 320, 3), (90, 140, 200), np.uint8)
+    cv2.imwrite(str(tmp_path / "wall.png"), wall)
+    out = tmp_path / "out.png"
+    proc = cli("--input", tmp_path / "wall.png", "--effect", "tiger", "--hud", "--no-window", "--output", out)
+    assert proc.returncode == 0, proc.stderr
+    got = cv2.imread(str(out))
+    changed = np.argwhere((got != wall).any(-1))
+    assert len(changed) > 0, "the HUD was not drawn"
+    y1, x1 = changed.max(0)
+    assert (got[y1 + 1 :] == wall[y1 + 1 :]).all() and (got[:, x1 + 1 :] == wall[:, x1 + 1 :]).all()
+    assert x1 < 300 and y1 < 120  # only the HUD box in the corner changed
