@@ -88,9 +88,7 @@ class Decoder:
         rot, scale, t = fit_similarity(self.pose_ref, vertices[self.pose_rows].astype(np.float64))
         return Pose(rot.astype(np.float32), rotation_to_angles(rot), scale, t.astype(np.float32))
 
-    def decode(
-        self, maps: np.ndarray, to_frame: np.ndarray, track_ids: list[int], keep_maps: bool = False
-    ) -> list[Reconstruction]:
+    def decode(self, maps: np.ndarray, to_frame: np.ndarray, track_ids: list[int]) -> list[Reconstruction]:
         verts = self.vertices(maps, to_frame)
         out = []
         for b, tid in enumerate(track_ids):
@@ -101,7 +99,6 @@ class Decoder:
                     landmarks=v[self.kpt_rows].copy(),
                     vertices=v,
                     pose=self.pose(v),
-                    position_map=maps[b] if keep_maps else None,
                 )
             )
         return out

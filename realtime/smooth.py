@@ -81,8 +81,7 @@ class OneEuroConfig:
 
 
 class OneEuroFilter:
-    """One face's filter: ``filter(rec, t) -> smoothed Reconstruction`` (new object;
-    position_map passes through unsmoothed)."""
+    """One face's filter: ``filter(rec, t) -> smoothed Reconstruction``."""
 
     def __init__(self, config: OneEuroConfig | None = None):
         self.config = config or OneEuroConfig()

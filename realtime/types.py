@@ -127,15 +127,12 @@ class Reconstruction:
     vertices: (F, 3) float32 dense mesh in frame pixels, in the layout's face-pixel
         order; triangles and UV coordinates of the mesh come from the UVLayout.
     pose: the head pose.
-    position_map: (3, R, R) float32 raw network output in crop pixels (for debug
-        views and the swap's texture sampling), or None once not needed.
     """
 
     track_id: int
     landmarks: np.ndarray
     vertices: np.ndarray
     pose: Pose
-    position_map: np.ndarray | None = None
 
 
 @contextmanager

@@ -59,6 +59,23 @@ class Source(ABC):
         self.close()
 
 
+class FirstFrameSource(Source):
+    """A source that reads one frame on opening, so unreadable input fails at once
+    (one clear line before the run starts) and the frame size is known; ``read`` hands
+    that frame out first (``_take_first``)."""
+
+    _first: np.ndarray | None = None
+    _size: tuple[int, int] = (0, 0)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    def _take_first(self) -> np.ndarray | None:
+        image, self._first = self._first, None
+        return image
+
+
 def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Fit ``image`` inside (width, height) keeping its aspect, padding with black, so a
     folder of mixed sizes still makes one video of one size."""

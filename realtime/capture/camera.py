@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from realtime.capture.base import CaptureError, Source, cv2, letterbox
+from realtime.capture.base import CaptureError, FirstFrameSource, cv2, letterbox
 
 
 def _api() -> int:
@@ -18,7 +18,7 @@ def _api() -> int:
     )
 
 
-class CameraSource(Source):
+class CameraSource(FirstFrameSource):
     """Camera by index (0, 1, ...) or device path (/dev/video2).
 
     ``granted`` holds what the driver actually gave (width, height, fps, fourcc).
@@ -39,8 +39,6 @@ class CameraSource(Source):
         self.name = f"camera {device}"
         self.cap: cv2.VideoCapture | None = None
         self.granted: dict = {}
-        self._size: tuple[int, int] | None = None
-        self._first: np.ndarray | None = None
         if not self._open():
             hint = (
                 "check `ls /dev/video*`" if platform.system() == "Linux" else "check the camera is connected"
@@ -78,19 +76,15 @@ class CameraSource(Source):
             "fourcc": fourcc,
         }
         self.fps = self.granted["fps"]
-        self._size = self._size or (first.shape[1], first.shape[0])
+        self._size = self._size if self._size != (0, 0) else (first.shape[1], first.shape[0])
         self.cap, self._first = cap, first
         return True
 
-    @property
-    def size(self) -> tuple[int, int]:
-        """The size of the first opening: a replugged camera granting another size is
-        letterboxed to it, so writers and renderers keep one size."""
-        return self._size
-
     def read(self) -> np.ndarray | None:
-        if self._first is not None:
-            image, self._first = self._first, None
+        # ``size`` stays that of the first opening: a replugged camera granting another
+        # size is letterboxed to it, so writers and renderers keep one size.
+        image = self._take_first()
+        if image is not None:
             return letterbox(image, self._size)
         if self.cap is None:
             return None

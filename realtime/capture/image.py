@@ -7,7 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.capture.base import IMAGE_EXTENSIONS, CaptureError, Source, as_bgr, cv2, letterbox
+from realtime.capture.base import (
+    IMAGE_EXTENSIONS,
+    CaptureError,
+    FirstFrameSource,
+    Source,
+    as_bgr,
+    cv2,
+    letterbox,
+)
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -40,7 +48,7 @@ class ImageSource(Source):
         return self.image.copy()  # stages draw on frames; the original must stay clean
 
 
-class FolderSource(Source):
+class FolderSource(FirstFrameSource):
     """Every image in a folder in name order, letterboxed to the first one's size;
     unreadable files are skipped and named in ``skipped``."""
 
@@ -77,13 +85,9 @@ class FolderSource(Source):
             )
         return None
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
     def read(self) -> np.ndarray | None:
-        if self._first is not None:
-            image, self._first = self._first, None
+        image = self._take_first()
+        if image is not None:
             return image
         image = self._read_next()
         return None if image is None else letterbox(image, self._size)

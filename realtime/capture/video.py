@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.capture.base import CaptureError, Source, as_bgr, cv2
+from realtime.capture.base import CaptureError, FirstFrameSource, as_bgr, cv2
 
 
-class VideoSource(Source):
+class VideoSource(FirstFrameSource):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.name = self.path.name
@@ -25,21 +25,16 @@ class VideoSource(Source):
                 f"{path}: not a readable video or image (unsupported format, or the file is "
                 "truncated/corrupt): re-export it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`"
             )
-        self._first: np.ndarray | None = as_bgr(first)
+        self._first = as_bgr(first)
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 0 < fps < 1000 else 30.0
         self.frame_count = max(0, int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)))
         self._size = (first.shape[1], first.shape[0])
         self.frames_read = 0
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
     def read(self) -> np.ndarray | None:
-        if self._first is not None:
-            image, self._first = self._first, None
-        else:
+        image = self._take_first()
+        if image is None:
             if self.cap is None:
                 return None
             ok, image = self.cap.read()
