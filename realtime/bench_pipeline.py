@@ -1,11 +1,14 @@
-"""Part (b) of ``python -m realtime.bench``: the real pipeline, unpaced.
+"""Part (b) of ``python -m realtime.bench``: the real pipeline, unpaced and paced.
 
 Each run is ``run_live.py --no-window --profile`` in a child process (the exact code
 a user runs, a fresh process per backend so compile caches and GL contexts do not
 leak between runs) on a recorded clip, carphone_176x144.mp4 upscaled to 640x480 or
 1280x720, one face or the clip tiled 2x2 for four faces, and on the demo source. The
 profiler's summary gives per-stage p50/p95/p99, end-to-end fps and capture->output
-latency. Component figures (detect/crop/smooth from realtime.faces, GL render from
+latency. Unpaced runs take every frame as fast as possible (throughput; their latency
+includes frames queued behind one another). Paced runs (``--realtime``) feed frames at
+the source's 30 fps and keep only the newest, as a camera does: their latency is
+the one a user sees live. Component figures (detect/crop/smooth from realtime.faces, GL render from
 realtime.render.renderer) are added when those modules provide their benchmarks.
 Anything missing is skipped with the reason.
 """
@@ -31,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "data" / "media"
 CLIP = MEDIA / "carphone_176x144.mp4"
 EFFECT = "tiger"  # a mask: the target case of issue 6
-#: (input, width, height, faces, model, backend) of the default runs on a CPU.
+#: (input, width, height, faces, model, backend, paced) of the default runs on a CPU.
 CPU_RUNS = [
-    (inp, w, h, n, "lite", be)
+    (inp, w, h, n, "lite", be, False)
     for be in ("eager", "cpu-fast")
     for inp, w, h, n in (
         ("clip", 640, 480, 1),
@@ -42,9 +45,13 @@ CPU_RUNS = [
         ("clip", 1280, 720, 4),
         ("demo", 640, 480, 1),
     )
-] + [("clip", 640, 480, 1, "full", "cpu-fast")]
+] + [
+    ("clip", 640, 480, 1, "lite", "cpu-fast", True),
+    ("demo", 640, 480, 1, "lite", "cpu-fast", True),
+    ("clip", 640, 480, 1, "full", "cpu-fast", False),
+]
 GPU_RUNS = [
-    (inp, w, h, n, model, be)
+    (inp, w, h, n, model, be, False)
     for model in ("lite", "full")
     for be in ("eager", "cuda-fp16", "tensorrt")
     for inp, w, h, n in (
@@ -53,7 +60,7 @@ GPU_RUNS = [
         ("clip", 1280, 720, 4),
         ("demo", 1280, 720, 1),
     )
-]
+] + [("demo", 1280, 720, 1, model, "cuda-fp16", True) for model in ("lite", "full")]
 
 
 def make_clip(width: int, height: int, faces: int, out_dir: Path) -> Path:
@@ -121,7 +128,7 @@ def run_one(
     frames: int,
     threads: int,
     work: Path,
-    log: Callable[[str], None],
+    paced: bool = False,
 ) -> dict:
     """One run_live.py run; its profile summary plus how it was made."""
     run = {
@@ -132,6 +139,7 @@ def run_one(
         "model": model,
         "backend": backend,
         "effect": EFFECT,
+        "paced": paced,
     }
     if inp == "demo":
         src = ["--demo", "--size", f"{width}x{height}"]
@@ -145,7 +153,9 @@ def run_one(
     if why:
         run["skipped"] = why
         return run
-    profile = work / f"{inp}_{width}x{height}_{faces}f_{model}_{backend}.json"
+    if paced:
+        src.append("--realtime")
+    profile = work / f"{inp}_{width}x{height}_{faces}f_{model}_{backend}{'_paced' * paced}.json"
     cmd = [
         sys.executable,
         str(ROOT / "run_live.py"),
@@ -211,12 +221,12 @@ def bench_pipeline(frames: int, log: Callable[[str], None], runs: list | None = 
     out: dict = {"frames_per_run": frames, "threads": threads, "effect": EFFECT, "runs": []}
     with tempfile.TemporaryDirectory(prefix="prnet-bench-") as tmp:
         for i, spec in enumerate(runs):
-            inp, w, h, n, model, backend = spec
+            inp, w, h, n, model, backend, paced = spec
             log(
                 f"pipeline {i + 1}/{len(runs)}: {inp} {w}x{h} {n} face(s) {model} {backend} "
-                f"({frames} frames)..."
+                f"{'paced at 30 fps' if paced else 'unpaced'} ({frames} frames)..."
             )
-            r = run_one(inp, w, h, n, model, backend, frames, threads, Path(tmp), log)
+            r = run_one(inp, w, h, n, model, backend, frames, threads, Path(tmp), paced)
             if "skipped" in r:
                 log(f"  skipped: {r['skipped']}")
             else:
@@ -237,18 +247,24 @@ def _fmt(v: object) -> str:
 
 
 def markdown(p: dict) -> list[str]:
-    lines = ["### Pipeline (unpaced, effect: " + str(p.get("effect")) + ")", ""]
+    lines = [
+        "### Pipeline (effect: " + str(p.get("effect")) + "; paced: fed at 30 fps, newest frame wins)",
+        "",
+    ]
     if p.get("skipped"):
         return lines + [f"skipped: {p['skipped']}", ""]
     stages = ("capture", "detect", "crop", "infer", "decode", "smooth", "render", "output")
     lines += [
-        "| source | faces | model | backend | fps | latency p50/p95/p99 ms | "
+        "| source | faces | model | backend | paced | fps | latency p50/p95/p99 ms | "
         + " | ".join(f"{s} p50/p95/p99" for s in stages)
         + " |",
-        "|" + "---|" * (6 + len(stages)),
+        "|" + "---|" * (7 + len(stages)),
     ]
     for r in p["runs"]:
-        head = f"| {r['input']} {r['width']}x{r['height']} | {r['faces']} | {r['model']} | {r['backend']} |"
+        head = (
+            f"| {r['input']} {r['width']}x{r['height']} | {r['faces']} | {r['model']} | {r['backend']} "
+            f"| {'yes' if r.get('paced') else 'no'} |"
+        )
         if "skipped" in r:
             lines.append(head + f" skipped: {r['skipped']} |" + " |" * (len(stages) + 1))
             continue
@@ -283,7 +299,11 @@ def plot(p: dict, ax) -> None:
         ax.text(i, bottom[i], f"{r['fps']:.0f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(
         range(len(runs)),
-        [f"{r['input']} {r['height']}p {r['faces']}f\n{r['model']} {r['backend']}" for r in runs],
+        [
+            f"{r['input']} {r['height']}p {r['faces']}f\n{r['model']} {r['backend']}"
+            + (" paced" if r.get("paced") else "")
+            for r in runs
+        ],
         rotation=60,
         fontsize=6,
     )

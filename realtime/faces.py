@@ -35,7 +35,8 @@ class FaceResult:
     """One frame's faces. reconstructions: smoothed, largest face first.
     n_other_faces: faces seen beyond max_faces. status: one line for the HUD
     ("no face", "1 face", "2 faces (+3 not shown)", "bad frame: ...").
-    detected: whether the detector ran on this frame."""
+    detected: whether a full detection's result was used on this frame (one run
+    inline, or one that finished on the tracker's worker thread)."""
 
     reconstructions: list[Reconstruction] = field(default_factory=list)
     n_other_faces: int = 0

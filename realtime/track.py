@@ -9,11 +9,20 @@ stage (``verify``, each frame: a PRNet shown no face still draws one, so landmar
 alone cannot tell that a face left), and every ``redetect_every`` frames to pick up
 new faces.
 
+That periodic look for new faces runs on a worker thread while tracking goes on
+(``background``): a full MTCNN pass costs one to two frames' time on a CPU, and run
+inline it stalled every 20th frame (the pipeline's p95 latency). Its result, a few
+frames old when it arrives, only adds faces and confirms tracks; it never moves a
+track, whose own landmarks are newer. Detections with nothing to track yet (no
+face, a lost or vanished one) run inline, since then there is nothing to show
+meanwhile.
+
 Up to ``max_faces`` faces are followed, the largest first; the others are counted.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -75,7 +84,9 @@ class TrackerConfig:
     hold: a crop moves only when the landmarks ask for a move or zoom larger than this
     fraction of the crop side. A still head then keeps the exact same crop, so the
     network sees the same pixels and its small biases cannot walk the crop, and the
-    mesh, slowly across the face."""
+    mesh, slowly across the face.
+    background: run the periodic detection on a worker thread (see the module
+    docstring); False runs it inline, so results depend only on the frames."""
 
     max_faces: int = 4
     redetect_every: int = 20
@@ -88,6 +99,7 @@ class TrackerConfig:
     verify_threshold: float = 0.05
     verify_every_frame: bool = True
     hold: float = 0.05
+    background: bool = True
 
 
 class Tracker:
@@ -109,34 +121,57 @@ class Tracker:
         self._since_detect = 0
         self._lost = False
         self._frame_size = (0, 0)
+        self._job: _Job | None = None  # the background detection under way
 
     def reset(self) -> None:
         self.tracks, self.n_other, self._lost, self._since_detect = [], 0, False, 0
+        self._job = None  # a result still coming is for faces that are gone
 
     def predict(self, image) -> list[FaceTrack]:
         """Tracks to crop in this frame. ``image`` is whatever the detector takes."""
         cfg = self.config
         self._frame_size = _size_of(image)
-        due = not self.tracks or self._lost or self._since_detect >= cfg.redetect_every
+        self.detected = False
+        job = self._job
+        if job is not None and job.done.is_set():
+            self._job = None
+            if job.error is not None:
+                raise job.error
+            self.detected = True
+            self._merge(job.detections, image, reframe=False)
+        due = not self.tracks or self._lost
         if not due and cfg.verify_every_frame:
             ok = self._verified(image, self.tracks)
             kept = [t for t, v in zip(self.tracks, ok, strict=True) if v]
             due = len(kept) < len(self.tracks)  # a face left: look again now
             self.tracks = kept
-        self.detected = due
-        if self.detected:
-            self._detect(image)
+        if due:
+            self._job = None
+            self._start()
+            self._merge(self.detector(image), image)
+            self.detected = True
+        elif self._since_detect >= cfg.redetect_every and self._job is None:
+            self._start()
+            if cfg.background:
+                self._job = _Job(self.detector, image)
+            else:
+                self._merge(self.detector(image), image)
+                self.detected = True
         else:
             self._since_detect += 1
         for t in self.tracks:
             t.age += 1
         return list(self.tracks)
 
-    def _detect(self, image) -> None:
-        cfg = self.config
+    def _start(self) -> None:
         self.detections += 1
         self._since_detect, self._lost = 1, False
-        dets = self.detector(image)
+
+    def _merge(self, dets: Detections, image, reframe: bool = True) -> None:
+        """Match detections to tracks and start tracks for new faces. ``reframe``: a
+        matched track whose crop drifted off the face takes the detector's framing
+        (not for a background result: its boxes are frames old)."""
+        cfg = self.config
         centers, sides = detection_crops(dets)
         matched = np.zeros(len(dets), bool)
         kept, unmatched = [], []
@@ -146,7 +181,7 @@ class Tracker:
             if j >= 0 and not matched[j] and ov[j][1] >= cfg.match_overlap:
                 matched[j] = True
                 t.misses = 0
-                if ov[j][0] < cfg.recentre_iou:  # the landmarks drifted: take the detector's framing
+                if reframe and ov[j][0] < cfg.recentre_iou:  # drifted: take the detector's framing
                     t.center, t.size = centers[j].astype(np.float32), float(sides[j])
                 kept.append(t)
             else:
@@ -236,6 +271,27 @@ class Tracker:
         if np.linalg.norm(c - track.center) > cfg.max_jump * prev_side:
             return False
         return 1 / cfg.max_zoom <= side / prev_side <= cfg.max_zoom
+
+
+class _Job:
+    """One detection on a daemon thread (a worker that dies with the process, so
+    Ctrl-C never waits on it)."""
+
+    def __init__(self, detector: Callable[[object], Detections], image):
+        if hasattr(image, "levels"):  # Octaves: the worker builds its own reductions
+            image = type(image)(image.levels[0])
+        self.detections = Detections.empty()
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        threading.Thread(target=self._run, args=(detector, image), name="detect", daemon=True).start()
+
+    def _run(self, detector: Callable[[object], Detections], image) -> None:
+        try:
+            self.detections = detector(image)
+        except BaseException as e:  # re-raised on the tracking thread
+            self.error = e
+        finally:
+            self.done.set()
 
 
 def _size_of(image) -> tuple[int, int]:

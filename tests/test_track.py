@@ -4,6 +4,8 @@ crop's framing and sampling."""
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -92,6 +94,32 @@ def test_lost_face_passes_through_and_is_reacquired(parts, media):
     back = proc.process(Frame(face, 3, 3 / 30))
     assert back.detected and back.status == "1 face"
     assert back.reconstructions[0].track_id != first.reconstructions[0].track_id
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_new_face_found_while_tracking(parts, media, background):
+    """A second face that appears beside a tracked one is picked up by the periodic
+    detection (on the worker thread or inline), and the first keeps its id."""
+    im = cv2.imread(str(media / "two_people.jpg"))
+    h, w = im.shape[:2]
+    one = im.copy()
+    one[:, w // 2 :] = 90  # only the left person at first
+    engine, decoder, detector = parts
+    tracker = Tracker(detector, TrackerConfig(redetect_every=5, background=background))
+    proc = FaceProcessor(engine, decoder, detector=detector, tracker=tracker)
+    first = proc.process(Frame(one, 0, 0.0))
+    assert first.status == "1 face"
+    tid = first.reconstructions[0].track_id
+    for i in range(1, 40):
+        res = proc.process(Frame(im, i, i / 30))
+        assert tid in [r.track_id for r in res.reconstructions], f"frame {i}: lost the first face"
+        if res.status == "2 faces":
+            break
+        time.sleep(1 / 30)  # camera pace: the worker's detection takes a frame or two
+    assert res.status == "2 faces", "the second face was never found"
+    assert i <= 5 + 15
+    xs = sorted(float(r.landmarks[:, 0].mean()) for r in res.reconstructions)
+    assert xs[0] < w // 2 < xs[1]
 
 
 @pytest.mark.parametrize(
