@@ -303,7 +303,7 @@ class Stages:
                 f"--device {args.device}: torch sees no CUDA GPU (see README, GPU install); use --device cpu"
             )
         self.bundle = load_bundle(args.weights)
-        self.engine = create_engine(self.bundle, backend=args.backend, device=args.device)
+        self.engine = create_engine(self.bundle, backend=args.backend, device=args.device, verbose=True)
         return FaceProcessor(
             self.engine, Decoder(self.bundle.layout), max_faces=args.faces, device=args.device
         )

@@ -35,21 +35,29 @@ MEDIA = ROOT.parent / "shared" / "data" / "media"
 CLIP = MEDIA / "carphone_176x144.mp4"
 EFFECT = "tiger"  # a mask: the target case of issue 6
 #: (input, width, height, faces, model, backend, paced) of the default runs on a CPU.
-CPU_RUNS = [
-    (inp, w, h, n, "lite", be, False)
-    for be in ("eager", "cpu-fast")
-    for inp, w, h, n in (
-        ("clip", 640, 480, 1),
-        ("clip", 640, 480, 4),
-        ("clip", 1280, 720, 1),
-        ("clip", 1280, 720, 4),
-        ("demo", 640, 480, 1),
-    )
-] + [
-    ("clip", 640, 480, 1, "lite", "cpu-fast", True),
-    ("demo", 640, 480, 1, "lite", "cpu-fast", True),
-    ("clip", 640, 480, 1, "full", "cpu-fast", False),
-]
+CPU_RUNS = (
+    [
+        (inp, w, h, n, "lite", be, False)
+        for be in ("eager", "cpu-fast")
+        for inp, w, h, n in (
+            ("clip", 640, 480, 1),
+            ("clip", 640, 480, 4),
+            ("clip", 1280, 720, 1),
+            ("clip", 1280, 720, 4),
+            ("demo", 640, 480, 1),
+        )
+    ]
+    + [
+        (inp, 640, 480, 1, "lite", be, paced)
+        for be in ("cpu-fast", "onnxruntime")
+        for inp, paced in (("clip", True), ("demo", True))
+    ]
+    + [
+        ("clip", 640, 480, 1, "lite", "onnxruntime", False),
+        ("demo", 640, 480, 1, "lite", "onnxruntime", False),
+        ("clip", 640, 480, 1, "full", "cpu-fast", False),
+    ]
+)
 GPU_RUNS = [
     (inp, w, h, n, model, be, False)
     for model in ("lite", "full")
