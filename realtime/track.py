@@ -274,8 +274,11 @@ class Tracker:
 
 
 class _Job:
-    """One detection on a daemon thread (a worker that dies with the process, so
-    Ctrl-C never waits on it)."""
+    """One detection on its own thread. Not a daemon (said explicitly: a thread
+    started by a daemon, such as the pipeline's inference thread, would be one): at
+    exit the interpreter waits for it, one detection, tens of ms, because a daemon
+    stopped inside torch's native code while the process tears down aborts it
+    ("terminate called without an active exception")."""
 
     def __init__(self, detector: Callable[[object], Detections], image):
         if hasattr(image, "levels"):  # Octaves: the worker builds its own reductions
@@ -283,7 +286,7 @@ class _Job:
         self.detections = Detections.empty()
         self.error: BaseException | None = None
         self.done = threading.Event()
-        threading.Thread(target=self._run, args=(detector, image), name="detect", daemon=True).start()
+        threading.Thread(target=self._run, args=(detector, image), name="detect", daemon=False).start()
 
     def _run(self, detector: Callable[[object], Detections], image) -> None:
         try:
