@@ -7,10 +7,10 @@ leak between runs) on a recorded clip, carphone_176x144.mp4 upscaled to 640x480 
 profiler's summary gives per-stage p50/p95/p99, end-to-end fps and capture->output
 latency. Unpaced runs take every frame as fast as possible (throughput; their latency
 includes frames queued behind one another). Paced runs (``--realtime``) feed frames at
-the source's 30 fps and keep only the newest, as a camera does: their latency is
-the one a user sees live. Component figures (detect/crop/smooth from realtime.faces, GL render from
-realtime.render.renderer) are added when those modules provide their benchmarks.
-Anything missing is skipped with the reason.
+the source's 30 fps and keep only the newest, as a camera does: their latency is the
+one a user sees live. Component figures (detect/crop/smooth from realtime.faces, GL
+render from realtime.render.renderer) are added when those modules provide their
+benchmarks. Anything missing is skipped with the reason.
 """
 
 from __future__ import annotations
