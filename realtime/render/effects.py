@@ -165,45 +165,19 @@ def make_tiger(layout: UVLayout, size: int = TEX) -> np.ndarray:
     cv[..., :3] = (orange + (dark - orange) * side[..., None] ** 1.5).astype(np.uint8)
     cv[..., 3] = 240
     white = (245, 245, 250, 245)
+
+    def white_patch(centre: np.ndarray, rx: float, ry: float) -> None:
+        """Filled white ellipse; radii in face widths."""
+        c = tuple(int(v) for v in np.round(centre * SS))
+        axes = (int(rx * face_w * SS), int(ry * face_w * SS))
+        cv2.ellipse(cv, c, axes, 0, 0, 360, white, -1, cv2.LINE_AA)
+
     # Muzzle: two cheek pads around the upper lip, and the chin.
     for corner in (48, 54):
-        p = (k[corner] + k[33]) / 2
-        cv2.ellipse(
-            cv,
-            tuple(int(v) for v in np.round(p * SS)),
-            (int(0.16 * face_w * SS), int(0.11 * face_w * SS)),
-            0,
-            0,
-            360,
-            white,
-            -1,
-            cv2.LINE_AA,
-        )
-    chin = (k[8] + k[57]) / 2
-    cv2.ellipse(
-        cv,
-        tuple(int(v) for v in np.round(chin * SS)),
-        (int(0.17 * face_w * SS), int(0.09 * face_w * SS)),
-        0,
-        0,
-        360,
-        white,
-        -1,
-        cv2.LINE_AA,
-    )
+        white_patch((k[corner] + k[33]) / 2, 0.16, 0.11)
+    white_patch((k[8] + k[57]) / 2, 0.17, 0.09)
     for eye, brow in ((EYE_L, BROW_L), (EYE_R, BROW_R)):  # white patch above each eye
-        p = (k[brow].mean(0) + _eye_centre(k, eye)) / 2
-        cv2.ellipse(
-            cv,
-            tuple(int(v) for v in np.round(p * SS)),
-            (int(0.12 * face_w * SS), int(0.06 * face_w * SS)),
-            0,
-            0,
-            360,
-            white,
-            -1,
-            cv2.LINE_AA,
-        )
+        white_patch((k[brow].mean(0) + _eye_centre(k, eye)) / 2, 0.12, 0.06)
     black = (15, 10, 10, 250)
     rng = np.random.default_rng(7)
     for sgn in (-1, 1):  # cheek stripes: tapered wedges pointing inward
