@@ -29,12 +29,14 @@ NME_DROP = 0.15  # fits worse than this against AFLW's own labels are bad crops
 @dataclass
 class TrainSet:
     """images: (M, 120, 120, 3) uint8 RGB crops; params: (M, 62) float32 3DMM fits;
-    pts68: (M, 3, 68) float32 labelled landmarks in 0-based crop pixels."""
+    pts68: (M, 3, 68) float32 labelled landmarks in 0-based crop pixels;
+    yaw: (M,) float32 head yaw in degrees from AFLW's own annotation (None if absent)."""
 
     images: np.ndarray
     params: np.ndarray
     pts68: np.ndarray
     names: np.ndarray
+    yaw: np.ndarray | None = None
 
 
 def load_trainset(data: Path = DEFAULT_DATA) -> TrainSet:
@@ -54,8 +56,10 @@ def load_trainset(data: Path = DEFAULT_DATA) -> TrainSet:
                 images[i] = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         cached.parent.mkdir(parents=True, exist_ok=True)
         np.save(cached, images)
+    with np.load(train / "aflw_crops_labels21.npz") as f:
+        yaw = f["yaw"].astype(np.float32) if np.array_equal(f["names"], names) else None
     keep = ~(nme > NME_DROP)  # NaN (clipped box) is kept: the fit is still fine
-    return TrainSet(images[keep], params[keep], pts68[keep], names[keep])
+    return TrainSet(images[keep], params[keep], pts68[keep], names[keep], None if yaw is None else yaw[keep])
 
 
 class MapMaker:
@@ -81,9 +85,16 @@ class MapMaker:
         self.w = torch.from_numpy(w)
         self.pixels = torch.from_numpy(raster.pixels)
 
+    def to(self, device: torch.device | str) -> MapMaker:
+        """Move the model and raster to ``device``: on a GPU a batch of maps is a few
+        kernels, where the CPU gather would be the training loop's bottleneck."""
+        for name in ("basis", "mean", "kpt_ind", "ids", "w", "pixels"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
     def vertices(self, params: np.ndarray) -> torch.Tensor:
         """(B, N, 3) dense vertices in 0-based 120-crop pixels (y down, min z = 0)."""
-        p = torch.from_numpy(np.asarray(params, np.float32))
+        p = torch.as_tensor(np.asarray(params, np.float32), device=self.basis.device)
         s = (self.mean[:, None] + self.basis @ p[:, 12:].T).T.reshape(len(p), -1, 3)
         pm = p[:, :12].reshape(-1, 3, 4)
         v = s @ pm[:, :, :3].transpose(1, 2) + pm[:, None, :, 3]
@@ -98,12 +109,12 @@ class MapMaker:
         pixels to output pixels (pixel centres at integers, as cv2.warpAffine)."""
         v = self.vertices(params)
         pts = (v[:, self.ids] * self.w[None, ..., None]).sum(2)  # (B, P, 3)
-        a = torch.from_numpy(np.asarray(affine, np.float32))
+        a = torch.as_tensor(np.asarray(affine, np.float32), device=v.device)
         xy = pts[..., :2] @ a[:, :, :2].transpose(1, 2) + a[:, None, :, 2]
         scale = torch.sqrt(torch.abs(torch.linalg.det(a[:, :, :2])))
         z = pts[..., 2] * scale[:, None]
         r = self.layout.resolution
-        out = torch.zeros(len(v), r * r, 3)
+        out = torch.zeros(len(v), r * r, 3, device=v.device)
         out[:, self.pixels] = torch.cat([xy, z[..., None]], -1)
         return out.reshape(len(v), r, r, 3).permute(0, 3, 1, 2).contiguous()
 
@@ -160,6 +171,15 @@ class Batcher:
         self.r = maker.layout.resolution
 
     def batch(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, R, R) float images in [0, 1] and (B, 3, R, R) maps, on the CPU."""
+        imgs, affs = self.pixels(idx, rng)
+        x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0
+        return x, self.maker.maps(self.data.params[idx], affs)
+
+    def pixels(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The image half of a batch: (B, R, R, 3) uint8 augmented crops and the
+        (B, 2, 3) affines that made them. Data-loader workers run this part; the
+        maps are made where the model runs, from the affines."""
         imgs, affs = [], []
         for i in idx:
             a = random_affine(rng, self.r)[:2] if self.augment else base_affine(self.r)
@@ -175,9 +195,7 @@ class Batcher:
                 im = augment_pixels(im, rng, donor)
             imgs.append(im)
             affs.append(a)
-        x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 255.0
-        y = self.maker.maps(self.data.params[idx], np.stack(affs))
-        return x, y
+        return np.stack(imgs), np.stack(affs)
 
 
 def layout_for(resolution: int, data: Path = DEFAULT_DATA) -> UVLayout:

@@ -59,12 +59,70 @@ def recalibrate_bn(
     with torch.no_grad():
         for i in range(batches):
             sel = idx[(i * batch) % len(idx) :][:batch]
-            x, _ = batcher.batch(sel, np.random.default_rng([7, i]))
-            net(x.to(device).contiguous(memory_format=torch.channels_last))
+            imgs, _ = batcher.pixels(sel, np.random.default_rng([7, i]))
+            net(to_input(imgs, device))
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.momentum = 0.1
     net.eval()
+
+
+def to_input(imgs: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """(B, R, R, 3) uint8 -> (B, 3, R, R) float in [0, 1] on ``device``; the NHWC
+    buffer seen through a permute is already channels-last, so nothing is copied."""
+    x = torch.as_tensor(imgs).to(device, non_blocking=True)
+    return x.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Item k is the augmented image half of training step ``start + k``.
+
+    The crops and the random stream of a step depend on the seed and the step alone,
+    so a run resumed, or fed by data-loader workers in any order, sees the same
+    batches as one that ran straight through."""
+
+    def __init__(
+        self,
+        batcher: Batcher,
+        train_idx: np.ndarray,
+        seed: int,
+        batch: int,
+        start: int,
+        stop: int,
+        p: np.ndarray | None = None,
+    ):
+        self.b, self.idx, self.seed, self.batch, self.p = batcher, train_idx, seed, batch, p
+        self.start, self.stop = start, stop
+        self.per_epoch = len(train_idx) // batch
+
+    def __len__(self) -> int:
+        return max(self.stop - self.start, 0)
+
+    def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        step = self.start + k
+        epoch = step // self.per_epoch
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(self.idx) if self.p is None else rng.choice(self.idx, len(self.idx), p=self.p)
+        j = (step % self.per_epoch) * self.batch
+        sel = order[j : j + self.batch]
+        imgs, affs = self.b.pixels(sel, np.random.default_rng([self.seed, step]))
+        return imgs, affs, sel
+
+
+def yaw_balanced(yaw: np.ndarray) -> np.ndarray:
+    """Sampling probabilities that make |yaw| in [0, 30), [30, 60) and 60+ degrees
+    equally frequent: the benchmark weighs the three bins equally, and AFLW has half
+    as many turned faces as frontal ones."""
+    bins = np.digitize(np.abs(yaw), (30.0, 60.0))
+    p = 1.0 / np.bincount(bins, minlength=3)[bins]
+    return p / p.sum()
+
+
+def _worker_init(_: int) -> None:
+    import cv2
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -84,6 +142,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     ap.add_argument("--ema", type=float, default=0.999, help="weight averaging decay (0: off)")
+    ap.add_argument("--init", type=Path, default=None, help="start from this weights bundle (fine-tune)")
+    ap.add_argument("--balance-yaw", action="store_true", help="sample yaw bins equally (needs AFLW yaw)")
+    ap.add_argument("--keep-epochs", action="store_true", help="keep a checkpoint per validation")
+    ap.add_argument("--val-every", type=int, default=1, help="epochs between validations")
+    ap.add_argument("--workers", type=int, default=0, help="data-loader processes (0: inline)")
+    ap.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="fit the schedule into this long: the rate measured over the first 200 steps "
+        "shrinks --epochs and --halve-every together (for a borrowed GPU's time slot)",
+    )
     return ap.parse_args(argv)
 
 
@@ -122,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training PRNet size={cfg.size} at {cfg.resolution}px on {device}; checkpoints in {out}")
 
     data = load_trainset(args.data)
-    maker = MapMaker(load_bfm(args.data / "bfm" / "bfm_noneck_uv.npz"), cfg.resolution)
+    maker = MapMaker(load_bfm(args.data / "bfm" / "bfm_noneck_uv.npz"), cfg.resolution).to(device)
     order = np.random.default_rng(12345).permutation(len(data.images))
     val_idx, train_idx = order[: args.val], order[args.val :]
     train_b, val_b = Batcher(data, maker, augment=True), Batcher(data, maker, augment=False)
@@ -139,6 +209,16 @@ def main(argv: list[str] | None = None) -> int:
         opt.load_state_dict(ck["opt"])
         state = ck["state"]
         print(f"resumed from {last} at step {state['step']}")
+    elif args.init:
+        from realtime.weights import load_bundle
+
+        init = load_bundle(args.init)
+        if init.config != cfg:
+            raise SystemExit(f"error: --init {args.init} is {init.config}, the run is {cfg}")
+        model.load_state_dict(init.state_dict)
+        print(f"starting from the weights in {args.init}")
+    if "planned" not in state:  # a schedule fitted to --minutes outlives a resume
+        state["epochs"], state["halve_every"] = args.epochs, args.halve_every
     # Validated and shipped weights are an exponential moving average of the trained
     # ones: Adam's step noise averaged out, which costs nothing per step.
     ema = copy.deepcopy(model).eval()
@@ -146,9 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         ema.load_state_dict(ck["ema"])
 
     steps_per_epoch = len(train_idx) // args.batch
-    total = int(args.epochs * steps_per_epoch)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16)
-    scaler = torch.amp.GradScaler(enabled=device.type == "cuda")
+    total = int(state["epochs"] * steps_per_epoch)
+    bf16 = device.type == "cpu" or torch.cuda.is_bf16_supported()
+    amp = torch.autocast(device.type, dtype=torch.bfloat16 if bf16 else torch.float16)
+    scaler = torch.amp.GradScaler(enabled=not bf16)
 
     def save(path: Path) -> None:
         ck = {
@@ -168,26 +249,53 @@ def main(argv: list[str] | None = None) -> int:
         nmes = []
         with torch.no_grad(), amp:
             for i in range(0, len(val_idx), 64):
-                x, y = val_b.batch(val_idx[i : i + 64], np.random.default_rng(0))
-                p = ema(x.to(device).contiguous(memory_format=torch.channels_last)).float()
-                nmes.append(landmark_nme(p.cpu() * scale, y, maker.layout.kpt_ind))
+                sel = val_idx[i : i + 64]
+                imgs, affs = val_b.pixels(sel, np.random.default_rng(0))
+                p = ema(to_input(imgs, device)).float().cpu() * scale
+                nmes.append(landmark_nme(p, maker.maps(data.params[sel], affs).cpu(), maker.layout.kpt_ind))
         return float(np.concatenate(nmes).mean())
 
     t0 = time.time()
     last_ck = time.time()
     loss_acc, n_acc, seen = 0.0, 0, 0
     model.train()
-    while state["step"] < total:
-        step = state["step"]
-        epoch = step / steps_per_epoch
+    if args.balance_yaw and data.yaw is None:
+        raise SystemExit("error: --balance-yaw needs train/aflw_crops_labels21.npz matching the crops")
+    p = yaw_balanced(data.yaw[train_idx]) if args.balance_yaw else None
+    steps = StepBatches(train_b, train_idx, args.seed, args.batch, state["step"], total, p)
+    loader = torch.utils.data.DataLoader(
+        steps,
+        batch_size=None,
+        num_workers=args.workers,
+        worker_init_fn=_worker_init if args.workers else None,
+        prefetch_factor=4 if args.workers else None,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+    planned = not args.minutes or "planned" in state
+    start, t100, seen100 = state["step"], t0, 0
+    for imgs, affs, sel in loader:
+        if state["step"] >= total:
+            break
+        epoch = state["step"] / steps_per_epoch
+        if not planned and state["step"] == start + 100:
+            t100, seen100 = time.time(), seen
+        if not planned and state["step"] == start + 300:
+            rate = (seen - seen100) / (time.time() - t100)
+            fit = min(1.0, rate * args.minutes * 60 / (args.epochs * steps_per_epoch * args.batch))
+            state["epochs"], state["halve_every"] = args.epochs * fit, args.halve_every * fit
+            state["planned"] = True
+            planned = True
+            total = max(int(state["epochs"] * steps_per_epoch), state["step"] + 1)
+            print(
+                f"{rate:.0f} img/s: the schedule is {state['epochs']:.1f} epochs, "
+                f"lr halved every {state['halve_every']:.2f}, to fit {args.minutes:g} minutes",
+                flush=True,
+            )
         for g in opt.param_groups:
-            g["lr"] = args.lr * 0.5 ** math.floor(epoch / args.halve_every)
-        rng = np.random.default_rng([args.seed, step])
-        ep_order = np.random.default_rng([args.seed, int(epoch)]).permutation(train_idx)
-        j = (step % steps_per_epoch) * args.batch
-        x, y = train_b.batch(ep_order[j : j + args.batch], rng)
-        x = x.to(device).contiguous(memory_format=torch.channels_last)
-        y = y.to(device) / scale
+            g["lr"] = args.lr * 0.5 ** math.floor(epoch / state["halve_every"])
+        x = to_input(imgs, device)
+        y = maker.maps(data.params[sel.numpy()], affs.numpy()) / scale
         with amp:
             pred = model(x)
         loss = weighted_loss(pred.float(), y, weight)
@@ -197,8 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         scaler.update()
         if args.ema:
             with torch.no_grad():
-                for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-                    pe.lerp_(pm, 1.0 - args.ema)
+                torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - args.ema)
         state["step"] += 1
         loss_acc += float(loss.detach())
         n_acc += 1
@@ -213,10 +320,11 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             loss_acc, n_acc = 0.0, 0
-        end_of_epoch = state["step"] % steps_per_epoch == 0
+        end_of_epoch = state["step"] % steps_per_epoch == 0 or state["step"] == total
         timed_out = args.max_minutes and (time.time() - t0) / 60 > args.max_minutes
         if end_of_epoch or time.time() - last_ck > args.ckpt_minutes * 60 or timed_out:
-            if end_of_epoch:
+            nth = round(state["step"] / steps_per_epoch)
+            if end_of_epoch and (nth % args.val_every == 0 or state["step"] == total):
                 nme = validate()
                 state["history"].append({"epoch": state["step"] / steps_per_epoch, "val_nme": nme})
                 print(
@@ -226,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
                 if nme < state["best"]:
                     state["best"] = nme
                     save(out / "best.pt")
+                if args.keep_epochs:  # to pick by another yardstick later (python -m realtime.evaluate)
+                    save(out / f"epoch{nth:03d}.pt")
                 save_curve(state["history"], out / "loss_curve.png")
                 (out / "history.json").write_text(json.dumps(state["history"]))
             save(last)

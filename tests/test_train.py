@@ -1,28 +1,31 @@
-"""Training: a step lowers the loss on a fixed batch; checkpoints resume."""
+"""Training: a step lowers the loss on a fixed batch; data-loader workers and resumed
+runs see the same batches; yaw balancing evens out the pose bins."""
 
+import zipfile
+
+import cv2
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 from realtime.groundtruth import Batcher, MapMaker, TrainSet
 from realtime.model import PRNet, PRNetConfig
-from realtime.train import weighted_loss
+from realtime.train import StepBatches, weighted_loss, yaw_balanced
 
 
-def test_training_steps_lower_the_loss(bfm, shared):
-    import zipfile
-
-    import cv2
-
+def _crops(shared, n: int) -> TrainSet:
     with np.load(shared / "train" / "aflw_teacher_params.npz") as f:
-        names, params, pts = f["names"][:8], f["params"][:8], f["pts68"][:8]
+        names, params, pts = f["names"][:n], f["params"][:n], f["pts68"][:n]
     with zipfile.ZipFile(shared / "train" / "aflw_crops_120.zip") as z:
         imgs = np.stack(
             [cv2.imdecode(np.frombuffer(z.read(f"images/{n}"), np.uint8), 1)[..., ::-1] for n in names]
         )
+    return TrainSet(imgs, params, pts, names)
+
+
+def test_training_steps_lower_the_loss(bfm, shared):
     maker = MapMaker(bfm, 64)
-    x, y = Batcher(TrainSet(imgs, params, pts, names), maker, augment=False).batch(
-        np.arange(8), np.random.default_rng(0)
-    )
+    x, y = Batcher(_crops(shared, 8), maker, augment=False).batch(np.arange(8), np.random.default_rng(0))
     torch.manual_seed(0)
     cfg = PRNetConfig(size=8, resolution=64)
     model = PRNet(cfg).train()
@@ -37,3 +40,31 @@ def test_training_steps_lower_the_loss(bfm, shared):
         opt.step()
         losses.append(float(loss))
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_workers_and_resumed_runs_see_the_same_batches(bfm, shared):
+    batcher = Batcher(_crops(shared, 24), MapMaker(bfm, 64), augment=True)
+    idx = np.arange(24)
+
+    def steps(start: int, workers: int) -> list:
+        ds = StepBatches(batcher, idx, seed=3, batch=4, start=start, stop=9)
+        return list(DataLoader(ds, batch_size=None, num_workers=workers))
+
+    inline, pooled, resumed = steps(0, 0), steps(0, 2), steps(5, 0)
+    assert len(inline) == len(pooled) == 9 and len(resumed) == 4
+    for (im1, af1, sel1), (im2, af2, sel2) in zip(inline, pooled, strict=True):
+        assert torch.equal(sel1, sel2) and torch.equal(af1, af2) and torch.equal(im1, im2)
+    for (im1, _, sel1), (im2, _, sel2) in zip(inline[5:], resumed, strict=True):
+        assert torch.equal(sel1, sel2) and torch.equal(im1, im2)
+    # two epochs of 6 steps: each epoch is a new permutation of all 24 crops
+    assert sorted(torch.cat([s for _, _, s in inline[:6]]).tolist()) == list(range(24))
+    assert not torch.equal(inline[0][2], inline[6][2])
+
+
+def test_yaw_balancing_samples_each_pose_bin_equally():
+    yaw = np.array([5.0] * 60 + [-45.0] * 30 + [75.0] * 8 + [-100.0] * 2)
+    p = yaw_balanced(yaw)
+    bins = np.digitize(np.abs(yaw), (30.0, 60.0))
+    np.testing.assert_allclose([p[bins == b].sum() for b in range(3)], [1 / 3] * 3)
+    draws = np.random.default_rng(0).choice(len(yaw), 30000, p=p)
+    assert abs(np.mean(bins[draws] == 2) - 1 / 3) < 0.02
