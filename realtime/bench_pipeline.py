@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import torch
 
+from realtime.capture import VideoSource
 from realtime.engines import CACHE_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,16 +78,8 @@ def make_clip(width: int, height: int, faces: int, out_dir: Path) -> Path:
     path = out_dir / f"carphone_{width}x{height}_{faces}faces.avi"
     if path.is_file():
         return path
-    cap = cv2.VideoCapture(str(CLIP))
-    frames = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
-    if not frames:
-        raise FileNotFoundError(f"cannot read {CLIP}")
+    with VideoSource(CLIP) as src:  # CaptureError (one line) when unreadable
+        frames = src.read_all()
     grid = 1 if faces == 1 else int(np.ceil(np.sqrt(faces)))
     cw, ch = width // grid, height // grid
     out_dir.mkdir(parents=True, exist_ok=True)

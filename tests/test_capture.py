@@ -28,13 +28,6 @@ CARPHONE = MEDIA / "carphone_176x144.mp4"
 WEBCAM_AVI = MEDIA / "kpa_webcam_160x120.avi"
 
 
-def read_all(source) -> list[np.ndarray]:
-    frames = []
-    while (image := source.read()) is not None:
-        frames.append(image)
-    return frames
-
-
 def test_demo_photo_ships_inside_scikit_image():
     path = demo_photo_path()
     assert path.name == "astronaut.png" and "skimage" in path.parts
@@ -43,9 +36,9 @@ def test_demo_photo_ships_inside_scikit_image():
 
 def test_demo_source_moves_smoothly_and_is_reproducible():
     a, b = DemoSource(320, 240, frames=40), DemoSource(320, 240, frames=40)
-    frames = read_all(a)
+    frames = a.read_all()
     assert len(frames) == 40 and frames[0].shape == (240, 320, 3) and frames[0].dtype == np.uint8
-    assert all(np.array_equal(x, y) for x, y in zip(frames, read_all(b), strict=True))
+    assert all(np.array_equal(x, y) for x, y in zip(frames, b.read_all(), strict=True))
     steps = [np.abs(frames[i + 1].astype(int) - frames[i]).mean() for i in range(39)]
     assert min(steps) > 0.05, "the head must keep moving"
     far = np.abs(frames[39].astype(int) - frames[0]).mean()
@@ -56,7 +49,7 @@ def test_video_source_reads_every_frame_at_its_fps():
     source = open_input(CARPHONE)
     assert isinstance(source, VideoSource) and source.size == (176, 144)
     assert source.fps == pytest.approx(29.97, abs=0.01)
-    assert len(read_all(source)) == 120 and source.error is None
+    assert len(source.read_all()) == 120 and source.error is None
 
 
 def test_truncated_and_corrupt_videos(tmp_path):
@@ -70,13 +63,13 @@ def test_truncated_and_corrupt_videos(tmp_path):
     damaged[200_000:260_000] = bytes(60_000)
     (tmp_path / "zeroed.mp4").write_bytes(bytes(damaged))
     source = VideoSource(tmp_path / "zeroed.mp4")
-    n = len(read_all(source))
+    n = len(source.read_all())
     assert 0 < n < 120 and f"frame {n} of 120" in source.error
     # an AVI cut in half plays its first half
     avi = WEBCAM_AVI.read_bytes()
     (tmp_path / "cut.avi").write_bytes(avi[: len(avi) // 2])
     source = VideoSource(tmp_path / "cut.avi")
-    n = len(read_all(source))
+    n = len(source.read_all())
     assert 10 < n < 68 and "truncated or corrupt" in source.error
 
 
@@ -96,7 +89,7 @@ def test_bad_paths(tmp_path):
 
 def test_image_source_repeats_copies():
     source = ImageSource(MEDIA / "obama_portrait.jpg", frames=3)
-    frames = read_all(source)
+    frames = source.read_all()
     assert len(frames) == 3 and np.array_equal(frames[0], frames[2])
     frames[0][:] = 0  # a stage drawing on one frame must not touch the next
     assert frames[1].any()
@@ -108,7 +101,7 @@ def test_folder_source_letterboxes_mixed_sizes_and_skips_bad_files(tmp_path):
     (tmp_path / "c.png").write_bytes(b"broken")
     (tmp_path / "readme.txt").write_text("ignored")
     source = FolderSource(tmp_path)
-    frames = read_all(source)
+    frames = source.read_all()
     assert len(frames) == 2 and frames[1].shape == frames[0].shape
     assert "skipped 1 unreadable" in source.error
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from realtime.capture import VideoSource
 from realtime.crop import crop_affines, crop_faces
 from realtime.decode import Decoder
 from realtime.detect import MTCNN
@@ -31,15 +32,8 @@ def _processor(parts, **kw) -> FaceProcessor:
 
 
 def _clip(path) -> tuple[list[np.ndarray], float]:
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    frames = []
-    while True:
-        ok, im = cap.read()
-        if not ok:
-            break
-        frames.append(im)
-    return frames, fps
+    with VideoSource(path) as src:
+        return src.read_all(), src.fps
 
 
 def test_carphone_tracked_with_few_detections(parts, media):

@@ -12,6 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime.capture import CaptureError, VideoSource
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -21,15 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cols", type=int, default=4)
     ap.add_argument("--scale", type=float, default=1.0)
     args = ap.parse_args(argv)
-    cap = cv2.VideoCapture(str(args.video))
-    frames = []
-    while True:
-        ok, im = cap.read()
-        if not ok:
-            break
-        frames.append(im)
-    if not frames:
-        print(f"error: no frames could be read from {args.video}", file=sys.stderr)
+    try:
+        with VideoSource(args.video) as src:
+            frames = src.read_all()
+    except CaptureError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     picks = np.linspace(0, len(frames) - 1, args.frames + 2)[1:-1].round().astype(int)
     tiles = [cv2.resize(frames[i], None, fx=args.scale, fy=args.scale) for i in picks]

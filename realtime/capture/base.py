@@ -41,6 +41,14 @@ class Source(ABC):
     def read(self) -> np.ndarray | None:
         """The next frame, or None when input has ended (or a camera stopped answering)."""
 
+    def read_all(self) -> list[np.ndarray]:
+        """Every remaining frame in order, for offline use (tools, benchmarks, tests);
+        never returns for a camera."""
+        frames = []
+        while (image := self.read()) is not None:
+            frames.append(image)
+        return frames
+
     def recover(self) -> bool:
         """Try to get a lost source back (a replugged camera); True when it is back."""
         return False
