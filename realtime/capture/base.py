@@ -43,7 +43,7 @@ class Source(ABC):
 
     def read_all(self) -> list[np.ndarray]:
         """Every remaining frame in order, for offline use (tools, benchmarks, tests);
-        never returns for a camera."""
+        from a camera, only once it stops sending."""
         frames = []
         while (image := self.read()) is not None:
             frames.append(image)
