@@ -34,8 +34,9 @@ def to_tensor(image: np.ndarray, device: str | torch.device = "cpu") -> torch.Te
     single-threaded permute/flip/cast) and the tensor is a channels-last view of
     that (H, W, 3) array, the layout the CPU convolutions and OpenCV both prefer."""
     if torch.device(device).type == "cpu":
-        rgb = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2RGB)
-        return _from_hwc(rgb.astype(np.float32) * np.float32(1 / 255))
+        rgb = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2RGB).astype(np.float32)
+        rgb *= np.float32(1 / 255)  # in place: one float frame per call, not two
+        return _from_hwc(rgb)
     t = torch.from_numpy(np.ascontiguousarray(image)).to(device)
     return t.permute(2, 0, 1).flip(0).unsqueeze(0).float().div_(255.0)
 

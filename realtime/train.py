@@ -272,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         pin_memory=device.type == "cuda",
         persistent_workers=False,
     )
+    ema_params, model_params = list(ema.parameters()), list(model.parameters())
     planned = not args.minutes or "planned" in state
     start, t100, seen100 = state["step"], t0, 0
     for imgs, affs, sel in loader:
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         scaler.update()
         if args.ema:
             with torch.no_grad():
-                torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - args.ema)
+                torch._foreach_lerp_(ema_params, model_params, 1.0 - args.ema)
         state["step"] += 1
         loss_acc += float(loss.detach())
         n_acc += 1
