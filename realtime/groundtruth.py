@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from realtime.uv import UVLayout, UVRaster, build_layout, load_bfm
+from realtime.uv import UVLayout, UVRaster, build_layout, load_bfm, mirror_vertices
 
 CROP = 120  # side of the training crops in pixels
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -84,11 +84,12 @@ class MapMaker:
         self.ids = torch.from_numpy(ids)
         self.w = torch.from_numpy(w)
         self.pixels = torch.from_numpy(raster.pixels)
+        self.mirror = torch.from_numpy(mirror_vertices(bfm))
 
     def to(self, device: torch.device | str) -> MapMaker:
         """Move the model and raster to ``device``: on a GPU a batch of maps is a few
         kernels, where the CPU gather would be the training loop's bottleneck."""
-        for name in ("basis", "mean", "kpt_ind", "ids", "w", "pixels"):
+        for name in ("basis", "mean", "kpt_ind", "ids", "w", "pixels", "mirror"):
             setattr(self, name, getattr(self, name).to(device))
         return self
 
@@ -106,10 +107,17 @@ class MapMaker:
 
     def maps(self, params: np.ndarray, affine: np.ndarray) -> torch.Tensor:
         """(B, 3, R, R) maps in output pixels; ``affine`` (B, 2, 3) maps 120-crop
-        pixels to output pixels (pixel centres at integers, as cv2.warpAffine)."""
+        pixels to output pixels (pixel centres at integers, as cv2.warpAffine).
+
+        An affine that mirrors the crop (negative determinant) turns the face's left
+        side into its right: each UV pixel then takes its mirror vertex, or the map
+        would hold a face inside out."""
         v = self.vertices(params)
-        pts = (v[:, self.ids] * self.w[None, ..., None]).sum(2)  # (B, P, 3)
         a = torch.as_tensor(np.asarray(affine, np.float32), device=v.device)
+        mirrored = torch.linalg.det(a[:, :, :2]) < 0
+        if mirrored.any():
+            v = torch.where(mirrored[:, None, None], v[:, self.mirror], v)
+        pts = (v[:, self.ids] * self.w[None, ..., None]).sum(2)  # (B, P, 3)
         xy = pts[..., :2] @ a[:, :, :2].transpose(1, 2) + a[:, None, :, 2]
         scale = torch.sqrt(torch.abs(torch.linalg.det(a[:, :, :2])))
         z = pts[..., 2] * scale[:, None]
@@ -125,9 +133,14 @@ def base_affine(resolution: int) -> np.ndarray:
     return np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5]], np.float64)
 
 
-def random_affine(rng: np.random.Generator, resolution: int, rotate_p: float = 0.6) -> np.ndarray:
+def random_affine(
+    rng: np.random.Generator, resolution: int, rotate_p: float = 0.6, flip_p: float = 0.0
+) -> np.ndarray:
     """The paper's geometric augmentation: rotation up to +-45 deg, scale 0.9-1.2,
-    translation up to 10% of the crop, about the crop centre."""
+    translation up to 10% of the crop, about the crop centre; and, beyond the paper,
+    a left-right mirror with probability ``flip_p`` (a face's mirror image is another
+    plausible face, so it doubles the poses and lighting seen)."""
+    flip = flip_p > 0 and rng.random() < flip_p  # no draw when off: old runs replay
     angle = rng.uniform(-45, 45) if rng.random() < rotate_p else 0.0
     scale = rng.uniform(0.9, 1.2)
     shift = rng.uniform(-0.1, 0.1, 2) * resolution
@@ -135,6 +148,8 @@ def random_affine(rng: np.random.Generator, resolution: int, rotate_p: float = 0
     m = cv2.getRotationMatrix2D((c, c), angle, scale)
     m[:, 2] += shift
     base = np.vstack([base_affine(resolution), [0, 0, 1]])
+    if flip:
+        base = base @ np.array([[-1.0, 0, CROP - 1], [0, 1, 0], [0, 0, 1]])
     return m @ base
 
 
@@ -166,8 +181,8 @@ def augment_pixels(img: np.ndarray, rng: np.random.Generator, donor: np.ndarray)
 class Batcher:
     """Augmented (images, maps) batches from a TrainSet, deterministic per seed."""
 
-    def __init__(self, data: TrainSet, maker: MapMaker, augment: bool = True):
-        self.data, self.maker, self.augment = data, maker, augment
+    def __init__(self, data: TrainSet, maker: MapMaker, augment: bool = True, flip_p: float = 0.0):
+        self.data, self.maker, self.augment, self.flip_p = data, maker, augment, flip_p
         self.r = maker.layout.resolution
 
     def batch(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,7 +197,7 @@ class Batcher:
         maps are made where the model runs, from the affines."""
         imgs, affs = [], []
         for i in idx:
-            a = random_affine(rng, self.r)[:2] if self.augment else base_affine(self.r)
+            a = random_affine(rng, self.r, flip_p=self.flip_p)[:2] if self.augment else base_affine(self.r)
             im = cv2.warpAffine(
                 self.data.images[i],
                 a,

@@ -143,6 +143,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     ap.add_argument("--ema", type=float, default=0.999, help="weight averaging decay (0: off)")
     ap.add_argument("--init", type=Path, default=None, help="start from this weights bundle (fine-tune)")
+    ap.add_argument("--flip", type=float, default=0.0, help="probability of a mirrored sample")
     ap.add_argument("--balance-yaw", action="store_true", help="sample yaw bins equally (needs AFLW yaw)")
     ap.add_argument("--keep-epochs", action="store_true", help="keep a checkpoint per validation")
     ap.add_argument("--val-every", type=int, default=1, help="epochs between validations")
@@ -195,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     maker = MapMaker(load_bfm(args.data / "bfm" / "bfm_noneck_uv.npz"), cfg.resolution).to(device)
     order = np.random.default_rng(12345).permutation(len(data.images))
     val_idx, train_idx = order[: args.val], order[args.val :]
-    train_b, val_b = Batcher(data, maker, augment=True), Batcher(data, maker, augment=False)
+    train_b = Batcher(data, maker, augment=True, flip_p=args.flip)
+    val_b = Batcher(data, maker, augment=False)
     weight = torch.from_numpy(maker.layout.weight_mask).to(device)
     scale = cfg.output_scale
 

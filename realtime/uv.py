@@ -22,6 +22,13 @@ BROW_EYE_R = list(range(22, 27)) + list(range(42, 48))
 NOSE = list(range(27, 36))
 MOUTH = list(range(48, 60))
 WEIGHT_KPT, WEIGHT_REGION, WEIGHT_FACE = 16.0, 4.0, 3.0
+# Landmark k of a mirrored face is landmark MIRROR_68[k] of the original: left and
+# right swap, the midline (nose bridge, lip centres) stays.
+MIRROR_68 = np.array(
+    [*range(16, -1, -1), *range(26, 16, -1), 27, 28, 29, 30, 35, 34, 33, 32, 31]
+    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65]
+)
 
 
 @dataclass
@@ -195,6 +202,22 @@ def build_layout(bfm: dict, resolution: int) -> tuple[UVLayout, UVRaster]:
         canonical=face_pts.astype(np.float32),
     )
     return layout, raster
+
+
+def mirror_vertices(bfm: dict) -> np.ndarray:
+    """(N,) int: the vertex on the other side of the face from each vertex.
+
+    PRNet's UV layout is mirror-symmetric (u -> 1 - u), so the partner is the vertex at
+    the mirrored UV point; 99 % match exactly, the rest to 0.02 of the map. The 68
+    landmark vertices are paired by the landmark scheme instead, so that a mirrored
+    face's landmarks are exactly the labelled ones, swapped."""
+    from scipy.spatial import cKDTree
+
+    uv = bfm["uv"].astype(np.float64)
+    _, partner = cKDTree(uv).query(np.stack([1.0 - uv[:, 0], uv[:, 1]], 1))
+    kpt = np.asarray(bfm["kpt_ind"], np.int64)
+    partner[kpt] = kpt[MIRROR_68]
+    return partner.astype(np.int64)
 
 
 def load_bfm(path: str | Path) -> dict:

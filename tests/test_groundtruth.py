@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.groundtruth import Batcher, MapMaker, TrainSet, base_affine
+from realtime.groundtruth import CROP, Batcher, MapMaker, TrainSet, base_affine
+from realtime.uv import MIRROR_68
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +63,24 @@ def test_augmentation_keeps_image_and_map_aligned(maker, labelled):
     # The augmentation really moved things: maps differ from the plain resize.
     plain = maker.maps(params[:n], np.stack([base_affine(128)] * n))
     assert (y - plain).abs().amax() > 5
+
+
+def test_mirrored_maps_hold_the_mirrored_face(maker, labelled):
+    """A mirroring affine: the landmarks read from the map are the labelled ones
+    reflected and swapped left for right, and every face pixel holds the point of the
+    plain map's mirror pixel (the layout is symmetric), reflected."""
+    _, params, pts = labelled
+    r = maker.layout.resolution
+    flip = np.array([[-1.0, 0, CROP - 1], [0, 1, 0], [0, 0, 1]])
+    a = np.vstack([base_affine(r), [0, 0, 1]]) @ flip
+    maps = maker.maps(params, np.stack([a[:2]] * len(params)))
+    mirrored_pts = pts[:, :2, MIRROR_68].copy()
+    mirrored_pts[:, 0] = CROP - 1 - mirrored_pts[:, 0]
+    expect = (mirrored_pts + 0.5) * r / CROP - 0.5
+    assert np.linalg.norm(kpts(maker, maps)[:, :2] - expect, axis=1).max() < 0.5
+    plain = maker.maps(params, np.stack([base_affine(r)] * len(params))).numpy()
+    back = plain[:, :, :, ::-1].copy()
+    back[:, 0] = r - 1 - back[:, 0]
+    both = maker.layout.face_mask & maker.layout.face_mask[:, ::-1]
+    err = np.linalg.norm((maps.numpy() - back)[:, :2][:, :, both], axis=1)
+    assert np.median(err) < 0.01 and np.percentile(err, 99) < 0.5, (np.median(err), np.percentile(err, 99))
