@@ -103,10 +103,8 @@ def build(bundle: Bundle, backend: str, batches: tuple[int, ...]):
         return engine
     device = "cuda" if backend in ("cuda-fp16", "tensorrt") else "cpu"
     kw: dict = {}
-    if backend in ("cpu-fast", "cpu-bf16", "cuda-fp16"):
+    if backend in ("cpu-fast", "cpu-bf16", "cuda-fp16", "tensorrt"):
         kw["warmup"] = batches
-    if backend == "tensorrt":
-        kw["batch_sizes"] = batches
     return E.create_engine(bundle, backend, device, **kw)
 
 

@@ -213,6 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--weights", type=Path, default=None, help="bundle (default: shipped)")
     ap.add_argument("--backend", default="eager")
+    ap.add_argument(
+        "--mirror",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="average with the mirror image's prediction (run_live.py --mirror; default off: "
+        "the network's own figure)",
+    )
     ap.add_argument("--limit", type=int, default=None, help="first N images only")
     ap.add_argument("--out", type=Path, default=Path("out/eval"), help="folder for JSON/PNG")
     args = ap.parse_args(argv)
@@ -222,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     except (BundleError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    engine = create_engine(bundle, args.backend)
+    engine = create_engine(bundle, args.backend, mirror=args.mirror)
     res = evaluate(samples, engine, Decoder(bundle.layout))
     args.out.mkdir(parents=True, exist_ok=True)
     title = f"{bundle.path.name} on AFLW2000-3D dev ({res['n']} images)"

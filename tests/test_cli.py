@@ -58,6 +58,7 @@ def test_help_explains_every_flag():
         "--effect",
         "--source-face",
         "--backend",
+        "--mirror",
         "--device",
         "--faces",
         "--frames",
@@ -76,6 +77,7 @@ def test_video_in_video_and_profile_out(tmp_path, carphone):
     assert read_frames(out) == 120
     summary = json.loads(profile.read_text())
     assert summary["frames"] == 120
+    assert summary["meta"]["mirror"] is False  # off on a CPU unless asked for
     for stage in ("capture", "render", "output"):
         assert {"p50", "p95", "p99"} <= set(summary["stages"][stage])
     assert {"p50", "p95", "p99"} <= set(summary["latency_ms"])
@@ -93,7 +95,9 @@ def test_demo_headless(tmp_path):
 
 
 def test_still_image_and_folder(tmp_path, media):
-    proc = cli("--input", media / "obama_portrait.jpg", "--no-window", "--output", tmp_path / "o.png")
+    proc = cli(
+        "--input", media / "obama_portrait.jpg", "--no-window", "--mirror", "--output", tmp_path / "o.png"
+    )
     assert proc.returncode == 0, proc.stderr
     assert cv2.imread(str(tmp_path / "o.png")).shape == cv2.imread(str(media / "obama_portrait.jpg")).shape
     folder = tmp_path / "imgs"
