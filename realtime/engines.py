@@ -553,7 +553,8 @@ class MirrorAveraged:
         self.inner = engine
         self.name = f"{engine.name}+mirror"
         self.resolution = engine.resolution
-        self.reasons = list(getattr(engine, "reasons", []))
+        mirrored = "mirror: each face also runs mirrored, the two maps averaged"
+        self.reasons = [*getattr(engine, "reasons", []), mirrored]
         self._kpt = layout.kpt_ind
         self._partner = layout.kpt_ind[:, MIRROR_68]
         self._lonely = layout.face_mask & ~layout.face_mask[:, ::-1]
@@ -645,10 +646,12 @@ def create_engine(
             verdict = "chosen, fastest measured" if e is engine else "built, slower here"
             reasons.append(f"{e.name}: {verdict} ({times[e.name]:.1f} ms per call at batch {batch})")
     engine.reasons = reasons
+    if mirror:
+        engine = MirrorAveraged(engine, bundle.layout)
     if verbose:
-        for line in reasons:
+        for line in engine.reasons:
             _log(line)
-    return MirrorAveraged(engine, bundle.layout) if mirror else engine
+    return engine
 
 
 def time_engine(engine, rounds: int = 8, batch: int = 1) -> float:
