@@ -567,7 +567,9 @@ class MirrorAveraged:
         back[:, :, self._kpt[1], self._kpt[0]] = seen[:, :, self._partner[1], self._partner[0]]
         back[:, 0] = (self.resolution - 1) - back[:, 0]
         back[:, :, self._lonely] = own[:, :, self._lonely]
-        return 0.5 * (own + back)
+        back += own
+        back *= 0.5  # in place: the averaged map is the one array this call allocates
+        return back
 
 
 def bundle_digest(bundle: Bundle) -> str:

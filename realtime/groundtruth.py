@@ -114,13 +114,13 @@ class MapMaker:
         would hold a face inside out."""
         v = self.vertices(params)
         a = torch.as_tensor(np.asarray(affine, np.float32), device=v.device)
-        mirrored = torch.linalg.det(a[:, :, :2]) < 0
+        det = torch.linalg.det(a[:, :, :2])
+        mirrored = det < 0
         if mirrored.any():
             v = torch.where(mirrored[:, None, None], v[:, self.mirror], v)
         pts = (v[:, self.ids] * self.w[None, ..., None]).sum(2)  # (B, P, 3)
         xy = pts[..., :2] @ a[:, :, :2].transpose(1, 2) + a[:, None, :, 2]
-        scale = torch.sqrt(torch.abs(torch.linalg.det(a[:, :, :2])))
-        z = pts[..., 2] * scale[:, None]
+        z = pts[..., 2] * torch.sqrt(det.abs())[:, None]
         r = self.layout.resolution
         out = torch.zeros(len(v), r * r, 3, device=v.device)
         out[:, self.pixels] = torch.cat([xy, z[..., None]], -1)
