@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realtime.groundtruth import CACHE, DEFAULT_DATA, Batcher, MapMaker, load_trainset
+from realtime.groundtruth import CACHE, DEFAULT_DATA, Batcher, MapMaker, load_trainset, refit_to_human
 from realtime.model import PRNet, PRNetConfig
 from realtime.uv import load_bfm
 
@@ -144,6 +144,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--ema", type=float, default=0.999, help="weight averaging decay (0: off)")
     ap.add_argument("--init", type=Path, default=None, help="start from this weights bundle (fine-tune)")
     ap.add_argument("--flip", type=float, default=0.0, help="probability of a mirrored sample")
+    ap.add_argument(
+        "--human-refit",
+        action="store_true",
+        help="move each teacher fit toward AFLW's hand-marked points (groundtruth.refit_to_human)",
+    )
     ap.add_argument("--balance-yaw", action="store_true", help="sample yaw bins equally (needs AFLW yaw)")
     ap.add_argument("--keep-epochs", action="store_true", help="keep a checkpoint per validation")
     ap.add_argument("--val-every", type=int, default=1, help="epochs between validations")
@@ -193,7 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training PRNet size={cfg.size} at {cfg.resolution}px on {device}; checkpoints in {out}")
 
     data = load_trainset(args.data)
-    maker = MapMaker(load_bfm(args.data / "bfm" / "bfm_noneck_uv.npz"), cfg.resolution).to(device)
+    bfm = load_bfm(args.data / "bfm" / "bfm_noneck_uv.npz")
+    if args.human_refit:
+        if data.pts21 is None:
+            raise SystemExit("error: --human-refit needs train/aflw_crops_labels21.npz matching the crops")
+        data.params = refit_to_human(data.params, data.pts21, bfm)
+    maker = MapMaker(bfm, cfg.resolution).to(device)
     order = np.random.default_rng(12345).permutation(len(data.images))
     val_idx, train_idx = order[: args.val], order[args.val :]
     train_b = Batcher(data, maker, augment=True, flip_p=args.flip)
