@@ -104,10 +104,11 @@ def refit_to_human(
     definition of a landmark that the benchmark does not share. Each crop's shape and
     expression coefficients and its translation get the maximum a posteriori
     correction: the hand-marked points (``noise_px`` of error each) against the face
-    model's own prior on its coefficients, centred on the teacher's fit. Pose and scale stay the teacher's.
-    A crop keeps its fit with fewer than three usable marks, or where the correction
-    would move its 68 landmarks by more than ``max_move`` of the face size on average
-    (1 % of crops: marks that disagree that much are mislabelled, not a definition)."""
+    model's own prior on its coefficients, centred on the teacher's fit. Pose and
+    scale stay the teacher's. A crop keeps its fit with fewer than three usable marks,
+    or where the correction would move its 68 landmarks by more than ``max_move`` of
+    the face size on average (1 % of crops: marks that disagree that much are
+    mislabelled, not a definition)."""
     kpt = bfm["kpt_ind"]
     basis = np.concatenate([bfm["shape_basis"], bfm["exp_basis"]], 1).reshape(-1, 3, 50)[kpt]
     groups = list(HUMAN21_TO_68.values())
