@@ -83,14 +83,22 @@ def load_trainset(data: Path = DEFAULT_DATA) -> TrainSet:
     )
 
 
+def to_crop_xy(vx, vy):
+    """The fits' model space (1-based pixels, y up) -> 0-based 120-crop pixels, y down;
+    for numpy arrays and tensors alike, so the one convention lives in one place."""
+    return vx - 1, CROP - vy
+
+
 def landmarks_2d(params: np.ndarray, bfm: dict) -> np.ndarray:
-    """(M, 68, 2) the fits' 68 landmarks in 0-based 120-crop pixels, y down."""
+    """(M, 68, 2) the fits' 68 landmarks in 0-based 120-crop pixels, y down: only the
+    landmark vertices, where ``MapMaker.vertices`` would build every crop's whole mesh
+    (8 GB for the 19k training crops)."""
     kpt = bfm["kpt_ind"]
     basis = np.concatenate([bfm["shape_basis"], bfm["exp_basis"]], 1).reshape(-1, 3, 50)[kpt]
     s = bfm["mean"].reshape(-1, 3)[kpt][None] + np.einsum("kcn,mn->mkc", basis, params[:, 12:])
     pm = params[:, :12].reshape(-1, 3, 4)
     v = np.einsum("mrc,mkc->mkr", pm[:, :2, :3], s) + pm[:, None, :2, 3]
-    return np.stack([v[..., 0] - 1, CROP - v[..., 1]], -1)
+    return np.stack(to_crop_xy(v[..., 0], v[..., 1]), -1)
 
 
 def refit_to_human(
@@ -175,8 +183,7 @@ class MapMaker:
         s = (self.mean[:, None] + self.basis @ p[:, 12:].T).T.reshape(len(p), -1, 3)
         pm = p[:, :12].reshape(-1, 3, 4)
         v = s @ pm[:, :, :3].transpose(1, 2) + pm[:, None, :, 3]
-        x = v[..., 0] - 1
-        y = CROP - v[..., 1]
+        x, y = to_crop_xy(v[..., 0], v[..., 1])
         z = v[..., 2] - 1
         z = z - z.min(1, keepdim=True).values
         return torch.stack([x, y, z], -1)
