@@ -116,7 +116,9 @@ def refit_to_human(
     scale stay the teacher's. A crop keeps its fit with fewer than three usable marks,
     or where the correction would move its 68 landmarks by more than ``max_move`` of
     the face size on average (1 % of crops: marks that disagree that much are
-    mislabelled, not a definition)."""
+    mislabelled, not a definition). Leaving each mark out in turn (4,000 crops), the
+    refit predicts the left-out mark to 3.76 % of the face size on average, the
+    teacher's fit to 3.92 %; 1 px of error would reach 3.70 % (not yet trained on)."""
     kpt = bfm["kpt_ind"]
     basis = np.concatenate([bfm["shape_basis"], bfm["exp_basis"]], 1).reshape(-1, 3, 50)[kpt]
     groups = list(HUMAN21_TO_68.values())
@@ -217,16 +219,22 @@ def base_affine(resolution: int) -> np.ndarray:
 
 
 def random_affine(
-    rng: np.random.Generator, resolution: int, rotate_p: float = 0.6, flip_p: float = 0.0
+    rng: np.random.Generator,
+    resolution: int,
+    rotate_p: float = 0.6,
+    flip_p: float = 0.0,
+    strength: float = 1.0,
 ) -> np.ndarray:
     """The paper's geometric augmentation: rotation up to +-45 deg, scale 0.9-1.2,
     translation up to 10% of the crop, about the crop centre; and, beyond the paper,
     a left-right mirror with probability ``flip_p`` (a face's mirror image is another
-    plausible face, so it doubles the poses and lighting seen)."""
+    plausible face, so it doubles the poses and lighting seen). ``strength`` scales
+    each range about the identity (0.5: +-22.5 deg, 0.95-1.1, 5 %) with the same
+    draws, for a last phase closer to the upright, centred crops seen at test time."""
     flip = flip_p > 0 and rng.random() < flip_p  # no draw when off: old runs replay
-    angle = rng.uniform(-45, 45) if rng.random() < rotate_p else 0.0
-    scale = rng.uniform(0.9, 1.2)
-    shift = rng.uniform(-0.1, 0.1, 2) * resolution
+    angle = strength * rng.uniform(-45, 45) if rng.random() < rotate_p else 0.0
+    scale = 1 + strength * (rng.uniform(0.9, 1.2) - 1)
+    shift = strength * rng.uniform(-0.1, 0.1, 2) * resolution
     c = (resolution - 1) / 2
     m = cv2.getRotationMatrix2D((c, c), angle, scale)
     m[:, 2] += shift
@@ -236,14 +244,17 @@ def random_affine(
     return m @ base
 
 
-def augment_pixels(img: np.ndarray, rng: np.random.Generator, donor: np.ndarray) -> np.ndarray:
+def augment_pixels(
+    img: np.ndarray, rng: np.random.Generator, donor: np.ndarray, strength: float = 1.0
+) -> np.ndarray:
     """Colour x0.6-1.4 per channel, synthetic occlusion, blur or down/up-sampling.
 
     ``donor`` is another training image whose texture fills the occluder, so the
-    network learns to see through real-looking clutter, not flat boxes."""
+    network learns to see through real-looking clutter, not flat boxes. ``strength``
+    scales the colour range about 1 and the chances of an occluder and of blur."""
     r = img.shape[0]
-    out = img.astype(np.float32) * rng.uniform(0.6, 1.4, 3)[None, None]
-    if rng.random() < 0.4:
+    out = img.astype(np.float32) * (1 + strength * (rng.uniform(0.6, 1.4, 3) - 1))[None, None]
+    if rng.random() < 0.4 * strength:
         h, w = (rng.uniform(0.15, 0.45, 2) * r).astype(int)
         y, x = rng.integers(0, r - h), rng.integers(0, r - w)
         dy, dx = rng.integers(0, r - h), rng.integers(0, r - w)
@@ -252,7 +263,7 @@ def augment_pixels(img: np.ndarray, rng: np.random.Generator, donor: np.ndarray)
             patch = patch * 0 + rng.uniform(0, 255, 3)
             patch += rng.normal(0, 20, patch.shape)
         out[y : y + h, x : x + w] = patch
-    u = rng.random()
+    u = rng.random() / strength if strength > 0 else 1.0
     if u < 0.25:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.4, 1.6))
     elif u < 0.5:
@@ -264,8 +275,16 @@ def augment_pixels(img: np.ndarray, rng: np.random.Generator, donor: np.ndarray)
 class Batcher:
     """Augmented (images, maps) batches from a TrainSet, deterministic per seed."""
 
-    def __init__(self, data: TrainSet, maker: MapMaker, augment: bool = True, flip_p: float = 0.0):
+    def __init__(
+        self,
+        data: TrainSet,
+        maker: MapMaker,
+        augment: bool = True,
+        flip_p: float = 0.0,
+        strength: float = 1.0,
+    ):
         self.data, self.maker, self.augment, self.flip_p = data, maker, augment, flip_p
+        self.strength = strength
         self.r = maker.layout.resolution
 
     def batch(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -280,7 +299,10 @@ class Batcher:
         maps are made where the model runs, from the affines."""
         imgs, affs = [], []
         for i in idx:
-            a = random_affine(rng, self.r, flip_p=self.flip_p)[:2] if self.augment else base_affine(self.r)
+            if self.augment:
+                a = random_affine(rng, self.r, flip_p=self.flip_p, strength=self.strength)[:2]
+            else:
+                a = base_affine(self.r)
             im = cv2.warpAffine(
                 self.data.images[i],
                 a,
@@ -290,7 +312,7 @@ class Batcher:
             )
             if self.augment:
                 donor = self.data.images[rng.integers(len(self.data.images))]
-                im = augment_pixels(im, rng, donor)
+                im = augment_pixels(im, rng, donor, self.strength)
             imgs.append(im)
             affs.append(a)
         return np.stack(imgs), np.stack(affs)

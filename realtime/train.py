@@ -145,6 +145,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--init", type=Path, default=None, help="start from this weights bundle (fine-tune)")
     ap.add_argument("--flip", type=float, default=0.0, help="probability of a mirrored sample")
     ap.add_argument(
+        "--aug-strength",
+        type=float,
+        default=1.0,
+        help="scale every augmentation range and chance (1: the paper's; below 1 for a last "
+        "phase nearer the clean, upright crops seen at test time)",
+    )
+    ap.add_argument(
         "--human-refit",
         action="store_true",
         help="move each teacher fit toward AFLW's hand-marked points (groundtruth.refit_to_human)",
@@ -186,6 +193,22 @@ def save_curve(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def initial_weights(path: Path) -> tuple[PRNetConfig, dict]:
+    """A weights bundle's, or a training checkpoint's averaged weights (best.pt,
+    last.pt), so that a later phase starts from a run without an export in between."""
+    from realtime.weights import BundleError, load_bundle
+
+    try:
+        init = load_bundle(path)
+        return init.config, init.state_dict
+    except BundleError as e:
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=False)
+            return PRNetConfig(**ck["config"]), ck.get("ema", ck["model"])
+        except Exception:
+            raise SystemExit(f"error: --init: {e}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.manual_seed(args.seed)
@@ -206,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     maker = MapMaker(bfm, cfg.resolution).to(device)
     order = np.random.default_rng(12345).permutation(len(data.images))
     val_idx, train_idx = order[: args.val], order[args.val :]
-    train_b = Batcher(data, maker, augment=True, flip_p=args.flip)
+    train_b = Batcher(data, maker, augment=True, flip_p=args.flip, strength=args.aug_strength)
     val_b = Batcher(data, maker, augment=False)
     weight = torch.from_numpy(maker.layout.weight_mask).to(device)
     scale = cfg.output_scale
@@ -222,12 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         state = ck["state"]
         print(f"resumed from {last} at step {state['step']}")
     elif args.init:
-        from realtime.weights import load_bundle
-
-        init = load_bundle(args.init)
-        if init.config != cfg:
-            raise SystemExit(f"error: --init {args.init} is {init.config}, the run is {cfg}")
-        model.load_state_dict(init.state_dict)
+        init_cfg, weights = initial_weights(args.init)
+        if init_cfg != cfg:
+            raise SystemExit(f"error: --init {args.init} is {init_cfg}, the run is {cfg}")
+        model.load_state_dict(weights)
         print(f"starting from the weights in {args.init}")
     if "planned" not in state:  # a schedule fitted to --minutes outlives a resume
         state["epochs"], state["halve_every"] = args.epochs, args.halve_every

@@ -4,7 +4,16 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.groundtruth import CROP, HUMAN21_TO_68, Batcher, MapMaker, TrainSet, base_affine, refit_to_human
+from realtime.groundtruth import (
+    CROP,
+    HUMAN21_TO_68,
+    Batcher,
+    MapMaker,
+    TrainSet,
+    base_affine,
+    random_affine,
+    refit_to_human,
+)
 from realtime.uv import MIRROR_68
 
 
@@ -63,6 +72,31 @@ def test_augmentation_keeps_image_and_map_aligned(maker, labelled):
     # The augmentation really moved things: maps differ from the plain resize.
     plain = maker.maps(params[:n], np.stack([base_affine(128)] * n))
     assert (y - plain).abs().amax() > 5
+
+
+def test_augmentation_strength_scales_every_range(maker, labelled):
+    """--aug-strength 0.5 keeps rotation within +-22.5 deg, scale within 0.95-1.1 and
+    shifts within 5 % of the crop while still using them; strength 0 is the plain
+    resize, pixels and maps alike."""
+    rng = np.random.default_rng(0)
+    to_base = np.linalg.inv(base_affine(128)[:, :2])
+    centre = np.array([CROP - 1, CROP - 1, 2.0]) / 2  # the crop centre, homogeneous
+    rot, scale, shift = [], [], []
+    for _ in range(2000):
+        a = random_affine(rng, 128, strength=0.5)
+        m = a[:2, :2] @ to_base  # what the augmentation adds to the plain resize
+        rot.append(abs(np.degrees(np.arctan2(m[1, 0], m[0, 0]))))
+        scale.append(np.sqrt(np.linalg.det(m)))
+        shift.append(np.abs(a[:2] @ centre - (128 - 1) / 2).max())
+    assert 20 < max(rot) <= 22.5 + 1e-6
+    assert 0.95 - 1e-6 <= min(scale) < 0.96 and 1.09 < max(scale) <= 1.1 + 1e-6
+    assert 0.04 * 128 < max(shift) <= 0.05 * 128 + 1e-6
+    names, params, pts = labelled
+    imgs = np.random.default_rng(1).integers(0, 255, (8, CROP, CROP, 3), dtype=np.uint8)
+    data = TrainSet(imgs, params[:8], pts[:8], names[:8])
+    none = Batcher(data, maker, augment=True, strength=0.0).batch(np.arange(8), np.random.default_rng(2))
+    plain = Batcher(data, maker, augment=False).batch(np.arange(8), np.random.default_rng(2))
+    assert all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(none, plain, strict=True))
 
 
 def test_mirrored_maps_hold_the_mirrored_face(maker, labelled):

@@ -1,16 +1,19 @@
 """Training: a step lowers the loss on a fixed batch; data-loader workers and resumed
-runs see the same batches; yaw balancing evens out the pose bins."""
+runs see the same batches; yaw balancing evens out the pose bins; a later phase starts
+from a bundle or from a run's checkpoint."""
 
 import zipfile
 
 import cv2
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from realtime.groundtruth import Batcher, MapMaker, TrainSet
 from realtime.model import PRNet, PRNetConfig
-from realtime.train import StepBatches, weighted_loss, yaw_balanced
+from realtime.train import StepBatches, initial_weights, weighted_loss, yaw_balanced
+from realtime.weights import default_bundle_path, load_bundle
 
 
 def _crops(shared, n: int) -> TrainSet:
@@ -68,3 +71,23 @@ def test_yaw_balancing_samples_each_pose_bin_equally():
     np.testing.assert_allclose([p[bins == b].sum() for b in range(3)], [1 / 3] * 3)
     draws = np.random.default_rng(0).choice(len(yaw), 30000, p=p)
     assert abs(np.mean(bins[draws] == 2) - 1 / 3) < 0.02
+
+
+def test_a_later_phase_starts_from_a_bundle_or_a_checkpoint(tmp_path):
+    """--init takes the shipped bundle as is, and a run's checkpoint by its averaged
+    (EMA) weights, the ones validated and exported; anything else is one clear line."""
+    shipped = load_bundle(None)
+    cfg, weights = initial_weights(default_bundle_path())
+    assert cfg == shipped.config and torch.equal(
+        weights["conv.conv.weight"], shipped.state_dict["conv.conv.weight"]
+    )
+    net = PRNet(cfg)
+    ema = {k: v + 1 if v.is_floating_point() else v for k, v in net.state_dict().items()}
+    ckpt = tmp_path / "best.pt"
+    torch.save({"model": net.state_dict(), "ema": ema, "config": cfg.to_dict()}, ckpt)
+    cfg2, weights2 = initial_weights(ckpt)
+    assert cfg2 == cfg and all(torch.equal(weights2[k], ema[k]) for k in ema)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not weights")
+    with pytest.raises(SystemExit, match="--init"):
+        initial_weights(junk)
