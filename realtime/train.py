@@ -142,7 +142,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     ap.add_argument("--ema", type=float, default=0.999, help="weight averaging decay (0: off)")
-    ap.add_argument("--init", type=Path, default=None, help="start from this weights bundle (fine-tune)")
+    ap.add_argument(
+        "--init", type=Path, default=None, help="start from this weights bundle or run checkpoint (fine-tune)"
+    )
     ap.add_argument("--flip", type=float, default=0.0, help="probability of a mirrored sample")
     ap.add_argument(
         "--aug-strength",
