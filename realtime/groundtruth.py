@@ -89,12 +89,17 @@ def to_crop_xy(vx, vy):
     return vx - 1, CROP - vy
 
 
+def landmark_basis(bfm: dict) -> np.ndarray:
+    """(68, 3, 50) the shape and expression basis at the 68 landmark vertices."""
+    return np.concatenate([bfm["shape_basis"], bfm["exp_basis"]], 1).reshape(-1, 3, 50)[bfm["kpt_ind"]]
+
+
 def landmarks_2d(params: np.ndarray, bfm: dict) -> np.ndarray:
     """(M, 68, 2) the fits' 68 landmarks in 0-based 120-crop pixels, y down: only the
     landmark vertices, where ``MapMaker.vertices`` would build every crop's whole mesh
     (8 GB for the 19k training crops)."""
     kpt = bfm["kpt_ind"]
-    basis = np.concatenate([bfm["shape_basis"], bfm["exp_basis"]], 1).reshape(-1, 3, 50)[kpt]
+    basis = landmark_basis(bfm)
     s = bfm["mean"].reshape(-1, 3)[kpt][None] + np.einsum("kcn,mn->mkc", basis, params[:, 12:])
     pm = params[:, :12].reshape(-1, 3, 4)
     v = np.einsum("mrc,mkc->mkr", pm[:, :2, :3], s) + pm[:, None, :2, 3]
@@ -119,8 +124,7 @@ def refit_to_human(
     mislabelled, not a definition). Leaving each mark out in turn (4,000 crops), the
     refit predicts the left-out mark to 3.76 % of the face size on average, the
     teacher's fit to 3.92 %; 1 px of error would reach 3.70 % (not yet trained on)."""
-    kpt = bfm["kpt_ind"]
-    basis = np.concatenate([bfm["shape_basis"], bfm["exp_basis"]], 1).reshape(-1, 3, 50)[kpt]
+    basis = landmark_basis(bfm)
     groups = list(HUMAN21_TO_68.values())
     marks = np.stack([pts21[:, :, j - 1] for j in HUMAN21_TO_68], 1)  # (M, G, 2)
     seen = (marks >= 0).all(-1)  # (M, G)
@@ -263,10 +267,10 @@ def augment_pixels(
             patch = patch * 0 + rng.uniform(0, 255, 3)
             patch += rng.normal(0, 20, patch.shape)
         out[y : y + h, x : x + w] = patch
-    u = rng.random() / strength if strength > 0 else 1.0
-    if u < 0.25:
+    u = rng.random()
+    if u < 0.25 * strength:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.4, 1.6))
-    elif u < 0.5:
+    elif u < 0.5 * strength:
         small = max(16, int(r * rng.uniform(0.35, 0.8)))
         out = cv2.resize(cv2.resize(out, (small, small), interpolation=cv2.INTER_AREA), (r, r))
     return np.clip(out, 0, 255).astype(np.uint8)
