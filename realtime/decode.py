@@ -12,6 +12,7 @@ import math
 
 import numba
 import numpy as np
+import torch
 
 from realtime.types import Pose, Reconstruction
 from realtime.uv import UVLayout
@@ -77,18 +78,41 @@ class Decoder:
         step = max(1, len(self.face_ind) // POSE_POINTS)
         self.pose_rows = np.arange(0, len(self.face_ind), step)
         self.pose_ref = layout.canonical[self.pose_rows].astype(np.float64)
+        self._face_ind_on: torch.Tensor | None = None  # face_ind on the GPU, for maps there
 
-    def vertices(self, maps: np.ndarray, to_frame: np.ndarray) -> np.ndarray:
-        """(B, 3, R, R) crop-pixel maps, (B, 2, 3) affines -> (B, F, 3) frame pixels."""
+    def vertices(self, maps: np.ndarray | torch.Tensor, to_frame: np.ndarray) -> np.ndarray:
+        """(B, 3, R, R) crop-pixel maps, (B, 2, 3) affines -> (B, F, 3) frame pixels.
+
+        Maps on a GPU are gathered and mapped there, so only the vertices (about half
+        the map's bytes) come back; on the CPU a Numba loop does it."""
+        if isinstance(maps, torch.Tensor) and maps.device.type != "cpu":
+            return self.vertices_torch(maps, to_frame)
+        if isinstance(maps, torch.Tensor):
+            maps = maps.numpy()
         return _to_frame(
             np.ascontiguousarray(maps, np.float32), self.face_ind, np.ascontiguousarray(to_frame, np.float64)
         )
+
+    def vertices_torch(self, maps: torch.Tensor, to_frame: np.ndarray) -> np.ndarray:
+        """``vertices`` in torch, where the maps are (the GPU path; any device works)."""
+        device = maps.device
+        if self._face_ind_on is None or self._face_ind_on.device != device:
+            self._face_ind_on = torch.as_tensor(self.face_ind, device=device)
+        b = maps.shape[0]
+        pts = maps.reshape(b, 3, -1).index_select(2, self._face_ind_on)  # (B, 3, F)
+        a = torch.as_tensor(np.asarray(to_frame, np.float32), device=device)  # (B, 2, 3)
+        zs = torch.sqrt(torch.abs(a[:, 0, 0] * a[:, 1, 1] - a[:, 0, 1] * a[:, 1, 0]))
+        xy = torch.baddbmm(a[:, :, 2:], a[:, :, :2], pts[:, :2])  # (B, 2, F)
+        out = torch.cat([xy, pts[:, 2:] * zs[:, None, None]], 1).transpose(1, 2)
+        return out.contiguous().cpu().numpy()
 
     def pose(self, vertices: np.ndarray) -> Pose:
         rot, scale, t = fit_similarity(self.pose_ref, vertices[self.pose_rows].astype(np.float64))
         return Pose(rot.astype(np.float32), rotation_to_angles(rot), scale, t.astype(np.float32))
 
-    def decode(self, maps: np.ndarray, to_frame: np.ndarray, track_ids: list[int]) -> list[Reconstruction]:
+    def decode(
+        self, maps: np.ndarray | torch.Tensor, to_frame: np.ndarray, track_ids: list[int]
+    ) -> list[Reconstruction]:
         verts = self.vertices(maps, to_frame)
         out = []
         for b, tid in enumerate(track_ids):

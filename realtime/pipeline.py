@@ -5,16 +5,12 @@ slow stage costs frames, never latency.
     capture thread --slot--> inference thread --slot--> main thread (render, HUD,
                                                            outputs, window: the GL thread)
 
-Stages are injected, so the loop runs with whatever exists:
-  processor: ``process(frame) -> result`` (e.g. realtime.faces.FaceProcessor); None
-      passes frames through.
-  renderer: ``renderer(frame, result) -> BGR image``, called on the main thread (the
-      one that owns the GL context); None outputs the captured image. It may return
-      None when no output needs pixels (the window shows its GL texture); then its
-      ``read()`` gives them if the loop needs them later (the status bar).
-  outputs: objects with ``write(image, frame)`` and ``close()`` (realtime.outputs).
-  window: ``show(image)`` (None: redraw the last rendered texture), ``poll()``
-      (events only), ``should_close() -> bool``, ``close()``.
+Stages are injected, so the loop runs with whatever exists (the protocols below):
+  processor (Processor): e.g. realtime.faces.FaceProcessor; None passes frames through.
+  renderer (Renderer): called on the main thread (the one that owns the GL context),
+      e.g. realtime.render.stage.RenderStage; None outputs the captured image.
+  outputs (Output): realtime.outputs.
+  window (View): realtime.render.window.WindowView.
 
 Each frame carries its capture time and stage spans to the end; the profiler gets
 it with the output time. Ctrl-C, a closed window or the end of input stop all three
@@ -26,7 +22,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import cv2
@@ -34,12 +29,12 @@ import numpy as np
 
 from realtime.capture import Grabber, Source
 from realtime.profiler import Profiler
-from realtime.types import Frame, timed
+from realtime.types import FaceResult, Frame, RunResult, Stage, timed
 
 #: What Slot.get returns once the producer closed the slot and it is empty.
 CLOSED: Any = type("Closed", (), {"__repr__": lambda self: "CLOSED"})()
 #: Stages a processor records itself; if it records none the whole call is "infer".
-PROCESS_STAGES = ("detect", "crop", "infer", "decode", "smooth")
+PROCESS_STAGES = (Stage.DETECT, Stage.CROP, Stage.INFER, Stage.DECODE, Stage.SMOOTH)
 POLL_S = 0.05  # how often waiting threads look at the stop flag
 
 
@@ -106,28 +101,42 @@ class Slot:
             self._cond.notify_all()
 
 
-class Window(Protocol):
-    def show(self, image: np.ndarray | None) -> None: ...
-    def poll(self) -> None: ...
-    def should_close(self) -> bool: ...
+class Processor(Protocol):
+    """Frame in, faces out, on the inference thread; records its stages on
+    ``frame.spans`` (else the whole call counts as "infer")."""
+
+    def process(self, frame: Frame) -> FaceResult: ...
+
+
+class Renderer(Protocol):
+    """Draws a frame's faces on the main (GL) thread. Returns the BGR image, or None
+    when no output needs pixels (the window shows the GL texture); ``read()`` then
+    gives them if the loop needs them later (the status bar)."""
+
+    def __call__(self, frame: Frame, result: FaceResult | None) -> np.ndarray | None: ...
+
+    def read(self) -> np.ndarray: ...
+
+
+class Output(Protocol):
+    """Where finished frames go: a file, a virtual camera, a stream."""
+
+    def write(self, image: np.ndarray, frame: Frame | None = None) -> None: ...
+
     def close(self) -> None: ...
 
 
-@dataclass
-class RunResult:
-    """How a run went. reason: "end of input", "frames", "interrupted", "window closed".
-    error: why input ended early (damaged file, lost camera), None if it did not."""
+class View(Protocol):
+    """The window: ``show(None)`` redraws the last rendered texture, ``poll()``
+    handles events only."""
 
-    frames_out: int
-    frames_captured: int
-    dropped: int
-    reason: str
-    error: str | None
-    elapsed_s: float
+    def show(self, image: np.ndarray | None) -> None: ...
 
-    @property
-    def fps(self) -> float:
-        return self.frames_out / self.elapsed_s if self.elapsed_s > 0 else 0.0
+    def poll(self) -> None: ...
+
+    def should_close(self) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 def draw_status(image: np.ndarray, text: str) -> np.ndarray:
@@ -153,10 +162,10 @@ class Pipeline:
     def __init__(
         self,
         source: Source,
-        processor: Any = None,
-        renderer: Callable[[Frame, Any], np.ndarray] | None = None,
-        outputs: Sequence[Any] = (),
-        window: Window | None = None,
+        processor: Processor | None = None,
+        renderer: Renderer | None = None,
+        outputs: Sequence[Output] = (),
+        window: View | None = None,
         profiler: Profiler | None = None,
         paced: bool | None = None,
         max_frames: int | None = None,
@@ -166,6 +175,7 @@ class Pipeline:
     ):
         self.source, self.processor, self.renderer = source, processor, renderer
         self.outputs, self.window = list(outputs), window
+        self._outputs_lock = threading.Lock()  # the list is replaced, never changed in place
         self.profiler = profiler or Profiler()
         if paced is None:
             paced = window is not None
@@ -180,6 +190,7 @@ class Pipeline:
         self._infer_thread = threading.Thread(target=self._infer_run, name="inference", daemon=True)
         self.last_image: np.ndarray | None = None  # None after a frame the renderer kept on the GPU
         self.emitted = False
+        self.ran = False  # run() started: it closes the outputs and the source
 
     @property
     def dropped(self) -> int:
@@ -188,6 +199,17 @@ class Pipeline:
     def stop(self) -> None:
         """Ask every thread to finish; safe from any thread or a signal handler."""
         self.stop_event.set()
+
+    def add_output(self, output: Output) -> None:
+        """Start writing to ``output`` from the next frame (any thread: e.g. a control
+        panel starting a recording). Outputs still attached at the end are closed."""
+        with self._outputs_lock:
+            self.outputs = [*self.outputs, output]
+
+    def remove_output(self, output: Output) -> None:
+        """Stop writing to ``output`` (the caller closes it)."""
+        with self._outputs_lock:
+            self.outputs = [o for o in self.outputs if o is not output]
 
     def _infer_run(self) -> None:
         try:
@@ -202,7 +224,7 @@ class Pipeline:
                     t0 = time.perf_counter()
                     result = self.processor.process(frame)
                     if not any(s in frame.spans for s in PROCESS_STAGES):
-                        frame.spans["infer"] = (t0, time.perf_counter())
+                        frame.spans[Stage.INFER] = (t0, time.perf_counter())
                 self.processed.put((frame, result), self.stop_event)
         except BaseException as e:  # re-raised on the main thread by run()
             self._failure = e
@@ -210,15 +232,18 @@ class Pipeline:
         finally:
             self.processed.close()
 
-    def _emit(self, frame: Frame, result: Any) -> None:
-        with timed(frame, "render"):
+    def _emit(self, frame: Frame, result: FaceResult | None) -> None:
+        with timed(frame, Stage.RENDER):
             image = self.renderer(frame, result) if self.renderer is not None else frame.image
         self.profiler.dropped = self.dropped
-        with timed(frame, "output"):
-            if self.outputs:
+        with timed(frame, Stage.OUTPUT):
+            outputs = self.outputs
+            if outputs:
+                if image is None:  # an output joined since the renderer was told no one reads
+                    image = self.renderer.read()
                 status = getattr(result, "status", "")
                 shown = self.profiler.draw_hud(image, status) if self.hud else image
-                for out in self.outputs:
+                for out in outputs:
                     out.write(shown, frame)
             if self.window is not None:
                 self.window.show(image)  # windows draw their own HUD
@@ -244,6 +269,7 @@ class Pipeline:
         return True
 
     def run(self) -> RunResult:
+        self.ran = True
         t_start = time.perf_counter()
         n_out, reason = 0, "end of input"
         self.grabber.start()
@@ -278,7 +304,7 @@ class Pipeline:
             self.stop_event.set()
             self.grabber.join(1.0)
             self._infer_thread.join(max(0.0, 1.0 - (time.perf_counter() - t_stop)) + 0.5)
-            for out in self.outputs:
+            for out in self.outputs:  # closed here, once: the files are playable
                 out.close()
             if not self.grabber.thread.is_alive():  # never release a device mid-read
                 self.source.close()

@@ -57,23 +57,52 @@ class Profiler:
     """Collects frames as they leave the pipeline.
 
     window: frames in the rolling statistics (HUD).
-    keep: frames kept for the whole-run summary and trace (oldest forgotten first).
+    keep: frames kept for the whole-run summary and trace (oldest forgotten first),
+        in a table allocated up front (~200 bytes a frame) so that a long run's memory
+        stays flat instead of growing with a Python object per frame.
     dropped: set by the pipeline (frames replaced in hand-off slots).
     """
 
-    def __init__(self, window: int = 120, keep: int = 100_000):
+    MAX_STAGES = 12  # the known stages and a few a custom stage may add
+
+    def __init__(self, window: int = 120, keep: int = 60_000):
         self.window = window
-        self.records: deque[tuple[int, float, float, dict[str, tuple[float, float]]]] = deque(maxlen=keep)
         self.recent: deque[tuple[int, float, float, dict[str, tuple[float, float]]]] = deque(maxlen=window)
+        self._table = np.full((keep, 3 + 2 * self.MAX_STAGES), np.nan)  # seq, t_capture, t_out, spans
+        self._columns: dict[str, int] = {name: 3 + 2 * i for i, name in enumerate(STAGES)}
         self.dropped = 0
         self.frames = 0
 
     def record(self, frame, t_out: float) -> None:
         """Log ``frame`` (a realtime.types.Frame) that was output at ``t_out``."""
-        entry = (frame.seq, frame.t_capture, t_out, dict(frame.spans))
-        self.records.append(entry)
-        self.recent.append(entry)
+        spans = dict(frame.spans)
+        self.recent.append((frame.seq, frame.t_capture, t_out, spans))
+        row = self._table[self.frames % len(self._table)]
+        row[:] = np.nan
+        row[:3] = frame.seq, frame.t_capture, t_out
+        for name, (a, b) in spans.items():
+            col = self._columns.get(name)
+            if col is None and len(self._columns) < self.MAX_STAGES:
+                col = self._columns[str(name)] = 3 + 2 * len(self._columns)
+            if col is not None:
+                row[col : col + 2] = a, b
         self.frames += 1
+
+    @property
+    def records(self) -> list[tuple[int, float, float, dict[str, tuple[float, float]]]]:
+        """The kept frames, oldest first, as (seq, t_capture, t_out, spans)."""
+        n = min(self.frames, len(self._table))
+        start = self.frames % len(self._table) if self.frames > len(self._table) else 0
+        rows = np.roll(self._table, -start, axis=0)[:n]
+        out = []
+        for row in rows:
+            spans = {
+                name: (float(row[c]), float(row[c + 1]))
+                for name, c in self._columns.items()
+                if not np.isnan(row[c])
+            }
+            out.append((int(row[0]), float(row[1]), float(row[2]), spans))
+        return out
 
     @staticmethod
     def _stats(entries) -> dict:
@@ -138,11 +167,12 @@ class Profiler:
             {"name": "thread_name", "ph": "M", "pid": 1, "tid": tid, "args": {"name": name}}
             for tid, name in THREAD_NAMES.items()
         ]
-        if not self.records:
+        records = self.records
+        if not records:
             return {"traceEvents": events, "displayTimeUnit": "ms"}
-        t0 = min(min([e[1]] + [a for a, _ in e[3].values()]) for e in self.records)
+        t0 = min(min([e[1]] + [a for a, _ in e[3].values()]) for e in records)
         us = lambda t: round((t - t0) * 1e6, 1)
-        for seq, t_cap, t_out, spans in self.records:
+        for seq, t_cap, t_out, spans in records:
             for name, (a, b) in spans.items():
                 events.append(
                     {

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.types import Detections, FaceTrack
+from realtime.types import Detections, FaceTrack, Reconstruction
 
 #: PRNet framing: crop side = CROP_SCALE x the longer side of the 68-landmark box.
 CROP_SCALE = 1.44
-#: MTCNN box -> 68-landmark box. Measured with tools in issue 4: MTCNN (min_face 40)
+#: MTCNN box -> 68-landmark box, measured once: MTCNN (min_face 40)
 #: on the first 200 AFLW2000-3D dev images (191 matched), against the pt3d_68 ground
 #: truth; s = sqrt(box w * box h) (O-Net boxes are ~0.75 as wide as high). Medians:
 #: landmark-box centre = box centre + (0.012, 0.156) s (landmarks sit lower: the box
@@ -180,7 +180,6 @@ class Tracker:
             j = int(np.argmax([o[1] for o in ov])) if ov else -1
             if j >= 0 and not matched[j] and ov[j][1] >= cfg.match_overlap:
                 matched[j] = True
-                t.misses = 0
                 if reframe and ov[j][0] < cfg.recentre_iou:  # drifted: take the detector's framing
                     t.center, t.size = centers[j].astype(np.float32), float(sides[j])
                 kept.append(t)
@@ -210,16 +209,16 @@ class Tracker:
         self._next_id += 1
         return self._next_id
 
-    def update(self, landmarks: dict[int, np.ndarray]) -> set[int]:
-        """Move each track's crop onto its new landmarks; drop tracks whose landmarks
-        fail the sanity check (or that got none). Returns the ids kept."""
+    def update(self, reconstructions: list[Reconstruction]) -> set[int]:
+        """Move each track's crop onto its reconstruction's landmarks; drop tracks whose
+        landmarks fail the sanity check (or that got none). Returns the ids kept."""
+        landmarks = {r.track_id: r.landmarks for r in reconstructions}
         kept = []
         for t in self.tracks:
             lm = landmarks.get(t.track_id)
             if lm is not None and self.sane(t, lm):
                 t.landmarks = np.asarray(lm[:, :2], np.float32)
                 self._move(t, lm)
-                t.misses = 0
                 kept.append(t)
             else:
                 self._lost = True
@@ -232,9 +231,11 @@ class Tracker:
         self.tracks = sorted(unique, key=lambda t: -t.size)
         return {t.track_id for t in self.tracks}
 
-    def reframe(self, landmarks: dict[int, np.ndarray]) -> None:
-        """Frame the next crops on these landmarks instead (the smoothed ones: a crop
-        that jitters with the raw landmarks feeds the jitter back into the network)."""
+    def reframe(self, reconstructions: list[Reconstruction]) -> None:
+        """Frame the next crops on these reconstructions' landmarks instead (the smoothed
+        ones: a crop that jitters with the raw landmarks feeds the jitter back into the
+        network)."""
+        landmarks = {r.track_id: r.landmarks for r in reconstructions}
         for t in self.tracks:
             lm = landmarks.get(t.track_id)
             if lm is not None and np.isfinite(lm).all():

@@ -1,5 +1,10 @@
-"""The data that flows between stages. Every stage takes and returns these, so any
-stage can be swapped (another detector, another filter) without touching the rest.
+"""The data that flows between stages, and the names of the stages.
+
+    Frame --detect--> Detections / FaceTrack --crop--> CropBatch --infer--> maps
+          --decode--> Reconstruction (with Pose) --smooth--> FaceResult --render--> image
+
+A stage takes and returns these, so any stage can be swapped (another detector,
+another filter) without touching the rest. RunResult is how a whole run went.
 
 Conventions everywhere: images are uint8 BGR (OpenCV's order) of shape (H, W, 3);
 coordinates are pixels with the centre of the top-left pixel at (0, 0), x right,
@@ -13,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
@@ -22,6 +28,24 @@ class UserError(Exception):
     and how to fix it, so the CLI prints it instead of a traceback."""
 
 
+class UsageError(UserError):
+    """Options that cannot work together, or a value out of range."""
+
+
+class Stage(StrEnum):
+    """The stages a frame passes, in order: the keys of ``Frame.spans`` and of the
+    profiler's figures (a StrEnum, so "detect" and Stage.DETECT are the same key)."""
+
+    CAPTURE = "capture"
+    DETECT = "detect"
+    CROP = "crop"
+    INFER = "infer"
+    DECODE = "decode"
+    SMOOTH = "smooth"
+    RENDER = "render"
+    OUTPUT = "output"
+
+
 @dataclass
 class Frame:
     """One captured image and its bookkeeping.
@@ -29,13 +53,12 @@ class Frame:
     image: (H, W, 3) uint8 BGR.
     seq: capture sequence number, from 0; gaps mean frames were dropped.
     t_capture: when the grabber got it (perf_counter seconds).
-    spans: stage name -> (start, end) perf_counter seconds, filled as it travels.
+    spans: stage -> (start, end) perf_counter seconds, filled as it travels.
     """
 
     image: np.ndarray
     seq: int
     t_capture: float
-    source: str = ""
     spans: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
@@ -75,7 +98,7 @@ class FaceTrack:
     size: crop side in frame pixels (the square that becomes the R x R input).
     landmarks: (68, 2) float32 latest landmarks in frame pixels, None until the
         first reconstruction.
-    age: frames since the track started; misses: consecutive frames it failed.
+    age: frames since the track started.
     """
 
     track_id: int
@@ -83,7 +106,6 @@ class FaceTrack:
     size: float
     landmarks: np.ndarray | None = None
     age: int = 0
-    misses: int = 0
 
 
 @dataclass
@@ -91,13 +113,11 @@ class CropBatch:
     """Faces cut out for the network, one row per track.
 
     images: (B, 3, R, R) float32 torch tensor, RGB in [0, 1], on the inference device.
-    to_crop: (B, 2, 3) float64 affine, frame pixels -> crop pixels.
-    to_frame: (B, 2, 3) float64 affine, crop pixels -> frame pixels (its inverse).
+    to_frame: (B, 2, 3) float64 affine, crop pixels -> frame pixels.
     track_ids: (B,) the track each row belongs to.
     """
 
     images: object  # torch.Tensor; kept untyped so this module needs no torch
-    to_crop: np.ndarray
     to_frame: np.ndarray
     track_ids: list[int]
 
@@ -133,6 +153,43 @@ class Reconstruction:
     landmarks: np.ndarray
     vertices: np.ndarray
     pose: Pose
+
+
+@dataclass
+class FaceResult:
+    """One frame's faces, what the face processor hands the renderer.
+
+    reconstructions: smoothed, largest face first. raw: the same before smoothing.
+    n_other_faces: faces seen beyond max_faces.
+    status: one line for the HUD ("no face", "1 face", "2 faces (+3 not shown)",
+        "bad frame: ...").
+    detected: whether a full detection's result was used on this frame (one run
+        inline, or one that finished on the tracker's worker thread).
+    """
+
+    reconstructions: list[Reconstruction] = field(default_factory=list)
+    n_other_faces: int = 0
+    status: str = "no face"
+    detected: bool = False
+    raw: list[Reconstruction] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    """How a run went. reason: "end of input", "frames", "interrupted", "window closed"
+    or "error". error: why input ended early (damaged file, lost camera), else None.
+    elapsed_s: wall seconds from start to stop."""
+
+    frames_out: int
+    frames_captured: int
+    dropped: int
+    reason: str
+    error: str | None
+    elapsed_s: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames_out / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
 @contextmanager

@@ -5,8 +5,8 @@ trained with, the input normalisation, provenance and a SHA-256 over all of it.
 Weights never travel without their layout, because a map decoded with the wrong
 landmark indices looks plausible and is silently wrong.
 
-CLI: ``python -m realtime.weights info|verify PATH`` and
-``python -m realtime.weights import-prnet PRNET_CHECKOUT [-o OUT]``.
+CLI: ``python -m realtime.weights info|verify PATH``; the official TF weights import
+with ``python -m realtime.train.tf_import PRNET_CHECKOUT [-o OUT]``.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from realtime.model import PRNet, PRNetConfig
+from realtime.paths import WEIGHTS
 from realtime.types import UserError
 from realtime.uv import UVLayout
 
 FORMAT = "prnet-live-bundle/1"
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 #: Shipped bundles, best first: the pipeline loads the first that exists.
 DEFAULT_BUNDLES = ("prnet_full256.pt", "prnet_lite128.pt")
 NORMALISATION = {"input": "RGB / 255", "output": "sigmoid * resolution * 1.1 = crop pixels"}
@@ -105,7 +105,7 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
         raise BundleError(
             f"{path} is not a PRNet Live weights bundle (expected format "
             f"{FORMAT}); import official weights with "
-            "'python -m realtime.weights import-prnet'"
+            "'python -m realtime.train.tf_import'"
         )
     try:
         config = PRNetConfig(**payload["config"])
@@ -148,9 +148,9 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
 
 def default_bundle_path() -> Path:
     for name in DEFAULT_BUNDLES:
-        if (WEIGHTS_DIR / name).is_file():
-            return WEIGHTS_DIR / name
-    return WEIGHTS_DIR / DEFAULT_BUNDLES[-1]
+        if (WEIGHTS / name).is_file():
+            return WEIGHTS / name
+    return WEIGHTS / DEFAULT_BUNDLES[-1]
 
 
 def _info(path: Path) -> int:
@@ -166,30 +166,15 @@ def _info(path: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m realtime.weights", description=__doc__)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("info", "verify"):
-        p = sub.add_parser(name, help="check a bundle and print what it holds")
-        p.add_argument("path", type=Path, nargs="?", default=None)
-    imp = sub.add_parser("import-prnet", help="convert the official TF1 checkpoint to a bundle")
-    imp.add_argument("checkout", type=Path, help="a PRNet checkout (with Data/net-data, Data/uv-data)")
-    imp.add_argument("-o", "--output", type=Path, default=WEIGHTS_DIR / "prnet_official256.pt")
+    ap.add_argument("cmd", choices=("info", "verify"), help="check a bundle and print what it holds")
+    ap.add_argument("path", type=Path, nargs="?", default=None)
     args = ap.parse_args(argv)
     try:
-        if args.cmd in ("info", "verify"):
-            return _info(args.path or default_bundle_path())
-        from realtime.tf_import import import_prnet
-
-        out = import_prnet(args.checkout, args.output)
-        print(f"wrote {out}")
-        return 0
+        return _info(args.path or default_bundle_path())
     except BundleError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
 
 if __name__ == "__main__":
-    # Run the package's copy of this module, not this __main__ one, so that the
-    # BundleError raised by realtime.tf_import is the class main() catches.
-    from realtime.weights import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

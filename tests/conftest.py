@@ -1,6 +1,7 @@
-"""Shared fixtures: the real data in ../shared, the shipped weights bundle, and a
-virtual X display. In CI (CI set) a missing prerequisite fails instead of skipping,
-so a broken runner cannot pass by running nothing."""
+"""Shared fixtures: the real data in ../shared (realtime.paths.SHARED_DATA, the one
+place its path is set), the shipped weights bundle, and a virtual X display. In CI (CI
+set) a missing prerequisite fails instead of skipping, so a broken runner cannot pass
+by running nothing."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pathlib import Path
 import cv2
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+from realtime.paths import REPO, SHARED_DATA
+
+ROOT: Path = REPO  # the checkout, for tests that run its commands
+SHARED: Path = SHARED_DATA
 MEDIA = SHARED / "media"
 CARPHONE = MEDIA / "carphone_176x144.mp4"
 

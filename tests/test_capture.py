@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import shutil
 import threading
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import MEDIA
 
 from realtime.capture import (
     CameraSource,
@@ -23,7 +23,6 @@ from realtime.capture import (
 )
 from realtime.pipeline import CLOSED, Slot
 
-MEDIA = Path(__file__).parents[1].parent / "shared" / "data" / "media"
 CARPHONE = MEDIA / "carphone_176x144.mp4"
 WEBCAM_AVI = MEDIA / "kpa_webcam_160x120.avi"
 

@@ -15,12 +15,14 @@ import pytest
 import torch
 
 from realtime import engines as E
-from realtime.bench import face_images, random_bundle
+from realtime.bench.model import face_images, random_bundle
+from realtime.engines import backends as B
+from realtime.engines import rewrite as R
 
 
 def _check(engine, bundle, batch: int = 2) -> dict:
     images = face_images(bundle.config.resolution, batch)
-    ref = E.EagerEngine(bundle)(images)
+    ref = B.EagerEngine(bundle)(images)
     out = engine(images)
     assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == ref.shape
     err = E.compare(ref, out, bundle)
@@ -30,8 +32,18 @@ def _check(engine, bundle, batch: int = 2) -> dict:
 
 
 @pytest.fixture(scope="module")
-def auto_engine(bundle):
-    """What the app gets on this machine (compiled once for the module)."""
+def choice_cache(tmp_path_factory):
+    """An empty cache for the remembered engine choice, so auto really times here."""
+    from realtime.engines import choose
+
+    saved, choose.CACHE = choose.CACHE, tmp_path_factory.mktemp("cache")
+    yield choose.CACHE
+    choose.CACHE = saved
+
+
+@pytest.fixture(scope="module")
+def auto_engine(bundle, choice_cache):
+    """What the app gets on this machine on a first start (compiled once for the module)."""
     return E.create_engine(bundle, "auto", "cpu", warmup=(2,))  # one graph: batch >= 2
 
 
@@ -44,7 +56,7 @@ def test_eager_outputs_crop_pixels(bundle):
 
 
 def test_folded_lite_matches_eager(bundle):
-    engine = E.CpuFastEngine(bundle, compile=False)
+    engine = B.CpuFastEngine(bundle, compile=False)
     err = _check(engine, bundle, batch=3)
     assert err["map_max_abs"] < 1e-4  # folding is exact up to fp32 rounding
 
@@ -53,8 +65,8 @@ def test_folded_full_model_matches_eager():
     """Size 16 at 256 px, random weights with calibrated batch norms: every layer
     type of the full model (strided shortcuts, both deconv strides) folded."""
     full = random_bundle(16, 256)
-    engine = E.CpuFastEngine(full, compile=False)  # Winograd on the wide decoder convs
-    assert any(isinstance(m, E._WinogradConv) for m in engine.model.modules())
+    engine = B.CpuFastEngine(full, compile=False)  # Winograd on the wide decoder convs
+    assert any(isinstance(m, R._WinogradConv) for m in engine.model.modules())
     _check(engine, full, batch=1)
 
 
@@ -64,7 +76,7 @@ def test_subpixel_rewrite_equals_strided_transposed_conv():
     torch.manual_seed(0)
     x, w = torch.randn(2, 8, 7, 9), torch.randn(8, 5, 4, 4)
     ref = torch.nn.functional.conv_transpose2d(x, w, stride=2)[:, :, 1:15, 1:19]
-    k = E.subpixel_weight(w)
+    k = R.subpixel_weight(w)
     out = torch.nn.functional.pixel_shuffle(torch.nn.functional.conv2d(x, k, padding=1), 2)
     assert k.shape == (20, 8, 3, 3) and out.shape == ref.shape
     assert (out - ref).abs().max() <= 1e-5
@@ -76,7 +88,7 @@ def test_winograd_conv_equals_direct_conv():
     torch.manual_seed(0)
     x, w, b = torch.randn(2, 64, 13, 10), torch.randn(32, 64, 4, 4) / 32, torch.randn(32)
     ref = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (2, 1, 2, 1)), w, b)
-    out = E._WinogradConv(w, b, (2, 1))(x)
+    out = R._WinogradConv(w, b, (2, 1))(x)
     assert out.shape == ref.shape
     assert (out - ref).abs().max() <= 1e-4 * ref.abs().max()
 
@@ -89,6 +101,23 @@ def test_auto_times_the_cpu_engines_and_keeps_the_fastest(auto_engine, bundle):
     assert ms[auto_engine.name] == min(ms.values())
     _check(auto_engine, bundle, batch=2)
     _check(auto_engine, bundle, batch=3)  # same graph: the batch dimension is dynamic
+
+
+def test_auto_remembers_its_choice_and_builds_only_the_winner(auto_engine, bundle, choice_cache):
+    """A later start builds only the engine the first one measured fastest; a changed
+    key (other weights) or retime measures again."""
+    remembered = json.loads((choice_cache / "engine-choice.json").read_text())
+    assert [v["backend"] for v in remembered.values()] == [auto_engine.name]
+    again = E.create_engine(bundle, "auto", "cpu", warmup=(2,))
+    assert again.name == auto_engine.name
+    assert len(again.reasons) == 1 and "remembered" in again.reasons[0], again.reasons
+    _check(again, bundle, batch=2)
+    other = random_bundle(8, 128, seed=1)  # other weights: another key, timed afresh
+    fresh = E.create_engine(other, "auto", "cpu", warmup=(2,))
+    assert any("measured" in r for r in fresh.reasons), fresh.reasons
+    assert len(json.loads((choice_cache / "engine-choice.json").read_text())) == 2
+    retimed = E.create_engine(bundle, "auto", "cpu", retime=True, warmup=(2,))
+    assert any("measured" in r for r in retimed.reasons), retimed.reasons
 
 
 def test_auto_on_cuda_without_gpu_skips_with_reasons(bundle):
@@ -124,7 +153,7 @@ def test_unknown_backend_is_one_clear_line(bundle):
 
 
 def test_benchmark_command_writes_json_table_and_chart(tmp_path):
-    from realtime.bench import main
+    from realtime.bench.__main__ import main
 
     rc = main(
         [

@@ -6,7 +6,7 @@ import torch
 
 from realtime.decode import Decoder
 from realtime.engines import create_engine
-from realtime.evaluate import (
+from realtime.train.evaluate import (
     crop_affine,
     evaluate,
     landmark_nme,

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.groundtruth import (
+from realtime.train.groundtruth import (
     CROP,
     HUMAN21_TO_68,
     Batcher,

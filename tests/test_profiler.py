@@ -67,3 +67,19 @@ def test_empty_profile_still_writes(tmp_path):
     paths = Profiler().write(tmp_path / "p.json")
     assert json.loads(paths["summary"].read_text())["frames"] == 0
     assert json.loads(paths["trace"].read_text())["traceEvents"]
+
+
+def test_a_long_run_keeps_the_newest_frames_in_a_fixed_table():
+    """Past ``keep`` frames the oldest are forgotten and the table does not grow (a
+    30-minute run must not grow the process), while counts and custom stages survive."""
+    profiler = Profiler(window=10, keep=50)
+    table = profiler._table
+    for i in range(200):
+        spans = {"detect": (i, i + 0.002), "mystage": (i + 0.002, i + 0.003)}
+        profiler.record(Frame(np.zeros((4, 4, 3), np.uint8), i, float(i), spans=spans), i + 0.01)
+    s = profiler.summary()
+    assert profiler._table is table and table.shape[0] == 50
+    assert s["frames"] == 50 and s["frames_output"] == 200
+    assert [r[0] for r in profiler.records] == list(range(150, 200))
+    assert s["stages"]["detect"]["p50"] == pytest.approx(2.0)
+    assert s["stages"]["mystage"]["p50"] == pytest.approx(1.0)

@@ -15,11 +15,12 @@ import scipy.io
 import torch
 from conftest import need
 
+from realtime.bench.components import synthetic_faces
 from realtime.decode import Decoder
 from realtime.render.context import GLContextError, create_context
 from realtime.render.effects import DEBUG_VIEWS, MASKS, EffectError, get_effect
-from realtime.render.renderer import Renderer, synthetic_faces
-from realtime.render.swap import FaceSwap, SwapError
+from realtime.render.effects.swap import FaceSwap, SwapError
+from realtime.render.renderer import Renderer
 from realtime.types import Reconstruction
 
 UPSCALE = 4  # training crops are 120 px; shown at 480 px like a webcam face
@@ -47,7 +48,7 @@ def decoder(layout):
 @pytest.fixture(scope="module")
 def teacher(shared, bfm, layout, decoder):
     """i -> (480 x 480 photo, its Reconstruction from the teacher's 3DMM fit)."""
-    from realtime.groundtruth import MapMaker
+    from realtime.train.groundtruth import MapMaker
 
     maker = MapMaker(bfm, layout.resolution)
     assert (maker.layout.face_mask == layout.face_mask).all()

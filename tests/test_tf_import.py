@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, SHARED
 
-from realtime.tf_import import UV_DATA, import_prnet, is_optimizer_variable, name_map, read_index
+from realtime.train.tf_import import UV_DATA, import_prnet, is_optimizer_variable, name_map, read_index
 from realtime.weights import BundleError, load_bundle
 
-PRNET_UV = Path(__file__).parents[1].parent / "shared" / "data" / "prnet-uv"
+PRNET_UV = SHARED / "prnet-uv"
 REAL_INDEX = PRNET_UV / "256_256_resfcn256_weight.index"
 UV_FILES = (
     "face_ind.txt",
@@ -44,13 +45,12 @@ def test_incomplete_checkout_is_one_clear_line(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "realtime.weights",
-        "import-prnet",
+        "realtime.train.tf_import",
         str(tmp_path),
         "-o",
         str(tmp_path / "o.pt"),
     ]
-    run = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 2
     assert run.stderr.startswith("error:") and "not a complete PRNet checkout" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1

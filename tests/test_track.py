@@ -161,6 +161,7 @@ def test_crop_framing_and_subpixel_sampling():
     batch = crop_faces(img, centers, sizes, 128, [1, 2])
     assert batch.images.shape == (2, 3, 128, 128) and batch.images.dtype == torch.float32
     for b in range(2):
-        ref = cv2.warpAffine(img, batch.to_crop[b], (128, 128), flags=cv2.INTER_LINEAR)
+        to_crop = cv2.invertAffineTransform(batch.to_frame[b])
+        ref = cv2.warpAffine(img, to_crop, (128, 128), flags=cv2.INTER_LINEAR)
         got = batch.images[b].permute(1, 2, 0).numpy()[..., ::-1] * 255  # back to BGR
         assert np.abs(got[4:-4, 4:-4] - ref[4:-4, 4:-4]).mean() < 1.5

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from realtime.groundtruth import Batcher, MapMaker, TrainSet
 from realtime.model import PRNet, PRNetConfig
-from realtime.train import StepBatches, initial_weights, weighted_loss, yaw_balanced
+from realtime.train.groundtruth import Batcher, MapMaker, TrainSet
+from realtime.train.train import StepBatches, initial_weights, weighted_loss, yaw_balanced
 from realtime.weights import default_bundle_path, load_bundle
 
 

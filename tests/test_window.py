@@ -6,8 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from realtime.bench.components import synthetic_faces
 from realtime.render.effects import EFFECTS
-from realtime.render.renderer import Renderer, synthetic_faces
+from realtime.render.renderer import Renderer
 
 
 def test_window_shows_frames_and_closes(xvfb, bundle, media):

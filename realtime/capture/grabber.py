@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from realtime.capture.base import Source
-from realtime.types import Frame
+from realtime.types import Frame, Stage
 
 
 def _stderr(message: str) -> None:
@@ -82,7 +82,7 @@ class Grabber:
                     due = time.perf_counter()
                     continue
                 break
-            frame = Frame(image, self.seq, t1, self.source.name, {"capture": (t0, t1)})
+            frame = Frame(image, self.seq, t1, {Stage.CAPTURE: (t0, t1)})
             self.seq += 1
             self.slot.put(frame, self.stop)
 

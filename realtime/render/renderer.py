@@ -9,26 +9,19 @@ flip or channel swap; the window flips and swizzles when it draws it.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import moderngl
 import numpy as np
 
+from realtime.paths import SHADERS
 from realtime.render.context import create_context
-from realtime.render.effects import TEX, Effect, effect_region, get_effect
+from realtime.render.effects import Effect, get_effect
+from realtime.render.effects.uvdraw import TEX, effect_region
+from realtime.render.lighting import MeshNormals
 from realtime.types import Reconstruction
 from realtime.uv import UVLayout, grid_triangles
 
-SHADERS = Path(__file__).resolve().parents[2] / "shaders"
-MESH_PROGRAMS = {
-    "mask": "mask.frag",
-    "metal": "metal.frag",
-    "swap": "swap.frag",
-    "depth": "depth.frag",
-    "depth_only": "depth_only.frag",
-}
-SURFACE_EFFECTS = ("mask", "metal", "swap", "depth")
+DEPTH_ONLY = "depth_only.frag"  # the first pass of every surface effect
+FACE_UNITS = 3  # texture units from here on hold per-face textures (0 effect, 1 region, 2 frame)
 WIRE_STEP = 32  # wireframe lines per UV side, whatever the layout resolution
 # Software rasterisers pay per triangle (about 0.3 us each on llvmpipe), so there the
 # mesh is drawn over every 2nd UV row and column: a quarter of the triangles, the same
@@ -36,29 +29,27 @@ WIRE_STEP = 32  # wireframe lines per UV side, whatever the layout resolution
 SOFTWARE_GL = ("llvmpipe", "softpipe", "swiftshader", "software")
 
 
+def _source(name: str) -> str:
+    """A shader file's text, each ``#include "FILE"`` line replaced by that file of
+    shaders/ (GLSL 3.30 has no includes; the lit shaders share lighting.glsl)."""
+    lines = (SHADERS / name).read_text().splitlines()
+    out = [_source(line.split('"')[1]) if line.startswith("#include") else line for line in lines]
+    return "\n".join(out) + "\n"
+
+
 def load_program(ctx: moderngl.Context, vertex: str, fragment: str) -> moderngl.Program:
     """A program from two files in shaders/."""
-    return ctx.program(
-        vertex_shader=(SHADERS / vertex).read_text(), fragment_shader=(SHADERS / fragment).read_text()
-    )
+    return ctx.program(vertex_shader=_source(vertex), fragment_shader=_source(fragment))
 
 
 def _set(prog: moderngl.Program, name: str, value: object) -> None:
-    """Set a uniform the compiler kept (unused ones are optimised away)."""
+    """Set a uniform the compiler kept (unused ones are optimised away); an array
+    (e.g. the light's (9, 3) ``u_sh``) is written as raw float32."""
     if name in prog:
-        prog[name].value = value
-
-
-def vertex_normals(vertices: np.ndarray, triangles: np.ndarray, sign: float = 1.0) -> np.ndarray:
-    """(F, 3) unit area-weighted vertex normals; bincount keeps it vectorised."""
-    v = vertices
-    fn = np.cross(v[triangles[:, 1]] - v[triangles[:, 0]], v[triangles[:, 2]] - v[triangles[:, 0]])
-    idx = triangles.ravel()
-    out = np.empty_like(v, dtype=np.float32)
-    for c in range(3):
-        out[:, c] = np.bincount(idx, weights=np.repeat(fn[:, c], 3), minlength=len(v))
-    out *= sign / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-    return out
+        if isinstance(value, np.ndarray):
+            prog[name].write(np.ascontiguousarray(value, np.float32).tobytes())
+        else:
+            prog[name].value = value
 
 
 def mesh_triangles(layout: UVLayout, step: int) -> np.ndarray:
@@ -97,12 +88,28 @@ def _thick_segments(segments: np.ndarray, width: float) -> np.ndarray:
 
 
 class _FaceSlot:
-    """GPU buffers for one face, reused every frame."""
+    """GPU buffers for one face, reused every frame, and its small per-face textures
+    (by uniform name)."""
 
     def __init__(self, ctx: moderngl.Context, n_vertices: int):
+        self.ctx = ctx
         self.pos = ctx.buffer(reserve=n_vertices * 12)
         self.nrm = ctx.buffer(reserve=n_vertices * 12)
         self.vaos: dict[str, moderngl.VertexArray] = {}
+        self.textures: dict[str, moderngl.Texture] = {}
+
+    def texture(self, name: str, data: np.ndarray) -> moderngl.Texture:
+        """``data`` (H, W, C) float32 in this face's texture ``name``, linearly filtered."""
+        h, w, c = data.shape
+        tex = self.textures.get(name)
+        if tex is None or tex.size != (w, h) or tex.components != c:
+            if tex is not None:
+                tex.release()
+            tex = self.textures[name] = self.ctx.texture((w, h), c, dtype="f4")
+            tex.filter = moderngl.LINEAR, moderngl.LINEAR
+            tex.repeat_x = tex.repeat_y = False
+        tex.write(np.ascontiguousarray(data, np.float32))
+        return tex
 
 
 class Renderer:
@@ -129,10 +136,7 @@ class Renderer:
         self.mesh_step = mesh_step
         self.n_vertices = len(layout.face_ind)
         self.triangles = mesh_triangles(layout, mesh_step)
-        self.normal_sign = 1.0
-        n = vertex_normals(layout.canonical, self.triangles)
-        if n[:, 2].mean() < 0:  # make normals point at the camera (+z) for this winding
-            self.normal_sign = -1.0
+        self.normals = MeshNormals(layout)
         self.uv_buf = ctx.buffer(np.ascontiguousarray(layout.vertex_uv, np.float32))
         self.tri_buf = ctx.buffer(self.triangles)
         region = effect_region(layout, TEX)
@@ -144,7 +148,9 @@ class Renderer:
         self.region_tri_buf = ctx.buffer(np.ascontiguousarray(self.triangles[touches]))
         step = max(1, layout.resolution // WIRE_STEP)
         self.wire_buf = ctx.buffer(grid_lines(layout.face_mask, step))
-        self.programs = {k: load_program(ctx, "mesh.vert", f) for k, f in MESH_PROGRAMS.items()}
+        self.programs: dict[str, moderngl.Program] = {}  # fragment shader file -> mesh program
+        self.size = (0, 0)
+        self.program(DEPTH_ONLY)
         self.flat = load_program(ctx, "flat.vert", "flat.frag")
         self.background = load_program(ctx, "background.vert", "background.frag")
         quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
@@ -160,6 +166,21 @@ class Renderer:
         self.size = (0, 0)
         self.frame_tex = self.color = self.depth = self.fbo = None
         self.resize(width, height)
+        self.overlay = Overlay(self)
+
+    def program(self, fragment: str) -> moderngl.Program:
+        """The mesh program with this fragment shader, compiled on first use."""
+        if fragment not in self.programs:
+            prog = load_program(self.ctx, "mesh.vert", fragment)
+            self._size_uniforms(prog)
+            self.programs[fragment] = prog
+        return self.programs[fragment]
+
+    def _size_uniforms(self, prog: moderngl.Program) -> None:
+        width, height = self.size
+        _set(prog, "u_size", (float(width), float(height)))
+        _set(prog, "u_zscale", 1.0 / (8.0 * max(width, height, 1)))
+        _set(prog, "u_tex_size", float(TEX))
 
     # -- setup -----------------------------------------------------------------------
     def resize(self, width: int, height: int) -> None:
@@ -178,12 +199,11 @@ class Renderer:
         self.depth = ctx.depth_renderbuffer((width, height))
         self.fbo = ctx.framebuffer([self.color], self.depth)
         for prog in (*self.programs.values(), self.flat):
-            _set(prog, "u_size", (float(width), float(height)))
-            _set(prog, "u_zscale", 1.0 / (8.0 * max(width, height)))
-            _set(prog, "u_tex_size", float(TEX))
+            self._size_uniforms(prog)
 
     def effect(self, effect: Effect | str) -> Effect:
-        """An Effect from a name (built once and kept) or passed through."""
+        """An Effect from a name (built once and kept: no GL, so any thread may ask)
+        or passed through."""
         if isinstance(effect, Effect):
             return effect
         if effect not in self.named:
@@ -192,7 +212,7 @@ class Renderer:
 
     def add_effect(self, effect: Effect) -> None:
         """Make ``effect`` available by its name (e.g. the face swap as "swap")."""
-        self.named[effect.name] = effect
+        self.named[effect.label] = effect
 
     def _texture(self, effect: Effect) -> moderngl.Texture:
         """The effect's texture on the GPU, uploaded again only when it changed."""
@@ -219,14 +239,16 @@ class Renderer:
         return self.slots[i]
 
     def _vao(self, slot: _FaceSlot, name: str) -> moderngl.VertexArray:
+        """A face's vertex array: "wire", or FRAGMENT[:region] (a mesh program over the
+        whole mesh, or only the triangles of the feathered effect region)."""
         if name not in slot.vaos:
             if name == "wire":
                 slot.vaos[name] = self.ctx.vertex_array(
                     self.flat, [(slot.pos, "3f", "in_pos")], index_buffer=self.wire_buf, index_element_size=4
                 )
             else:
-                program, _, part = name.partition(":")
-                prog = self.programs[program]
+                fragment, _, part = name.partition(":")
+                prog = self.program(fragment)
                 content = [
                     (b, f, a)
                     for b, f, a in (
@@ -265,13 +287,13 @@ class Renderer:
         self.frame_tex.use(0)
         self.background["u_frame"] = 0
         self.quad.render(moderngl.TRIANGLE_STRIP)
-        if faces and eff.program != "none":
+        if faces and eff.kind != "none":
             for i, rec in enumerate(faces):
                 slot = self._slot(i)
                 slot.pos.write(np.ascontiguousarray(rec.vertices, np.float32))
-                if eff.program == "metal":
-                    slot.nrm.write(vertex_normals(rec.vertices, self.triangles, self.normal_sign))
-            if eff.program in SURFACE_EFFECTS:
+                if eff.normals:
+                    slot.nrm.write(self.normals(rec.vertices))
+            if eff.kind == "surface":
                 self._draw_surfaces(image, faces, eff)
             else:
                 self._draw_overlays(faces, eff)
@@ -281,62 +303,46 @@ class Renderer:
         ctx = self.ctx
         ctx.enable(moderngl.DEPTH_TEST)
         # Pass 1: depth only, so that pass 2 colours just the nearest surface.
-        part = "" if eff.program == "depth" else ":region"
+        part = "" if eff.whole_face else ":region"
         ctx.depth_func = "<"
         self.fbo.color_mask = (False, False, False, False)
         self.fbo.use()  # moderngl applies a framebuffer's masks when it is bound
         for i in range(len(faces)):
-            self._vao(self.slots[i], "depth_only" + part).render(moderngl.TRIANGLES)
+            self._vao(self.slots[i], DEPTH_ONLY + part).render(moderngl.TRIANGLES)
         self.fbo.color_mask = (True, True, True, True)
         self.fbo.depth_mask = False
         self.fbo.use()
         ctx.depth_func = "<="
         ctx.enable(moderngl.BLEND)
         ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
-        prog = self.programs[eff.program]
+        prog = self.program(eff.shader)
         self.region.use(1)
         _set(prog, "u_region", 1)
+        self.frame_tex.use(2)  # the frame under the face, for shaders that blend with it
+        _set(prog, "u_frame", 2)
         if eff.texture is not None:
             self._texture(eff).use(0)
             _set(prog, "u_tex", 0)
         _set(prog, "u_opacity", float(eff.opacity))
         for i, rec in enumerate(faces):
-            if eff.program == "depth":
-                z = rec.vertices[:, 2]
-                _set(prog, "u_zrange", (float(z.max()), float(z.min())))
+            unit = FACE_UNITS
             for name, value in eff.face_uniforms(image, rec).items():
+                if isinstance(value, np.ndarray) and value.ndim == 3:
+                    self.slots[i].texture(name, value).use(unit)
+                    value, unit = unit, unit + 1
                 _set(prog, name, value)
-            self._vao(self.slots[i], eff.program + part).render(moderngl.TRIANGLES)
+            self._vao(self.slots[i], eff.shader + part).render(moderngl.TRIANGLES)
         self.fbo.depth_mask = True
         self.fbo.use()
         ctx.disable(moderngl.DEPTH_TEST | moderngl.BLEND)
 
     def _draw_overlays(self, faces: list[Reconstruction], eff: Effect) -> None:
-        """Landmarks, wireframe or pose axes, drawn over everything."""
+        """Points, lines and bars drawn over everything by the effect."""
         ctx = self.ctx
         ctx.enable(moderngl.BLEND | moderngl.PROGRAM_POINT_SIZE)
         ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
-        prog = self.flat
-        unit = max(self.size) / 640.0
-        for i, rec in enumerate(faces):
-            if eff.program == "wireframe":
-                _set(prog, "u_round", False)
-                prog["u_color"].value = (0.3, 1.0, 0.3, 0.7)
-                self._vao(self.slots[i], "wire").render(moderngl.LINES)
-            elif eff.program == "landmarks":
-                _set(prog, "u_round", True)
-                _set(prog, "u_point_size", float(max(3.0, 4.0 * unit)))
-                prog["u_color"].value = (0.2, 1.0, 0.2, 1.0)
-                self._overlay(np.ascontiguousarray(rec.landmarks, np.float32), moderngl.POINTS)
-            elif eff.program == "pose":
-                _set(prog, "u_round", False)
-                origin = rec.landmarks[30].astype(np.float64)
-                length = 90.0 * rec.pose.scale
-                for axis, colour in enumerate(((0.1, 0.1, 1.0), (0.1, 1.0, 0.1), (1.0, 0.3, 0.1))):
-                    end = origin + rec.pose.rotation[:, axis] * length
-                    bars = _thick_segments(np.array([[origin, end]]), max(2.0, 3.0 * unit))
-                    prog["u_color"].value = (*colour, 1.0)
-                    self._overlay(bars, moderngl.TRIANGLES)
+        self.overlay.unit = max(self.size) / 640.0
+        eff.draw_overlay(self.overlay, faces)
         ctx.disable(moderngl.BLEND | moderngl.PROGRAM_POINT_SIZE)
 
     def _overlay(self, points: np.ndarray, mode: int) -> None:
@@ -357,7 +363,7 @@ class Renderer:
         """Free GPU objects (the context itself belongs to whoever made it)."""
         objs = [tex for _, tex in self.textures.values()]
         for slot in self.slots:
-            objs += [*slot.vaos.values(), slot.pos, slot.nrm]
+            objs += [*slot.vaos.values(), *slot.textures.values(), slot.pos, slot.nrm]
         objs += [
             self.quad,
             self.quad_buf,
@@ -385,51 +391,33 @@ class Renderer:
         self.size = (0, 0)
 
 
-def synthetic_faces(layout: UVLayout, width: int, height: int, n_faces: int) -> list[Reconstruction]:
-    """``n_faces`` copies of the layout's mean face placed on a grid across the frame,
-    each turned a little: stand-ins with a real mesh for benchmarks, no network needed."""
-    from realtime.decode import Decoder, angles_to_rotation
+class Overlay:
+    """What overlay effects draw with, in frame pixels; colours are BGRA in [0, 1]
+    (the framebuffer holds BGR). ``unit`` is the frame's size over 640 px, to scale
+    marks with the frame."""
 
-    dec = Decoder(layout)
-    cols = int(np.ceil(np.sqrt(n_faces)))
-    rows = int(np.ceil(n_faces / cols))
-    cell = min(width / cols, height / rows)
-    faces = []
-    for i in range(n_faces):
-        r, c = divmod(i, cols)
-        rot = angles_to_rotation(5.0, -20.0 + 40.0 * (i % 2), 3.0 * i)
-        scale = 0.6 * cell / np.ptp(layout.canonical[:, 0])
-        centre = np.array([(c + 0.5) * width / cols, (r + 0.5) * height / rows, 0.0])
-        v = (layout.canonical.astype(np.float64) @ rot.T * scale + centre).astype(np.float32)
-        faces.append(Reconstruction(i, v[dec.kpt_rows].copy(), v, dec.pose(v)))
-    return faces
+    def __init__(self, renderer: Renderer):
+        self.r = renderer
+        self.unit = 1.0
 
+    def points(self, points: np.ndarray, colour: tuple[float, ...], size: float) -> None:
+        """(N, 3) points as round dots ``size`` pixels across."""
+        prog = self.r.flat
+        _set(prog, "u_round", True)
+        _set(prog, "u_point_size", float(size))
+        prog["u_color"].value = colour
+        self.r._overlay(points, moderngl.POINTS)
 
-def render_benchmark(
-    width: int,
-    height: int,
-    n_faces: int,
-    frames: int,
-    effect: str = "tiger",
-    read: bool = True,
-    ctx: moderngl.Context | None = None,
-) -> float:
-    """Mean milliseconds per rendered frame (upload, draw, read-back) at a frame size
-    with ``n_faces`` faces, on a headless context unless one is given."""
-    from realtime.weights import load_bundle
+    def bars(self, segments: np.ndarray, colour: tuple[float, ...], width: float) -> None:
+        """(N, 2, 3) segments as bars ``width`` pixels wide (core GL draws 1 px lines)."""
+        prog = self.r.flat
+        _set(prog, "u_round", False)
+        prog["u_color"].value = colour
+        self.r._overlay(_thick_segments(segments, width), moderngl.TRIANGLES)
 
-    layout = load_bundle().layout
-    renderer = Renderer(layout, width, height, ctx)
-    faces = synthetic_faces(layout, width, height, n_faces)
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    for _ in range(3):  # warm-up: shader compiles, texture uploads
-        renderer.render(image, faces, effect, read=read)
-    renderer.ctx.finish()
-    t0 = time.perf_counter()
-    for _ in range(frames):
-        renderer.render(image, faces, effect, read=read)
-    renderer.ctx.finish()
-    ms = (time.perf_counter() - t0) * 1000.0 / max(frames, 1)
-    renderer.release()
-    return ms
+    def wire(self, face: int, colour: tuple[float, ...]) -> None:
+        """Face number ``face``'s UV grid lines (its vertices are already uploaded)."""
+        prog = self.r.flat
+        _set(prog, "u_round", False)
+        prog["u_color"].value = colour
+        self.r._vao(self.r.slots[face], "wire").render(moderngl.LINES)

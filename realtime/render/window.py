@@ -9,6 +9,9 @@ quits; the close button quits too.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import cv2
 import glfw
 import moderngl
@@ -82,6 +85,13 @@ class Window:
     @property
     def effect(self) -> str:
         return self.effects[self.index]
+
+    @effect.setter
+    def effect(self, name: str) -> None:
+        """Pick ``name`` (added to the keys' list if it is new, e.g. an uploaded swap)."""
+        if name not in self.effects:
+            self.effects.append(name)
+        self.index = self.effects.index(name)
 
     def handle_key(self, key: int) -> None:
         """Act on one key press (the key callback calls this; so can tests)."""
@@ -181,3 +191,50 @@ class Window:
             glfw.destroy_window(self.handle)
             self.handle = None
             glfw.terminate()
+
+
+class WindowView:
+    """The pipeline's View on a Window: shows the renderer's output texture when the
+    frame is the one it just drew (no upload; its image is None when it was not read
+    back), else the frame itself uploaded to a texture (pass-through, status bar). The
+    HUD text is redrawn at ``hud_period_s`` (readable figures, no per-frame text)."""
+
+    def __init__(self, window: Window, hud_lines: Callable[[], list[str]], hud_period_s: float = 0.25):
+        self.window, self.hud_lines, self.hud_period_s = window, hud_lines, hud_period_s
+        self.rendered: tuple[np.ndarray | None, moderngl.Texture] | None = None  # the renderer's last
+        self.texture: moderngl.Texture | None = None
+        self._hud: list[str] = []
+        self._hud_t = -1e9
+
+    def show(self, image: np.ndarray | None) -> None:
+        if self.rendered is not None and image is self.rendered[0]:
+            texture = self.rendered[1]
+        else:
+            assert image is not None, "nothing rendered to show"
+            h, w = image.shape[:2]
+            if self.texture is None or self.texture.size != (w, h):
+                if self.texture is not None:
+                    self.texture.release()
+                self.texture = self.window.ctx.texture((w, h), 3, alignment=1)
+            self.texture.write(image)
+            texture = self.texture
+        hud = None
+        if self.window.hud:
+            now = time.monotonic()
+            if now - self._hud_t >= self.hud_period_s:
+                self._hud, self._hud_t = self.hud_lines(), now
+            hud = self._hud
+        self.window.show(texture, hud)
+
+    def poll(self) -> None:
+        """Handle window events (keys, close) while there is nothing to show yet."""
+        self.window.poll()
+
+    def should_close(self) -> bool:
+        return not self.window.open
+
+    def close(self) -> None:
+        if self.texture is not None:
+            self.texture.release()
+            self.texture = None
+        self.window.close()

@@ -18,11 +18,11 @@ import cv2
 import numpy as np
 import torch
 
+from realtime.paths import CACHE
+from realtime.paths import SHARED_DATA as DEFAULT_DATA
 from realtime.uv import UVLayout, UVRaster, build_layout, load_bfm, mirror_vertices
 
 CROP = 120  # side of the training crops in pixels
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CACHE = Path.home() / ".cache" / "prnet-live"
 NME_DROP = 0.15  # fits worse than this against AFLW's own labels are bad crops
 # AFLW's 21 hand-marked points (1-based, AFLW's order) -> the 68-scheme landmarks on
 # the same spot (a list is averaged: the eye centres). Left out, as they mark other

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realtime.groundtruth import CACHE, DEFAULT_DATA, Batcher, MapMaker, load_trainset, refit_to_human
 from realtime.model import PRNet, PRNetConfig
+from realtime.train.groundtruth import CACHE, DEFAULT_DATA, Batcher, MapMaker, load_trainset, refit_to_human
 from realtime.uv import load_bfm
 
 
@@ -90,10 +90,16 @@ class StepBatches(torch.utils.data.Dataset):
         start: int,
         stop: int,
         p: np.ndarray | None = None,
+        profiled: np.ndarray | None = None,
+        share: float = 0.0,
     ):
         self.b, self.idx, self.seed, self.batch, self.p = batcher, train_idx, seed, batch, p
         self.start, self.stop = start, stop
         self.per_epoch = len(train_idx) // batch
+        # --profiled: the last round(share * batch) of each batch are turned crops
+        # (indices ``profiled``), each epoch a fresh draw without repeats.
+        self.prof = profiled
+        self.n_prof = round(share * batch) if profiled is not None and len(profiled) else 0
 
     def __len__(self) -> int:
         return max(self.stop - self.start, 0)
@@ -105,6 +111,12 @@ class StepBatches(torch.utils.data.Dataset):
         order = rng.permutation(self.idx) if self.p is None else rng.choice(self.idx, len(self.idx), p=self.p)
         j = (step % self.per_epoch) * self.batch
         sel = order[j : j + self.batch]
+        if self.n_prof:
+            turned = np.random.default_rng([self.seed, epoch, 1]).permutation(self.prof)
+            k = (step % self.per_epoch) * self.n_prof
+            sel = np.concatenate(
+                [sel[: self.batch - self.n_prof], turned.take(range(k, k + self.n_prof), mode="wrap")]
+            )
         imgs, affs = self.b.pixels(sel, np.random.default_rng([self.seed, step]))
         return imgs, affs, sel
 
@@ -370,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                 if nme < state["best"]:
                     state["best"] = nme
                     save(out / "best.pt")
-                if args.keep_epochs:  # to pick by another yardstick later (python -m realtime.evaluate)
+                if args.keep_epochs:  # to pick by another yardstick later (python -m realtime.train.evaluate)
                     save(out / f"epoch{nth:03d}.pt")
                 save_curve(state["history"], out / "loss_curve.png")
                 (out / "history.json").write_text(json.dumps(state["history"]))

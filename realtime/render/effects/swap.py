@@ -15,16 +15,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from realtime.render.effects import (
-    EYE_L,
-    EYE_R,
-    LIPS,
-    TEX,
-    Effect,
-    effect_region,
-    face_mask_tex,
-    uv_landmarks,
-)
+from realtime.render.effects.base import Effect, register
+from realtime.render.effects.uvdraw import EYE_L, EYE_R, LIPS, TEX, effect_region, face_mask_tex, uv_landmarks
 from realtime.types import Reconstruction, UserError
 from realtime.uv import UVLayout
 
@@ -112,11 +104,16 @@ def live_features(layout: UVLayout, size: int = TEX) -> np.ndarray:
     return cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), 0.012 * size)
 
 
+@register
 class FaceSwap(Effect):
     """The ``swap`` effect. Give it the source photo and that photo's reconstruction
     (``set_source``; again at any time to switch faces). ``transfer`` is how far the
     texture's colours move to the live face's (1: fully; lower keeps more of the
     source's own skin tone)."""
+
+    name = "swap"
+    shader = "swap.frag"
+    listed = False  # made from a source photo (--source-face, the panel), not by name
 
     def __init__(
         self,
@@ -125,7 +122,7 @@ class FaceSwap(Effect):
         source: Reconstruction | None = None,
         transfer: float = 0.8,
     ):
-        super().__init__("swap", "swap")
+        super().__init__()
         self.layout = layout
         self.transfer = transfer
         self.face = face_mask_tex(layout, TEX)

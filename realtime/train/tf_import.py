@@ -304,7 +304,7 @@ def import_prnet(checkout: str | Path, out: str | Path) -> Path:
         "source": "PRNet official weights (Feng et al. 2018, github.com/YadiraF/PRNet)",
         "checkpoint": str(CHECKPOINT),
         "checkpoint_data_sha256": _sha256(need[1]),
-        "imported_by": "realtime.tf_import",
+        "imported_by": "realtime.train.tf_import",
         "license": "see weights/MODEL_CARD.md",
         "variables": len(mapping),
         "ignored_non_optimizer_variables": unused,
@@ -314,3 +314,27 @@ def import_prnet(checkout: str | Path, out: str | Path) -> Path:
         else "generated grid over the face mask",
     }
     return save_bundle(Bundle(CONFIG, state, layout, provenance), out, dtype=torch.float32)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from realtime.paths import WEIGHTS
+
+    ap = argparse.ArgumentParser(
+        prog="python -m realtime.train.tf_import", description="convert the official TF1 weights to a bundle"
+    )
+    ap.add_argument("checkout", type=Path, help="a PRNet checkout (with Data/net-data, Data/uv-data)")
+    ap.add_argument("-o", "--output", type=Path, default=WEIGHTS / "prnet_official256.pt")
+    args = ap.parse_args(argv)
+    try:
+        print(f"wrote {import_prnet(args.checkout, args.output)}")
+        return 0
+    except BundleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""AFLW2000-3D evaluation: ``python -m realtime.evaluate --aflw2000 DIR``.
+"""AFLW2000-3D evaluation: ``python -m realtime.train.evaluate --aflw2000 DIR``.
 
 The standard protocol: each face is cropped from its ground-truth landmarks' box
 (no detector), framed as the model was trained (side 1.44 x the box's longer side);
@@ -28,7 +28,7 @@ import torch
 
 from realtime.decode import Decoder
 from realtime.engines import create_engine
-from realtime.groundtruth import DEFAULT_DATA
+from realtime.train.groundtruth import DEFAULT_DATA
 from realtime.weights import BundleError, load_bundle
 
 FRAMING = 1.44  # crop side / longer side of the 68-landmark box, as in training
@@ -237,7 +237,7 @@ def evaluate(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m realtime.evaluate",
+        prog="python -m realtime.train.evaluate",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,6 +1,6 @@
 """A contact sheet of every shipped effect on real faces, for a person to judge.
 
-``python -m realtime.render.grid [--weights BUNDLE] [--out PNG]``: faces found and
+``python tools/effects_grid.py [--weights BUNDLE] [--out PNG]``: faces found and
 reconstructed by the real pipeline (MTCNN, tracker, PRNet, decoder) in AFLW2000
 photos and carphone frames; columns are the input, each mask, the face swap with
 ``obama_portrait.jpg`` as source, and the debug views.
@@ -16,10 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime.paths import SHARED_DATA as DATA
 from realtime.render.effects import DEBUG_VIEWS, MASKS
 from realtime.types import Frame, Reconstruction
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 LIVE = (("aflw2000/image00014.jpg", 1.0), ("aflw2000/image00020.jpg", 1.0), ("carphone_176x144.mp4#60", 3.0))
 SOURCE = "media/obama_portrait.jpg"
 TILE = 240
@@ -64,8 +64,8 @@ def make_grid(weights: str | None = None) -> np.ndarray:
     from realtime.decode import Decoder
     from realtime.engines import create_engine
     from realtime.faces import FaceProcessor
+    from realtime.render.effects.swap import FaceSwap
     from realtime.render.renderer import Renderer
-    from realtime.render.swap import FaceSwap
     from realtime.weights import load_bundle
 
     bundle = load_bundle(weights)
@@ -101,7 +101,7 @@ def make_grid(weights: str | None = None) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m realtime.render.grid", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python tools/effects_grid.py", description=__doc__)
     ap.add_argument("--weights", default=None, help="weights bundle (default: the shipped one)")
     ap.add_argument("--out", type=Path, default=Path("render_grid.png"))
     args = ap.parse_args(argv)

@@ -1,40 +1,47 @@
-"""Speed as a measured product feature: ``python -m realtime.bench``.
+"""The model benchmark, ``python -m realtime.bench --part model``.
 
-Part (a), the model benchmark: ms per frame (median, p95) of every engine that can
+Ms per frame (median, p95) of every engine that can
 run here, for the full model (size 16, 256 px; random weights unless --full-weights
 is given: speed does not depend on the values) and the lite model (the shipped
 bundle), batch 1 and 4, each engine's speedup over eager fp32 and its error against
 it. Engines are timed round-robin (one call of each per round), so a background load
 that comes and goes slows every engine alike and the speedups stay comparable.
 
-Part (b), the pipeline benchmark (``realtime.bench_pipeline``): the real pipeline,
-unpaced, per stage.
-
-Writes ``bench.json``, ``bench.md`` and ``bench.png`` into --out.
+The other parts of ``python -m realtime.bench`` are in this package's other modules.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from realtime import engines as E
+from realtime.engines import backends as B
 from realtime.model import PRNet, PRNetConfig, count_flops
+from realtime.paths import MEDIA, SHARED_DATA
 from realtime.uv import UVLayout
-from realtime.weights import Bundle, BundleError, load_bundle
+from realtime.weights import Bundle, load_bundle
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 #: Engines the model benchmark tries, in table order; cpu-bf16 is measured to show
 #: what bf16 buys and costs in accuracy, never chosen by auto (it misses tolerance).
-BENCH_BACKENDS = ("eager", "cpu-fast", "cpu-bf16", "onnxruntime", "cuda-fp32", "cuda-fp16", "tensorrt")
+BENCH_BACKENDS = (
+    "eager",
+    "cpu-fast",
+    "cpu-bf16",
+    "onnxruntime",
+    "cuda-fp32",
+    "cuda-tf32",
+    "cuda-graph-fp32",
+    "cuda-graph-tf32",
+    "cuda-graph-fp16",
+    "cuda-fp16",
+    "tensorrt",
+)
 
 
 def log(msg: str) -> None:
@@ -71,7 +78,7 @@ def random_bundle(size: int = 16, resolution: int = 256, seed: int = 0) -> Bundl
     try:
         from realtime.uv import build_layout, load_bfm
 
-        layout, _ = build_layout(load_bfm(DATA / "bfm" / "bfm_noneck_uv.npz"), resolution)
+        layout, _ = build_layout(load_bfm(SHARED_DATA / "bfm" / "bfm_noneck_uv.npz"), resolution)
     except Exception:  # no BFM here: the shipped layout, rescaled
         layout = _scaled_layout(load_bundle().layout, resolution)
     return Bundle(config, model.state_dict(), layout, {"note": f"random weights, seed {seed}"})
@@ -84,7 +91,7 @@ def face_images(resolution: int, batch: int) -> torch.Tensor:
 
     out = []
     for name in ("astronaut.png", "obama_portrait.jpg", "biden_portrait.jpg", "miranda_portrait.png"):
-        img = cv2.imread(str(DATA / "media" / name))
+        img = cv2.imread(str(MEDIA / name))
         if img is not None:
             img = cv2.resize(img, (resolution, resolution), interpolation=cv2.INTER_AREA)
             out.append(torch.from_numpy(img[:, :, ::-1].astype(np.float32) / 255).permute(2, 0, 1))
@@ -93,19 +100,54 @@ def face_images(resolution: int, batch: int) -> torch.Tensor:
     return torch.stack(out[:batch])
 
 
+class TF32:
+    """Runs a CUDA engine with TF32 convolutions and matmuls on or off (a global torch
+    flag, so it is set around each call: engines timed round-robin must not leak it)."""
+
+    def __init__(self, tf32: bool):
+        self.tf32 = tf32
+
+    def __enter__(self) -> None:
+        self.old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = self.tf32
+
+    def __exit__(self, *exc: object) -> None:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = self.old
+
+
+class _EagerCuda:
+    """Eager fp32 on the GPU, with TF32 on or off."""
+
+    def __init__(self, bundle: Bundle, tf32: bool):
+        self.engine, self.tf32 = B.EagerEngine(bundle, "cuda"), tf32
+        self.name, self.resolution = ("cuda-tf32" if tf32 else "cuda-fp32"), self.engine.resolution
+
+    def __call__(self, images: torch.Tensor) -> np.ndarray:
+        with TF32(self.tf32):
+            return self.engine(images)
+
+
 def build(bundle: Bundle, backend: str, batches: tuple[int, ...]):
     """One engine for the benchmark, or raise EngineError saying why not."""
-    if backend == "cuda-fp32":
-        if not torch.cuda.is_available():
-            raise E.EngineError("no CUDA GPU")
-        engine = E.EagerEngine(bundle, "cuda")
-        engine.name = "cuda-fp32"
+    cuda = backend.startswith("cuda") or backend == "tensorrt"
+    if cuda and not torch.cuda.is_available():
+        raise E.EngineError("no CUDA GPU")
+    if backend in ("cuda-fp32", "cuda-tf32"):
+        return _EagerCuda(bundle, backend == "cuda-tf32")
+    if backend.startswith("cuda-graph-"):
+        precision = backend.rsplit("-", 1)[1]
+        with TF32(precision == "tf32"):  # kernels are chosen once, at capture
+            engine = B.CudaGraphEngine(bundle, "cuda", warmup=batches, half=precision == "fp16")
+        engine.name = backend
         return engine
-    device = "cuda" if backend in ("cuda-fp16", "tensorrt") else "cpu"
     kw: dict = {}
     if backend in ("cpu-fast", "cpu-bf16", "cuda-fp16", "tensorrt"):
         kw["warmup"] = batches
-    return E.create_engine(bundle, backend, device, **kw)
+    return E.create_engine(bundle, backend, "cuda" if cuda else "cpu", **kw)
+
+
+def _on_gpu(backend: str) -> bool:
+    return backend.startswith("cuda") or backend == "tensorrt"
 
 
 def _stats(ms: list[float]) -> dict[str, float]:
@@ -151,9 +193,11 @@ def bench_model(
     for b in batches:
         images = face_images(r, b)
         ref = engines["eager"](images) if "eager" in engines else None
+        # GPU engines get the crops already on the device, as the GPU frame path gives them.
+        on_gpu = images.cuda() if torch.cuda.is_available() else images
         times: dict[str, list[float]] = {n: [] for n in engines}
         for name, engine in engines.items():  # warm, and the equivalence check
-            out = engine(images)
+            out = engine(on_gpu if _on_gpu(name) else images)
             entry = result["engines"][name]["batches"].setdefault(str(b), {})
             if ref is not None:
                 err = E.compare(ref, out, bundle)
@@ -162,7 +206,9 @@ def bench_model(
         for i in range(reps):
             for name, engine in engines.items():
                 t0 = time.perf_counter()
-                engine(images)
+                engine(on_gpu if _on_gpu(name) else images)
+                if _on_gpu(name):
+                    torch.cuda.synchronize()
                 times[name].append((time.perf_counter() - t0) * 1e3 / b)
             if i + 1 >= 3 and time.perf_counter() > t_end:
                 break
@@ -207,15 +253,10 @@ def environment(threads: int) -> dict:
     return env
 
 
-def markdown(report: dict) -> str:
-    env = report["environment"]
-    lines = [
-        f"Device: {env['cpu']} ({env['cores']} cores, {env['torch_threads']} torch threads)"
-        f"{', GPU ' + env['gpu'] if env['gpu'] else ', no GPU'}; torch {env['torch']}; "
-        f"load average at start {env['load_avg_1m']:.1f}.",
-        "",
-    ]
-    for m in report.get("models", []):
+def markdown(models: list[dict]) -> list[str]:
+    """The model tables, one per model."""
+    lines: list[str] = []
+    for m in models:
         lines += [
             f"### {m['model']}: size {m['size']}, {m['resolution']} px, "
             f"{m['gflops_per_frame']:.2f} GFLOP/frame",
@@ -236,120 +277,18 @@ def markdown(report: dict) -> str:
         for name, why in m["skipped"].items():
             lines.append(f"| {name} | - | skipped: {why} | | | | | |")
         lines.append("")
-    if "pipeline" in report:
-        from realtime.bench_pipeline import markdown as pipeline_markdown
-
-        lines += pipeline_markdown(report["pipeline"])
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def chart(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    models = report.get("models", [])
-    panels = len(models) + (1 if report.get("pipeline", {}).get("runs") else 0)
-    if not panels:
-        return
-    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
-    for ax, m in zip(axes[0], models, strict=False):
-        names = list(m["engines"])
-        batches = sorted({b for e in m["engines"].values() for b in e["batches"]}, key=int)
-        w = 0.8 / max(len(batches), 1)
-        for j, b in enumerate(batches):
-            vals = [
-                m["engines"][n]["batches"].get(b, {}).get("ms_per_frame", {}).get("median", 0) for n in names
-            ]
-            ax.bar(np.arange(len(names)) + j * w, vals, w, label=f"batch {b}")
-        ax.set_xticks(np.arange(len(names)) + w * (len(batches) - 1) / 2, names, rotation=30)
-        ax.set_ylabel("ms per frame (median)")
-        ax.set_title(f"{m['model']} ({m['resolution']} px)")
-        ax.legend()
-    if panels > len(models):
-        from realtime.bench_pipeline import plot
-
-        plot(report["pipeline"], axes[0][-1])
-    fig.suptitle(f"{report['environment']['cpu']}, {report['environment']['torch_threads']} threads")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m realtime.bench",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for json/md/png")
-    ap.add_argument("--part", choices=("all", "model", "pipeline"), default="all")
-    ap.add_argument(
-        "--backends",
-        default=",".join(BENCH_BACKENDS),
-        help="comma-separated engines to time (default: all; unavailable ones are skipped)",
-    )
-    ap.add_argument("--models", default="full,lite", help="full, lite or both")
-    ap.add_argument("--batches", default="1,4")
-    ap.add_argument("--reps", type=int, default=20, help="timed rounds per model and batch (at most)")
-    ap.add_argument(
-        "--seconds", type=float, default=30.0, help="stop a model/batch after this long (min 3 rounds)"
-    )
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--lite-weights", type=Path, default=None, help="lite bundle (default: the shipped one)")
-    ap.add_argument("--full-weights", type=Path, default=None, help="full bundle (default: random weights)")
-    ap.add_argument("--frames", type=int, default=150, help="pipeline benchmark: frames per run")
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    threads = torch.get_num_threads()
-    try:
-        batches = tuple(int(b) for b in args.batches.split(","))
-        backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
-        unknown = [b for b in backends if b not in BENCH_BACKENDS]
-        if unknown or not batches or min(batches) < 1:
-            raise ValueError(f"unknown backend {unknown[0]}" if unknown else "batches must be >= 1")
-    except ValueError as e:
-        print(
-            f"error: bad --backends/--batches ({e}); backends: {', '.join(BENCH_BACKENDS)}", file=sys.stderr
-        )
-        return 2
-    report: dict = {"environment": environment(threads), "models": []}
-    load = report["environment"]["load_avg_1m"]
-    if load > 0.5 * (os.cpu_count() or 1):
-        log(
-            f"warning: load average {load:.1f} on {os.cpu_count()} cores: other processes compete, "
-            "so every figure is depressed (speedups stay comparable: engines are timed round-robin)"
-        )
-    try:
-        if args.part in ("all", "model"):
-            for label in args.models.split(","):
-                if label == "full":
-                    bundle = load_bundle(args.full_weights) if args.full_weights else random_bundle(16, 256)
-                elif label == "lite":
-                    bundle = load_bundle(args.lite_weights)
-                else:
-                    print(f"error: unknown model {label!r}: use full and/or lite", file=sys.stderr)
-                    return 2
-                report["models"].append(
-                    bench_model(label, bundle, backends, batches, args.reps, args.seconds)
-                )
-        if args.part in ("all", "pipeline"):
-            from realtime.bench_pipeline import bench_pipeline
-
-            report["pipeline"] = bench_pipeline(args.frames, log)
-    except BundleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench.json").write_text(json.dumps(report, indent=1))
-    (args.out / "bench.md").write_text(markdown(report))
-    chart(report, args.out / "bench.png")
-    print(markdown(report))
-    log(f"wrote {args.out / 'bench.json'}, bench.md, bench.png")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def plot(m: dict, ax) -> None:
+    """One model's ms per frame, a bar per engine and batch."""
+    names = list(m["engines"])
+    batches = sorted({b for e in m["engines"].values() for b in e["batches"]}, key=int)
+    w = 0.8 / max(len(batches), 1)
+    for j, b in enumerate(batches):
+        vals = [m["engines"][n]["batches"].get(b, {}).get("ms_per_frame", {}).get("median", 0) for n in names]
+        ax.bar(np.arange(len(names)) + j * w, vals, w, label=f"batch {b}")
+    ax.set_xticks(np.arange(len(names)) + w * (len(batches) - 1) / 2, names, rotation=30)
+    ax.set_ylabel("ms per frame (median)")
+    ax.set_title(f"{m['model']} ({m['resolution']} px)")
+    ax.legend()

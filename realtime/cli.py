@@ -1,0 +1,204 @@
+"""The command line's flags and their checks, made before anything slow loads.
+``python run_live.py`` and the ``prnet-live`` command both run realtime.app.main."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from realtime.types import UsageError  # importing realtime also quiets FFmpeg/OpenCV logs
+
+
+def say(message: str) -> None:
+    """One line for the user, on stderr."""
+    print(f"prnet-live: {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="prnet-live",
+        description="Real-time PRNet 3D face reconstruction and AR effects. With no --camera or "
+        "--input it runs the demo source (a face photo moving like a head), so it works with no "
+        "camera and no files.",
+        epilog="Keys in the window: H toggles the profiler HUD, E cycles effects, Q or Esc quits. "
+        "Exit status: 0 done; 1 input ended early (damaged video, camera lost), outputs still "
+        "written; 2 bad input or flags.",
+    )
+    src = p.add_argument_group("input (pick one)")
+    src.add_argument("--camera", metavar="N", help="webcam index (0, 1, ...) or device path (/dev/video2)")
+    src.add_argument("--input", metavar="PATH", help="a video file, an image, or a folder of images")
+    src.add_argument(
+        "--demo", action="store_true", help="built-in demo: a face photo moved along a head path"
+    )
+    src.add_argument(
+        "--size",
+        metavar="WxH",
+        default=None,
+        help="resolution to ask the camera for (default 1280x720, MJPG) or of demo frames (default 640x480)",
+    )
+    out = p.add_argument_group("output")
+    out.add_argument(
+        "--output", metavar="PATH", help="write a video (.mp4 .avi .mkv .mov) or, for stills, a .png/.jpg"
+    )
+    out.add_argument(
+        "--no-window", action="store_true", help="run headless: no window (files, vcam, stream only)"
+    )
+    out.add_argument(
+        "--vcam", action="store_true", help="send frames to a virtual camera (v4l2loopback / OBS)"
+    )
+    out.add_argument(
+        "--stream", metavar="PORT", type=int, help="serve an MJPEG stream on http://127.0.0.1:PORT/"
+    )
+    out.add_argument(
+        "--panel",
+        metavar="PORT",
+        type=int,
+        nargs="?",
+        const=8090,
+        help="serve a control page on http://127.0.0.1:PORT/ (default 8090): effects, source face, "
+        "toggles, live figures, snapshot and recording (pip install 'prnet-live[panel]')",
+    )
+    out.add_argument(
+        "--panel-host",
+        metavar="HOST",
+        default="127.0.0.1",
+        help="address the panel listens on (default 127.0.0.1); any other (0.0.0.0: every network) "
+        "needs the random token printed in the URL at start",
+    )
+    out.add_argument(
+        "--profile", metavar="PATH", help="write timings: PATH.json summary, .trace.json, .png chart"
+    )
+    out.add_argument("--hud", action="store_true", help="draw live fps/latency figures on the frames")
+    out.add_argument(
+        "--realtime",
+        action="store_true",
+        help="pace files and the demo at their fps even without a window, dropping frames a slow stage "
+        "cannot keep up with, as with a live camera (default headless: every frame, as fast as possible)",
+    )
+    out.add_argument(
+        "--reconnect",
+        metavar="SECONDS",
+        type=float,
+        default=10.0,
+        help="how long to retry a camera that stops sending frames (default 10)",
+    )
+    out.add_argument(
+        "--frames", metavar="N", type=int, help="stop after N output frames (default: end of input)"
+    )
+    fx = p.add_argument_group("effects and model")
+    fx.add_argument(
+        "--effect",
+        metavar="NAME",
+        help="effect to render: none, paint, tiger, metal, grid, landmarks, "
+        "wireframe, pose, depth, mask:PATH.png (default none; swap with --source-face)",
+    )
+    fx.add_argument("--source-face", metavar="PATH", help="photo of a face to swap onto the live face(s)")
+    fx.add_argument(
+        "--faces",
+        metavar="N",
+        type=int,
+        default=4,
+        help="most faces reconstructed per frame; more are counted (default 4)",
+    )
+    fx.add_argument(
+        "--weights", metavar="PATH", help="weights bundle (default: best one shipped in weights/)"
+    )
+    fx.add_argument(
+        "--backend",
+        metavar="NAME",
+        default="auto",
+        help="inference engine: auto picks the fastest available (default auto)",
+    )
+    fx.add_argument(
+        "--mirror",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each face's reconstruction with its mirror image's: more accurate "
+        "and steadier, for twice the inference (default: on with a CUDA --device, off on "
+        "a CPU, where the second pass costs latency)",
+    )
+    fx.add_argument(
+        "--device",
+        metavar="NAME",
+        default="auto",
+        help="torch device for inference: auto, cpu, cuda, cuda:1 (default auto: cuda when torch sees "
+        "a GPU, else cpu)",
+    )
+    fx.add_argument(
+        "--retime",
+        action="store_true",
+        help="with --backend auto: time the engines again instead of using the choice remembered for "
+        "this machine and model",
+    )
+    return p.parse_args(argv)
+
+
+def _parse_size(text: str | None, default: tuple[int, int]) -> tuple[int, int]:
+    if text is None:
+        return default
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size {text!r}: write it as WIDTHxHEIGHT, e.g. 1280x720") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise UsageError(f"--size {text}: width and height must be between 16 and 8192")
+    return w, h
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Conflicts and ranges, before anything slow is loaded."""
+    chosen = [
+        f
+        for f, on in (("--camera", args.camera is not None), ("--input", args.input), ("--demo", args.demo))
+        if on
+    ]
+    if len(chosen) > 1:
+        raise UsageError(f"{' and '.join(chosen)} conflict: choose one input")
+    if args.frames is not None and args.frames < 1:
+        raise UsageError(f"--frames {args.frames}: must be 1 or more")
+    if args.faces < 1:
+        raise UsageError(f"--faces {args.faces}: must be 1 or more")
+    if args.stream is not None and not 0 <= args.stream <= 65535:
+        raise UsageError(f"--stream {args.stream}: a TCP port is 0..65535 (0 picks a free one)")
+    if args.panel is not None and not 0 <= args.panel <= 65535:
+        raise UsageError(f"--panel {args.panel}: a TCP port is 0..65535 (0 picks a free one)")
+    if args.panel is not None and args.panel and args.panel == args.stream:
+        raise UsageError(f"--panel and --stream both ask for port {args.panel}: give them different ports")
+    if args.panel is None and args.panel_host != "127.0.0.1":
+        raise UsageError("--panel-host is where the control page listens: add --panel [PORT]")
+    if args.panel is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("aiohttp") is None:
+            raise UsageError("--panel needs aiohttp: pip install 'prnet-live[panel]'")
+    if args.profile and not args.profile.endswith(".json"):
+        raise UsageError(f"--profile {args.profile}: give a .json path, e.g. out/profile.json")
+    if args.source_face and args.effect not in (None, "swap"):
+        raise UsageError(
+            f"--source-face swaps faces, --effect {args.effect} is another effect: use one of the two"
+        )
+    if args.effect == "swap" and not args.source_face:
+        raise UsageError("--effect swap needs --source-face PHOTO (the face to put on)")
+    if args.source_face and not Path(args.source_face).is_file():
+        raise UsageError(f"--source-face {args.source_face}: no such file")
+    if args.output and args.input:
+        same = Path(args.output).resolve() == Path(args.input).resolve()
+        if same:
+            raise UsageError("--output is the --input file: it would be overwritten; choose another path")
+    if args.realtime and args.camera is not None:
+        raise UsageError("--realtime is for files and the demo: a camera is always real time")
+    if args.device != "auto":
+        import torch
+
+        try:
+            device = torch.device(args.device)
+        except RuntimeError:
+            raise UsageError(
+                f"--device {args.device}: not a torch device (auto, cpu, cuda, cuda:1)"
+            ) from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UsageError(
+                f"--device {args.device}: torch sees no CUDA GPU (see README, GPU install); use --device cpu"
+            )
+

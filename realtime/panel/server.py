@@ -1,0 +1,426 @@
+"""The control panel's web server: aiohttp on its own thread and event loop, beside the
+pipeline, steering the run only through the App's thread-safe methods.
+
+Routes (JSON unless said; POSTs change state):
+    GET  /                      the page (static/index.html, panel.js, panel.css)
+    GET  /stream.mjpg           the live output, multipart JPEG (as --stream serves it)
+    GET  /api/state             effect, effects, toggles, recording, live figures
+    GET  /api/thumb?effect=N    an effect's thumbnail (JPEG; 404 until drawn)
+    GET  /api/snapshot.png      the newest output frame, as a download
+    GET  /api/recording.mp4     the last finished recording, as a download
+    POST /api/effect            {"name": "tiger"}
+    POST /api/settings          {"hud": bool, "mirror": bool, "smoothing": 0..1}
+    POST /api/source-face       the photo's bytes as the body (kept in memory only)
+    POST /api/record            {"on": bool}
+
+Security: on a loopback host only requests naming that host are served (a web page
+elsewhere cannot reach us by DNS rebinding), and every POST must carry the page's
+``X-Panel`` header and no foreign Origin (a web page elsewhere cannot forge one
+without the browser asking first, which we never allow). Any other host also needs
+the random token printed with the URL, on every API request and the stream: the
+camera image is as private as the controls. Bodies over their limit are refused from
+their Content-Length, before they are read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import io
+import ipaddress
+import json
+import math
+import secrets
+import socket
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import cv2
+import numpy as np
+from aiohttp import web
+
+from realtime.outputs import OutputError
+from realtime.panel.feed import PanelFeed, Recording
+from realtime.panel.thumbs import Thumbnails
+from realtime.types import UserError
+
+if TYPE_CHECKING:
+    from realtime.app import App
+
+STATIC = Path(__file__).parent / "static"
+MAX_UPLOAD = 20 * 1024 * 1024  # bytes of a source-face photo
+MAX_SIDE = 8000  # pixels, either side of a source-face photo
+MAX_JSON = 16 * 1024  # bytes of any other request body
+WORK_SIDE = 1600  # photos are scaled down to this before reconstruction: faces stay sharp, MTCNN fast
+BOUNDARY = "prnetframe"
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # the token is in the page's address
+    "Cache-Control": "no-store",
+}
+
+
+class UploadError(UserError):
+    """A photo the panel cannot use; the message is shown on the page as it is."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def lan_address() -> str:
+    """This machine's address on its network, for a URL other machines can open (a UDP
+    socket's chosen source address: nothing is sent)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.255", 1))
+            return s.getsockname()[0]
+    except OSError:
+        return socket.gethostname()
+
+
+def decode_photo(data: bytes, what: str = "the photo") -> np.ndarray:
+    """BGR uint8 from an uploaded file's bytes, or UploadError saying why not. The
+    size is read from the header before anything is decoded, so a small file that
+    would unpack to gigabytes is refused cheaply; EXIF rotation is applied (phone
+    photos); big photos are scaled to WORK_SIDE."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if len(data) > MAX_UPLOAD:
+        raise UploadError(f"{what} is {len(data) / 2**20:.1f} MB: the limit is 20 MB; use a smaller photo")
+    if not data:
+        raise UploadError(f"{what} is empty: use a photo (JPEG, PNG or WebP)")
+    unreadable = f"{what} is not a readable image: use a photo (JPEG, PNG or WebP)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            w, h = image.size
+            if w > MAX_SIDE or h > MAX_SIDE:
+                raise UploadError(
+                    f"{what} is {w}x{h} pixels: the limit is {MAX_SIDE}x{MAX_SIDE}; scale it down"
+                )
+            image = ImageOps.exif_transpose(image).convert("RGB")
+    except Image.DecompressionBombError:
+        raise UploadError(f"{what} is too many pixels: the limit is {MAX_SIDE}x{MAX_SIDE}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise UploadError(unreadable) from None
+    bgr = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)
+    scale = WORK_SIDE / max(bgr.shape[:2])
+    if scale < 1:
+        bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return bgr
+
+
+def smoothing_strength(min_cutoff: float) -> float:
+    """The 0..1 strength App.set_smoothing turned into this One Euro cut-off."""
+    if min_cutoff >= 1e8:
+        return 0.0
+    return round(min(max(0.5 - math.log10(min_cutoff / 0.1) / 2, 0.0), 1.0), 3)
+
+
+class Panel:
+    """Serves the control page for ``app`` on http://HOST:PORT/ (port 0: a free one)
+    from construction until ``close()``. Fails at once with an OutputError when the
+    address cannot be bound."""
+
+    def __init__(
+        self, app: App, port: int = 8090, host: str = "127.0.0.1", record_dir: str | Path = "recordings"
+    ):
+        self.app, self.host = app, host
+        self.local = is_loopback(host)
+        self.token = None if self.local else secrets.token_urlsafe(18)
+        self.record_dir = Path(record_dir)
+        self.recording: Recording | None = None
+        self.last_recording: Path | None = None
+        self.message = ""  # the last recording's result, for the page
+        self._record_lock = threading.Lock()
+        self._upload_lock = asyncio.Lock()
+        self._closed = False
+        self.loop = asyncio.new_event_loop()
+        self.feed = PanelFeed(self.loop)
+
+        web_app = web.Application(client_max_size=MAX_UPLOAD, middlewares=[self._guard()])
+        web_app.on_response_prepare.append(self._headers)
+        r = web_app.router
+        r.add_get("/", self._index)
+        r.add_static("/static", STATIC)
+        r.add_get("/stream.mjpg", self._stream)
+        r.add_get("/api/state", self._state)
+        r.add_get("/api/thumb", self._thumb)
+        r.add_get("/api/snapshot.png", self._snapshot)
+        r.add_get("/api/recording.mp4", self._recording)
+        r.add_post("/api/effect", self._effect)
+        r.add_post("/api/settings", self._settings)
+        r.add_post("/api/source-face", self._source_face)
+        r.add_post("/api/record", self._record)
+        self.runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=1.0)
+        try:
+            self.loop.run_until_complete(self.runner.setup())
+            site = web.TCPSite(self.runner, host, port, shutdown_timeout=1.0)
+            self.loop.run_until_complete(site.start())
+        except OSError as e:
+            self.loop.run_until_complete(self.runner.cleanup())
+            self.loop.close()
+            raise OutputError(
+                f"cannot serve the panel on {host}:{port}: {e.strerror or e}: pick another --panel port"
+            ) from None
+        self.port = self.runner.addresses[0][1]
+        self.thread = threading.Thread(target=self.loop.run_forever, name="panel-http", daemon=True)
+        self.thread.start()
+        stage = app.stage
+        self.thumbs = Thumbnails(
+            app.bundle.layout,
+            app.processor.reconstruct_photo,
+            stage.renderer.effect if stage is not None else lambda name: None,
+            app.effects if stage is not None else [],
+            notify=app.notify,
+        )
+        app.pipeline.add_output(self.feed)
+
+    @property
+    def url(self) -> str:
+        """The page's address, with the token when one is needed."""
+        host = lan_address() if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/" + (f"?token={self.token}" if self.token else "")
+
+    def close(self) -> None:
+        """Stop serving (streams end within half a second), finish any recording."""
+        if self._closed:
+            return
+        self._closed = True
+        self.feed.close()
+        self._stop_recording()
+        try:
+            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(timeout=3)
+        except Exception:  # a handler that would not stop: the thread is a daemon
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(2)
+        if not self.thread.is_alive():
+            self.loop.close()
+        self.thumbs.close()
+
+    # -- security ----------------------------------------------------------------------
+    def _guard(self):
+        @web.middleware
+        async def guard(request: web.Request, handler):
+            if self.local and request.host.lower() not in self._local_hosts():
+                return _error(403, "this panel answers to 127.0.0.1 and localhost only")
+            private = request.path.startswith("/api/") or request.path == "/stream.mjpg"
+            if self.token is not None and private:
+                given = request.headers.get("X-Panel-Token") or request.query.get("token", "")
+                if not hmac.compare_digest(given.encode(), self.token.encode()):
+                    return _error(403, "missing or wrong token: open the URL printed at start")
+            if request.method == "POST":
+                origin = request.headers.get("Origin")
+                if "X-Panel" not in request.headers or (origin and origin != f"http://{request.host}"):
+                    return _error(403, "requests must come from the panel's own page")
+                limit = MAX_UPLOAD if request.path == "/api/source-face" else MAX_JSON
+                size = request.content_length
+                if size is None:
+                    return _error(411, "send the body with a Content-Length")
+                if size > limit:
+                    return _error(
+                        413, f"the file is {size / 2**20:.1f} MB: the limit is 20 MB; use a smaller photo"
+                    )
+            return await handler(request)
+
+        return guard
+
+    def _local_hosts(self) -> set[str]:
+        return {f"{h}:{self.port}" for h in ("127.0.0.1", "localhost", "[::1]")}
+
+    @staticmethod
+    async def _headers(request, response) -> None:
+        for key, value in HEADERS.items():
+            response.headers.setdefault(key, value)
+
+    # -- pages and media ----------------------------------------------------------------
+    async def _index(self, request):
+        return web.FileResponse(STATIC / "index.html")
+
+    async def _stream(self, request):
+        feed = self.feed
+        response = web.StreamResponse(
+            headers={"Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}", "Pragma": "no-cache"}
+        )
+        await response.prepare(request)
+        feed.viewers += 1
+        try:
+            seen = 0
+            while not feed.closed:
+                if await feed.next_frame(seen) == seen:
+                    continue
+                seen, jpeg = await feed.jpeg()
+                if jpeg is not None:
+                    head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                    # A slow viewer waits here; frames written meanwhile are skipped, not queued.
+                    await response.write(head.encode() + jpeg + b"\r\n")
+        except (ConnectionResetError, ConnectionError):
+            pass  # the viewer went away
+        finally:
+            feed.viewers -= 1
+        return response
+
+    async def _thumb(self, request):
+        jpeg = self.thumbs.images.get(request.query.get("effect", ""))
+        if jpeg is None:
+            return _error(404, "no thumbnail yet")
+        return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+    async def _snapshot(self, request):
+        count, image = self.feed.latest()
+        if image is None:
+            return _error(503, "no frame yet")
+        ok, buf = await self.loop.run_in_executor(None, cv2.imencode, ".png", image)
+        if not ok:
+            return _error(500, "PNG encoding failed")
+        name = f"prnet-live-{time.strftime('%Y%m%d-%H%M%S')}.png"
+        return web.Response(
+            body=buf.tobytes(),
+            content_type="image/png",
+            headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Frame": str(count)},
+        )
+
+    async def _recording(self, request):
+        path = self.last_recording
+        if path is None or not path.is_file():
+            return _error(404, "no finished recording")
+        return web.FileResponse(path, headers={"Content-Disposition": f'attachment; filename="{path.name}"'})
+
+    # -- state ----------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything the page shows, read from the app (the window's keys change it too)."""
+        app = self.app
+        s = app.profiler.rolling()
+        rec = self.recording
+        stages = {k: {"p50": v["p50"], "p95": v["p95"]} for k, v in s["stages"].items()}
+        return {
+            "effect": app.effect,
+            "effects": app.effects,
+            "thumbs": dict(self.thumbs.versions),
+            "hud": bool(app.pipeline.hud) if app.pipeline is not None else False,
+            "mirror": bool(app.mirror),
+            "smoothing": smoothing_strength(app.smoothing.min_cutoff),
+            "occlusion": getattr(app, "occlusion", None),  # None: this run cannot do it
+            "recording": {"path": str(rec.path), "seconds": round(rec.seconds, 1)} if rec else None,
+            "last_recording": str(self.last_recording) if self.last_recording else None,
+            "status": app.status,
+            "source": app.source.name,
+            "frame": self.feed.latest()[0],
+            "figures": {
+                "fps": s["fps"],
+                "latency_p50": s["latency_ms"]["p50"],
+                "latency_p95": s["latency_ms"]["p95"],
+                "dropped": app.profiler.dropped,
+                "stages": stages,
+            },
+        }
+
+    async def _state(self, request):
+        return web.json_response(self.state())
+
+    async def _json(self, request) -> dict:
+        if request.content_type != "application/json":
+            raise _failure(web.HTTPUnsupportedMediaType, "send JSON (Content-Type: application/json)")
+        try:
+            body = await request.json()
+        except ValueError:
+            raise _failure(web.HTTPBadRequest, "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise _failure(web.HTTPBadRequest, "send a JSON object")
+        return body
+
+    async def _call(self, fn, *args):
+        """Run a steering call off the loop (building an effect or reconstructing a
+        photo takes a while); a UserError becomes a 400 with its one line."""
+        try:
+            return await self.loop.run_in_executor(None, fn, *args)
+        except UserError as e:
+            raise _failure(web.HTTPBadRequest, str(e)) from None
+
+    async def _effect(self, request):
+        name = (await self._json(request)).get("name")
+        if not isinstance(name, str) or not name:
+            return _error(400, 'send {"name": EFFECT}')
+        await self._call(self.app.set_effect, name)
+        frame = self.feed.latest()[0]  # frames after the next one show the new effect
+        if name not in self.thumbs.images:
+            self.thumbs.request(name)  # mask:PATH and the like: drawn on first use
+        return web.json_response({**self.state(), "switched_at": frame})
+
+    async def _settings(self, request):
+        body = await self._json(request)
+        app = self.app
+        setters = {
+            "hud": (bool, app.set_hud),
+            "mirror": (bool, app.set_mirror),
+            "smoothing": ((int, float), app.set_smoothing),
+            "occlusion": (bool, getattr(app, "set_occlusion", None)),
+        }
+        for key, value in body.items():
+            kind, setter = setters.get(key, (None, None))
+            if setter is None or not isinstance(value, kind):
+                return _error(400, f"unknown setting {key}={value!r}")
+        for key, value in body.items():
+            await self._call(setters[key][1], value)
+        return web.json_response(self.state())
+
+    async def _source_face(self, request):
+        name = unquote(request.headers.get("X-File-Name", ""))[:120].strip()
+        name = "".join(c for c in name if c.isprintable()) or "the photo"
+        data = await request.read()  # in memory only; Content-Length was checked
+        async with self._upload_lock:  # one at a time: each is a network pass
+            photo = await self._call(decode_photo, data, name)
+            await self._call(self.app.set_source_face, photo, name)
+        self.thumbs.request("swap")
+        return web.json_response({**self.state(), "message": f"face swap on, with the face in {name}"})
+
+    async def _record(self, request):
+        on = (await self._json(request)).get("on")
+        if not isinstance(on, bool):
+            return _error(400, 'send {"on": true} or {"on": false}')
+        message = await self._call(self._start_recording if on else self._stop_recording)
+        return web.json_response({**self.state(), "message": message})
+
+    def _start_recording(self) -> str:
+        with self._record_lock:
+            if self.recording is not None:
+                return f"already recording to {self.recording.path}"
+            fps = self.app.profiler.rolling()["fps"] or self.app.source.fps
+            path = self.record_dir / f"prnet-live-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
+            self.recording = Recording(path, fps)  # OutputError (a UserError) if not writable
+            self.app.pipeline.add_output(self.recording)
+            return f"recording to {path}"
+
+    def _stop_recording(self) -> str:
+        with self._record_lock:
+            rec, self.recording = self.recording, None
+            if rec is None:
+                return "not recording"
+            if self.app.pipeline is not None:
+                self.app.pipeline.remove_output(rec)
+            rec.close()
+            self.last_recording = rec.path
+            return f"saved {rec.path} ({rec.frames} frames, {rec.seconds:.1f} s)"
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _failure(kind: type[web.HTTPException], message: str) -> web.HTTPException:
+    """An HTTP error to raise, with the same JSON body as ``_error``'s."""
+    return kind(text=json.dumps({"error": message}), content_type="application/json")

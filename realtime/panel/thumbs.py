@@ -1,0 +1,102 @@
+"""One small picture per effect, for the panel's effect buttons: the demo's face photo
+(scikit-image's astronaut, which ships with a dependency) reconstructed once by the
+run's own processor and drawn with each effect.
+
+Drawing needs GL, and a GL context belongs to one thread: the main thread's is the
+live run's, so this worker makes its own headless EGL context on its own thread and
+draws there, off the frame path. Thumbnails are made at start for every effect and
+again on request (a new source face changes the swap's).
+"""
+
+from __future__ import annotations
+
+import copy
+import queue
+import threading
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+SIZE = 160  # pixels, square; shown at about half that, sharp on high-density screens
+
+
+def private_copy(effect):
+    """A shallow copy of ``effect`` with its own dicts and lists: effects keep per-face
+    state (the swap's colour statistics by track), which the live run must not see
+    the thumbnail's face in."""
+    twin = copy.copy(effect)
+    for key, value in vars(effect).items():
+        if isinstance(value, dict | list):
+            setattr(twin, key, copy.copy(value))
+    return twin
+
+
+def demo_face() -> np.ndarray:
+    """The demo photo cropped square around its face, SIZE pixels."""
+    from realtime.capture.demo import FACE_CENTER, FACE_HEIGHT, demo_photo_path
+
+    photo = cv2.imread(str(demo_photo_path()), cv2.IMREAD_COLOR)
+    if photo is None:
+        raise RuntimeError("the demo photo is unreadable")
+    (cx, cy), side = FACE_CENTER, int(1.5 * FACE_HEIGHT)
+    x0, y0 = max(0, int(cx - side / 2)), max(0, int(cy - side * 0.45))
+    crop = photo[y0 : y0 + side, x0 : x0 + side]
+    return cv2.resize(crop, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+
+
+class Thumbnails:
+    """JPEG thumbnails by effect name, made on a worker thread.
+
+    reconstruct: photo -> Reconstruction (the run's ``processor.reconstruct_photo``).
+    effect: name -> the run's Effect object (drawn through a private copy).
+    """
+
+    def __init__(self, layout, reconstruct: Callable, effect: Callable, names: list[str], notify=print):
+        self.layout, self.reconstruct, self.effect, self.notify = layout, reconstruct, effect, notify
+        self.images: dict[str, bytes] = {}
+        self.versions: dict[str, int] = {}  # bumped when a name's picture changes (the swap)
+        self.failed = False
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        for name in names:
+            self._queue.put(name)
+        self.thread = threading.Thread(target=self._run, name="panel-thumbnails", daemon=True)
+        self.thread.start()
+
+    def request(self, name: str) -> None:
+        """(Re)draw ``name``'s thumbnail soon."""
+        if not self.failed:
+            self._queue.put(name)
+
+    def close(self, timeout: float = 2.0) -> None:
+        self._queue.put(None)
+        self.thread.join(timeout)
+
+    def _run(self) -> None:
+        from realtime.render.context import create_context
+        from realtime.render.renderer import Renderer
+
+        ctx = renderer = None
+        try:
+            face = demo_face()
+            rec = self.reconstruct(face, "the thumbnail face")
+            ctx = create_context()  # this thread's own: the live one belongs to the main thread
+            renderer = Renderer(self.layout, SIZE, SIZE, ctx)
+            while (name := self._queue.get()) is not None:
+                try:
+                    image = renderer.render(face, [rec], private_copy(self.effect(name)))
+                except Exception as e:  # one bad effect (a broken mask file) costs its picture only
+                    self.notify(f"panel: no thumbnail for {name} ({e})")
+                    continue
+                ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+                if ok:
+                    self.images[name] = buf.tobytes()
+                    self.versions[name] = self.versions.get(name, 0) + 1
+        except Exception as e:  # no EGL, no face: the page shows names without pictures
+            self.failed = True
+            self.notify(f"panel: effect thumbnails unavailable ({str(e).splitlines()[0] if str(e) else e})")
+        finally:
+            if renderer is not None:
+                renderer.release()
+            if ctx is not None:
+                ctx.release()

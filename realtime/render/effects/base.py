@@ -1,0 +1,82 @@
+"""The Effect base class and the registry the effect modules add themselves to (see
+realtime.render.effects for what the renderer reads of an effect)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+import numpy as np
+
+from realtime.render.effects.uvdraw import not_skin
+from realtime.render.lighting import LightEstimator, shader_coefficients
+from realtime.types import Reconstruction
+from realtime.uv import UVLayout
+
+if TYPE_CHECKING:
+    from realtime.render.renderer import Overlay
+
+
+class Effect:
+    """One visual effect (see the module docstring for what the renderer reads).
+
+    name: what users pick it by; ``takes_argument`` effects are named NAME:ARGUMENT
+        (mask:PATH.png). group: "mask", "debug" or "" (where lists show it).
+    order: its place in the lists; ``listed`` False keeps it out (the face swap needs
+        a source photo first).
+    texture: (S, S, 4) uint8 BGRA in the UV layout, or None; ``version`` changes
+        whenever it does, so the renderer uploads it again.
+    """
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "surface"
+    shader: ClassVar[str] = "mask.frag"
+    normals: ClassVar[bool] = False
+    whole_face: ClassVar[bool] = False
+    group: ClassVar[str] = ""
+    order: ClassVar[int] = 100
+    listed: ClassVar[bool] = True
+    takes_argument: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.texture: np.ndarray | None = None
+        self.opacity = 1.0
+        self.version = 0
+        self.label = self.name
+
+    def face_uniforms(self, image: np.ndarray, rec: Reconstruction) -> dict:
+        """Per-face shader inputs by uniform name, computed from this frame: numbers,
+        tuples, (N, C) float arrays for array uniforms (the light's ``u_sh``), and
+        (H, W, C) float32 arrays, which the renderer uploads as a small texture of the
+        face (the swap's seam correction). None by default."""
+        return {}
+
+    def draw_overlay(self, overlay: Overlay, faces: list[Reconstruction]) -> None:
+        """Overlay effects draw here; surface effects need not."""
+
+
+class LitEffect(Effect):
+    """A surface that takes the live face's own light, so it looks worn rather than
+    pasted on: the light is estimated per face per frame (realtime.render.lighting)
+    and handed to the shader as ``u_sh``; the shader decides what to do with it
+    (shaders/mask.frag: diffuse paint; metal.frag adds a highlight)."""
+
+    normals = True
+
+    def __init__(self, layout: UVLayout):
+        super().__init__()
+        self.light = LightEstimator(layout, not_skin(layout))
+
+    def face_uniforms(self, image: np.ndarray, rec: Reconstruction) -> dict:
+        return {"u_sh": shader_coefficients(self.light.update(image, rec))}
+
+
+REGISTRY: dict[str, type[Effect]] = {}
+E = TypeVar("E", bound=type[Effect])
+
+
+def register(cls: E) -> E:
+    """Class decorator: make ``cls`` available by ``cls.name``."""
+    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
+        raise ValueError(f"two effects named {cls.name!r}")
+    REGISTRY[cls.name] = cls
+    return cls

@@ -1,0 +1,74 @@
+"""A chrome mask that mirrors the live face's light, with a highlight toward its
+dominant light (shaders/metal.frag)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from realtime.render.effects.base import LitEffect, register
+from realtime.render.effects.uvdraw import (
+    EYE_L,
+    EYE_R,
+    JAW,
+    LIPS,
+    NOSE_BRIDGE,
+    SS,
+    TEX,
+    _canvas,
+    _eye_centre,
+    _finish,
+    _pts,
+    _width,
+    uv_landmarks,
+)
+from realtime.render.lighting import dominant_direction, shade, shader_coefficients
+from realtime.types import Reconstruction
+from realtime.uv import UVLayout
+
+
+def make_metal(layout: UVLayout, size: int = TEX) -> np.ndarray:
+    """A chrome mask for the metal shader, which lights it from the mesh normals;
+    engraved rings around the eyes, eye and mouth holes left open."""
+    k = uv_landmarks(layout, size)
+    cv = _canvas(size)
+    face_w = k[16, 0] - k[0, 0]
+    cv[...] = (200, 198, 192, 255)
+    for eye in (EYE_L, EYE_R):
+        c = _eye_centre(k, eye)
+        cc = tuple(int(v) for v in np.round(c * SS))
+        for r, col in ((0.15, (150, 140, 130, 255)), (0.12, (225, 220, 215, 255))):
+            cv2.circle(cv, cc, int(r * face_w * SS), col, -1, cv2.LINE_AA)
+        hull = cv2.convexHull(_pts(k, eye))
+        cv2.fillPoly(cv, [hull], (0, 0, 0, 0), cv2.LINE_AA)
+    bridge = _pts(k, NOSE_BRIDGE)
+    cv2.polylines(cv, [bridge], False, (240, 240, 240, 255), _width(size, 2), cv2.LINE_AA)
+    cv2.polylines(cv, [_pts(k, JAW)], False, (130, 120, 115, 255), _width(size, 3), cv2.LINE_AA)
+    cv2.fillPoly(cv, [_pts(k, LIPS)], (0, 0, 0, 0), cv2.LINE_AA)
+    cv2.polylines(cv, [_pts(k, LIPS)], True, (120, 110, 100, 255), _width(size, 2), cv2.LINE_AA)
+    return _finish(cv, size)
+
+
+@register
+class Metal(LitEffect):
+    name = "metal"
+    group = "mask"
+    order = 30
+    shader = "metal.frag"
+
+    def __init__(self, layout: UVLayout, argument: str = ""):
+        super().__init__(layout)
+        self.texture = make_metal(layout)
+
+    def face_uniforms(self, image: np.ndarray, rec: Reconstruction) -> dict:
+        """The light, and its dominant direction and strength for the highlight (some
+        highlight even under flat light, or chrome looks like grey paint)."""
+        light = self.light.update(image, rec)
+        direction, _ = dominant_direction(light)
+        toward, away = shade(light, np.stack([direction, -direction]))
+        colour = np.maximum(toward - away, 0.3 * toward)
+        return {
+            "u_sh": shader_coefficients(light),
+            "u_light_dir": tuple(float(v) for v in direction),
+            "u_light_col": tuple(float(v) for v in colour),
+        }

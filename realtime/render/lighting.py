@@ -1,0 +1,255 @@
+"""Light from the live face: 2nd-order spherical harmonics fitted per face per frame.
+
+Why a face is a good light probe: its normals (from the dense mesh) span most of a
+hemisphere and skin is close to Lambertian, and a Lambertian surface's shading is
+held to about 99 % by 9 spherical-harmonic coefficients (Ramamoorthi & Hanrahan
+2001). So the colours of a few hundred sampled skin pixels, divided by an albedo
+estimate, give 9 coefficients per colour channel by least squares in well under a
+millisecond. The albedo of those samples is kept per track and refined every frame,
+so freckles, beard shadow and brows stop biasing the light; its mean is pinned to a
+typical skin (SKIN), which fixes the one thing a single picture cannot tell apart:
+a dark face in bright light from a bright face in dim light.
+
+Colours are linear with gamma 2 (square to linearise, square root to display): close
+to sRGB, and as cheap in the shaders as here. Everything is BGR, like the frames.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from realtime.types import Reconstruction
+from realtime.uv import UVLayout
+
+#: Linear BGR albedo the mean skin sample is assumed to have (sRGB ~ (225, 175, 150)):
+#: shading is then about 1 where a well exposed face is lit head-on.
+SKIN = np.array([0.35, 0.47, 0.78])
+SAMPLES = 600  # skin pixels per face per frame
+SMOOTHING = 0.35  # weight of the newest frame in a track's running light
+ALBEDO_RATE = 0.08  # weight of the newest frame in a track's running albedo
+MIN_NZ = 0.2  # samples turned further from the camera are not used (grazing, occluded)
+#: Ridge weights per coefficient (DC, 3 x linear, 5 x quadratic): a face sees only one
+#: hemisphere of normals, so the quadratic band is pulled toward zero.
+RIDGE = np.array([1e-4, 0.02, 0.02, 0.02, 0.2, 0.2, 0.2, 0.2, 0.2])
+MAX_TRACKS = 64
+
+
+def to_linear(bgr: np.ndarray) -> np.ndarray:
+    """uint8 (or 0-255 float) BGR -> linear float32 in [0, 1] (gamma 2)."""
+    c = np.asarray(bgr, np.float32) / 255.0
+    return c * c
+
+
+def to_display(linear: np.ndarray) -> np.ndarray:
+    """Linear -> 0-255 float32 (gamma 2), not clipped."""
+    return np.sqrt(np.maximum(linear, 0.0)) * 255.0
+
+
+def sh_basis(normals: np.ndarray) -> np.ndarray:
+    """(N, 3) unit normals (x right, y down, z to the camera) -> (N, 9) real SH basis."""
+    x, y, z = normals[:, 0], normals[:, 1], normals[:, 2]
+    return np.stack(
+        [
+            np.full_like(x, 0.282095),
+            0.488603 * y,
+            0.488603 * z,
+            0.488603 * x,
+            1.092548 * x * y,
+            1.092548 * y * z,
+            0.315392 * (3 * z * z - 1),
+            1.092548 * x * z,
+            0.546274 * (x * x - y * y),
+        ],
+        1,
+    ).astype(np.float32)
+
+
+#: Basis constants, folded into the uniforms so the shaders multiply by monomials only.
+_SH_CONST = np.array(
+    [0.282095, 0.488603, 0.488603, 0.488603, 1.092548, 1.092548, 0.315392, 1.092548, 0.546274]
+)
+
+
+def shader_coefficients(light: np.ndarray) -> np.ndarray:
+    """(9, 3) light -> (9, 3) float32 for ``u_sh`` in shaders/lighting.glsl, which
+    evaluates them against (1, y, z, x, xy, yz, 3z^2 - 1, xz, x^2 - y^2)."""
+    return (light * _SH_CONST[:, None]).astype(np.float32)
+
+
+def shade(light: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """(N, 3) linear BGR shading of unit normals under a (9, 3) light, >= 0."""
+    return np.maximum(sh_basis(normals) @ light, 0.0)
+
+
+def directional_light(direction: np.ndarray, ambient: float, strength: float, colour=(1.0, 1.0, 1.0)):
+    """(9, 3) SH shading of a white-ish distant light from ``direction`` (toward the
+    light, frame axes) plus ambient: ambient + strength * max(0, n . d), to order 2
+    (the clamped cosine's bands: A_0 = pi, A_1 = 2 pi / 3, A_2 = pi / 4)."""
+    d = np.asarray(direction, np.float64)
+    d = d / np.linalg.norm(d)
+    band = np.pi * np.array([1.0, 2 / 3, 2 / 3, 2 / 3, 1 / 4, 1 / 4, 1 / 4, 1 / 4, 1 / 4])
+    coeff = strength * band * sh_basis(d[None])[0]
+    coeff[0] += ambient / 0.282095
+    return coeff[:, None] * np.asarray(colour, np.float64)[None]
+
+
+def dominant_direction(light: np.ndarray) -> tuple[np.ndarray, float]:
+    """Unit direction toward the strongest light (from the linear band of the
+    luminance) and how directional it is (linear / constant band, 0 for flat light)."""
+    lum = light @ np.array([0.11, 0.59, 0.30])
+    d = np.array([lum[3], lum[1], lum[2]])  # x, y, z coefficients
+    norm = float(np.linalg.norm(d))
+    if norm < 1e-6:
+        return np.array([0.0, 0.0, 1.0]), 0.0
+    return d / norm, norm * 0.488603 / max(abs(lum[0]) * 0.282095, 1e-6)
+
+
+class MeshNormals:
+    """Unit normals of the dense mesh from its UV grid: the cross product of central
+    differences ``step`` layout pixels apart along u and v (the nearest face pixel
+    stands in past the face's edge). A wider step than the triangles' gives smoother
+    shading, and gathering is several times faster than accumulating face normals."""
+
+    def __init__(self, layout: UVLayout, step: int | None = None):
+        r = layout.resolution
+        step = step if step is not None else max(1, r // 64)
+        inside = layout.face_mask
+        _, labels = cv2.distanceTransformWithLabels(
+            (~inside).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+        )
+        # labels number the zero (face) pixels in row-major scan order: the vertex order.
+        nearest = (labels - 1).astype(np.int64)
+        rows, cols = np.divmod(layout.face_ind, r)
+        self.right = nearest[rows, np.minimum(cols + step, r - 1)]
+        self.left = nearest[rows, np.maximum(cols - step, 0)]
+        self.down = nearest[np.minimum(rows + step, r - 1), cols]
+        self.up = nearest[np.maximum(rows - step, 0), cols]
+        # Which way the cross product points for this layout: toward the camera (+z)
+        # on the canonical face.
+        self.sign = 1.0
+        self.sign = 1.0 if self(layout.canonical)[:, 2].mean() > 0 else -1.0
+
+    def __call__(self, vertices: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """(F, 3) vertices -> (F, 3) float32 unit normals, or only those of ``rows``."""
+        v = np.asarray(vertices, np.float32)
+        if rows is None:
+            du = v[self.right] - v[self.left]
+            dv = v[self.down] - v[self.up]
+        else:
+            du = v[self.right[rows]] - v[self.left[rows]]
+            dv = v[self.down[rows]] - v[self.up[rows]]
+        n = np.cross(du, dv)
+        n *= self.sign / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
+        return n
+
+
+def skin_rows(layout: UVLayout, exclude: np.ndarray, count: int = SAMPLES) -> np.ndarray:
+    """Up to ``count`` vertex rows spread evenly over the skin: inside the landmarks'
+    hull and outside ``exclude`` (an (S, S) UV mask of eyes, brows, mouth...)."""
+    size = exclude.shape[0]
+    uv = np.round(layout.vertex_uv * (size - 1)).astype(np.int64)
+    rows = np.flatnonzero(~exclude[uv[:, 1], uv[:, 0]])
+    pick = np.linspace(0, len(rows) - 1, min(count, len(rows))).astype(np.int64)
+    return rows[pick]
+
+
+def fit_light(colour: np.ndarray, normals: np.ndarray, albedo: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(9, 3) light: least squares of colour ~ albedo * (basis(n) @ light) per channel,
+    ridge-regularised (RIDGE) and weighted; one reweighting pass turns down samples
+    that fit badly (hair, a hand, a specular highlight)."""
+    basis = sh_basis(normals).astype(np.float64)
+    light = np.zeros((9, 3))
+    w = weight.astype(np.float64)
+    for _ in range(2):
+        for c in range(3):
+            m = basis * albedo[:, c : c + 1]
+            mw = m * w[:, None]
+            gram = m.T @ mw
+            reg = RIDGE * (np.trace(gram) / 9 + 1e-9)
+            light[:, c] = np.linalg.solve(gram + np.diag(reg), mw.T @ colour[:, c])
+        resid = np.abs(colour - albedo * (basis @ light)).mean(1)
+        scale = 2.5 * np.median(resid[weight > 0]) + 1e-4
+        w = weight / (1.0 + (resid / scale) ** 2)
+    return light
+
+
+class _Track:
+    __slots__ = ("albedo", "light")
+
+    def __init__(self, albedo: np.ndarray, light: np.ndarray):
+        self.albedo, self.light = albedo, light
+
+
+class LightEstimator:
+    """Per face per frame: the light (9, 3) on a live face, smoothed per track, from
+    SAMPLES skin pixels and the mesh's normals; each track also keeps its samples'
+    albedo, refined a little each frame. ``update`` takes well under a millisecond."""
+
+    def __init__(self, layout: UVLayout, exclude: np.ndarray, count: int = SAMPLES):
+        self.normals = MeshNormals(layout)
+        self.rows = skin_rows(layout, exclude, count)
+        # Albedo must not take up shading: its log is kept free of the SH basis over the
+        # canonical face's normals (the constant aside, which SKIN pins).
+        basis = sh_basis(self.normals(layout.canonical, self.rows))[:, 1:].astype(np.float64)
+        self.q, _ = np.linalg.qr(basis - basis.mean(0))
+        self.tracks: dict[int, _Track] = {}
+
+    def sample(self, image: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Linear colours, normals and weights (0 = unusable) of the skin samples."""
+        h, w = image.shape[:2]
+        xy = vertices[self.rows, :2]
+        x = np.round(xy[:, 0]).astype(np.int64)
+        y = np.round(xy[:, 1]).astype(np.int64)
+        inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        pix = image[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)]
+        n = self.normals(vertices, self.rows)
+        lit = (pix.max(1) < 250) & (pix.max(1) > 4)  # clipped pixels say nothing of the light
+        weight = (inside & lit).astype(np.float64) * np.clip((n[:, 2] - MIN_NZ) / 0.3, 0.0, 1.0)
+        return to_linear(pix).astype(np.float64), n, weight
+
+    def _normalise(self, albedo: np.ndarray) -> np.ndarray:
+        log = np.log(np.clip(albedo, 1e-3, 4.0))
+        log -= self.q @ (self.q.T @ (log - log.mean(0)))
+        albedo = np.exp(log)
+        return albedo * (SKIN / albedo.mean(0))
+
+    def estimate(
+        self, image: np.ndarray, vertices: np.ndarray, rounds: int = 4
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A still photo's light and sample albedo, from scratch (alternating light
+        and albedo ``rounds`` times): e.g. the swap's source photo."""
+        colour, n, weight = self.sample(image, vertices)
+        albedo = np.tile(SKIN, (len(colour), 1))
+        light = fit_light(colour, n, albedo, weight)
+        for _ in range(rounds - 1):
+            s = shade(light, n)
+            albedo = self._normalise(np.where(s > 1e-3, colour / np.maximum(s, 1e-3), SKIN))
+            light = fit_light(colour, n, albedo, weight)
+        return light, albedo
+
+    def update(self, image: np.ndarray, rec: Reconstruction) -> np.ndarray:
+        """This face's light this frame, (9, 3) linear BGR, smoothed over its track."""
+        colour, n, weight = self.sample(image, rec.vertices)
+        track = self.tracks.get(rec.track_id)
+        if track is None or weight.sum() < 20:
+            if len(self.tracks) >= MAX_TRACKS:
+                self.tracks.clear()
+            albedo = np.tile(SKIN, (len(colour), 1))
+            light = fit_light(colour, n, albedo, weight) if weight.sum() >= 20 else _flat()
+            track = self.tracks[rec.track_id] = _Track(albedo, light)
+            return track.light
+        new = fit_light(colour, n, track.albedo, weight)
+        track.light = track.light + SMOOTHING * (new - track.light)
+        s = shade(track.light, n)
+        seen = (weight > 0.5) & (s > 1e-3).all(1)
+        observed = colour[seen] / np.maximum(s[seen], 1e-3)
+        albedo = track.albedo.copy()
+        albedo[seen] += ALBEDO_RATE * (observed - albedo[seen])
+        track.albedo = self._normalise(albedo)
+        return track.light
+
+
+def _flat() -> np.ndarray:
+    """Plain light from the front, shading 1 on a face turned to the camera."""
+    return directional_light(np.array([0.0, 0.0, 1.0]), 0.35, 0.65)

@@ -1,0 +1,483 @@
+"""Face profiling (3DDFA, Zhu et al. 2016): large-pose training crops made from our fits.
+
+AFLW has few faces turned beyond 60 degrees, and that is where the lite model is worst.
+300W-LP, PRNet's training set, was made by turning near-frontal faces with their fitted
+3D mesh; we do the same with our 3DMM fits. Each crop becomes a 2.5D mesh, one vertex
+per half pixel: on the face its depth is the fit's own (its z-buffer, so the texture is
+the crop's pixels at the fit's surface), around the face a depth extrapolated from the
+face's edge toward the head's centre (hair, ears, neck), and the background stays where
+it is, as a camera's would while the head turns. The face turns by a similarity about
+the fit's head centre, the band around it follows with a weight that falls to zero, and
+a z-buffer rasteriser (Numba) draws it. The turned fit is the same similarity applied to
+the fit's parameters, so the label map is made by the existing ``MapMaker`` and lands
+where the face is drawn. Faces turn away from the camera (toward the side they already
+show), never back: that would need texture the crop does not have.
+
+``python -m realtime.train.profiling build`` caches N turned copies of every crop under
+``~/.cache/prnet-live/profiled/``; ``python -m realtime.train --profiled P`` mixes them in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numba
+import numpy as np
+
+from realtime.decode import angles_to_rotation, rotation_to_angles
+from realtime.paths import CACHE
+from realtime.paths import SHARED_DATA as DEFAULT_DATA
+from realtime.train.groundtruth import CROP, TrainSet, landmarks_2d, load_trainset
+from realtime.uv import load_bfm
+
+CACHE_DIR = CACHE / "profiled"
+# Model space (1-based crop pixels, y up) -> image axes (0-based, y down): v = FLIP v + ORIGIN.
+FLIP = np.diag([1.0, -1.0, 1.0])
+ORIGIN = np.array([-1.0, CROP, -1.0])
+
+
+@dataclass
+class Turn:
+    """How far to turn a face, in degrees, in the decoder's convention (rot = Rz(roll)
+    Ry(yaw) Rx(pitch), image axes): yaw and pitch are added, roll is kept."""
+
+    yaw: float
+    pitch: float = 0.0
+
+
+@dataclass
+class Profiled:
+    """image: (120, 120, 3) uint8, the turned crop; xform: (3, 4) image-axes similarity
+    [A | b] that turned the fit (``turn_params``); source_xy: (120, 120, 2) float32, the
+    source crop's pixel shown at each output pixel; face: (120, 120) float32, 1 where
+    the fit's face is drawn (both for tests and the contact sheet)."""
+
+    image: np.ndarray
+    xform: np.ndarray
+    source_xy: np.ndarray
+    face: np.ndarray
+
+
+def turn_params(params: np.ndarray, xform: np.ndarray) -> np.ndarray:
+    """(M, 62) fits turned by (M, 3, 4) image-axes similarities: the label of a profiled
+    sample. Kept apart from the image so that any later relabelling of the source fits
+    (``--human-refit``) carries over to their profiled copies."""
+    p = np.asarray(params, np.float64).copy()
+    a, b = xform[..., :3], xform[..., 3]
+    am = FLIP @ a @ FLIP  # the same linear map in model axes
+    pm = p[:, :12].reshape(-1, 3, 4)
+    lin = am @ pm[..., :3]
+    t = np.einsum("mij,mj->mi", am, pm[..., 3]) + (np.einsum("mij,j->mi", a, ORIGIN) + b - ORIGIN) @ FLIP
+    p[:, :12] = np.concatenate([lin, t[..., None]], -1).reshape(-1, 12)
+    return p.astype(np.float32)
+
+
+def fit_rotation(params: np.ndarray) -> np.ndarray:
+    """The fit's head rotation in image axes: the rotation nearest its 3x3 (3DDFA's
+    regressor does not keep it exactly orthogonal), for the decoder's Euler angles."""
+    u, _, vt = np.linalg.svd(np.asarray(params[:12], np.float64).reshape(3, 4)[:, :3])
+    return FLIP @ (u @ vt) @ FLIP
+
+
+def pick_turn(
+    yaw0: float, rng: np.random.Generator, max_turn: float = 75.0, max_yaw: float = 85.0, pitch: float = 10.0
+) -> Turn:
+    """A turn away from the camera: toward the side the face already shows (either
+    side when it looks straight ahead), by 15-75 degrees, ending by ``max_yaw``, plus
+    up to +-``pitch``. Turning toward frontal would show what the crop hides."""
+    sign = np.sign(yaw0) if abs(yaw0) > 5 else rng.choice([-1.0, 1.0])
+    hi = min(abs(yaw0) + max_turn, max_yaw)
+    lo = min(abs(yaw0) + 15.0, hi)
+    target = rng.uniform(lo, hi) if hi > lo else hi
+    return Turn(float(sign * max(target - abs(yaw0), 0.0)), float(rng.uniform(-pitch, pitch)))
+
+
+@numba.njit(cache=True)
+def _rasterise(xy, z, attr, tris, zbuf, out):  # pragma: no cover - compiled
+    """Z-buffered triangles (nearest = largest z) with per-vertex attributes
+    interpolated linearly (orthographic, so screen-linear is exact); pixel centres
+    at integer coordinates."""
+    h, w = zbuf.shape
+    nc = attr.shape[1]
+    for t in range(tris.shape[0]):
+        a, b, c = tris[t, 0], tris[t, 1], tris[t, 2]
+        x0, y0, x1, y1, x2, y2 = xy[a, 0], xy[a, 1], xy[b, 0], xy[b, 1], xy[c, 0], xy[c, 1]
+        den = (y1 - y2) * (x0 - x2) + (x2 - x1) * (y0 - y2)
+        if abs(den) < 1e-12:
+            continue
+        cmin = max(int(np.ceil(min(x0, x1, x2))), 0)
+        cmax = min(int(np.floor(max(x0, x1, x2))), w - 1)
+        rmin = max(int(np.ceil(min(y0, y1, y2))), 0)
+        rmax = min(int(np.floor(max(y0, y1, y2))), h - 1)
+        for r in range(rmin, rmax + 1):
+            for col in range(cmin, cmax + 1):
+                w0 = ((y1 - y2) * (col - x2) + (x2 - x1) * (r - y2)) / den
+                w1 = ((y2 - y0) * (col - x2) + (x0 - x2) * (r - y2)) / den
+                w2 = 1.0 - w0 - w1
+                if w0 < -1e-7 or w1 < -1e-7 or w2 < -1e-7:
+                    continue
+                zz = w0 * z[a] + w1 * z[b] + w2 * z[c]
+                if zz > zbuf[r, col]:
+                    zbuf[r, col] = zz
+                    for ch in range(nc):
+                        out[r, col, ch] = w0 * attr[a, ch] + w1 * attr[b, ch] + w2 * attr[c, ch]
+
+
+def rasterise(
+    xy: np.ndarray, z: np.ndarray, tris: np.ndarray, shape: tuple[int, int], attr: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) z-buffer (-inf where empty) and (H, W, C) attributes of a triangle mesh."""
+    attr = np.zeros((len(xy), 0), np.float32) if attr is None else np.ascontiguousarray(attr, np.float32)
+    zbuf = np.full(shape, -np.inf, np.float32)
+    out = np.zeros((*shape, attr.shape[1]), np.float32)
+    _rasterise(
+        np.ascontiguousarray(xy, np.float32), np.ascontiguousarray(z, np.float32), attr, tris, zbuf, out
+    )
+    return zbuf, out
+
+
+def grid_triangles(h: int, w: int) -> np.ndarray:
+    """(2 (h-1)(w-1), 3) triangles over an h x w grid of vertices, row-major."""
+    i = np.arange(h * w).reshape(h, w)
+    a, b, c, d = i[:-1, :-1], i[:-1, 1:], i[1:, :-1], i[1:, 1:]
+    return np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3), np.stack([b, d, c], -1).reshape(-1, 3)])
+
+
+class Profiler:
+    """Turns training crops; one per process (it holds the face model).
+
+    ``fine``: the mesh has a vertex per 1/fine pixel and is drawn at fine times the
+    crop's size, then area-averaged, so a face squeezed by a turn keeps its detail
+    instead of aliasing. ``pad``: pixels of mirrored border around the crop, so the
+    band around a face near the edge has somewhere to come from. ``band``: how far
+    (as a share of the face's size) the head around the face turns with it, fading
+    to the fixed background; ``depth_fall``: how fast the extrapolated depth falls
+    back to the head's centre (hair and ears curve away from the camera)."""
+
+    def __init__(
+        self,
+        bfm: dict,
+        fine: int = 2,
+        pad: int = 16,
+        band: float = 0.3,
+        depth_fall: float = 0.25,
+        edge: float = 2.0,
+    ):
+        self.mean = bfm["mean"].astype(np.float32)
+        self.basis = np.concatenate([bfm["shape_basis"], bfm["exp_basis"]], 1).astype(np.float32)
+        self.tris = np.ascontiguousarray(bfm["triangles"], np.int32)
+        self.kpt = np.asarray(bfm["kpt_ind"], np.int64)
+        self.fine, self.pad, self.band, self.depth_fall, self.edge = fine, pad, band, depth_fall, edge
+        self.side = (CROP + 2 * pad) * fine  # fine grid side
+        g = (np.arange(self.side) + 0.5) / fine - 0.5 - pad  # grid points in crop pixels
+        self.gx, self.gy = np.meshgrid(g, g)
+        self.grid_tris = grid_triangles(self.side, self.side).astype(np.int32)
+        # Zero at the padded border: the mesh's outline stays put, so nothing uncovers.
+        edge = np.minimum(np.minimum(self.gx, CROP - 1 - self.gx), np.minimum(self.gy, CROP - 1 - self.gy))
+        self.border = np.clip((edge + pad) / pad, 0, 1).astype(np.float32)
+
+    def vertices(self, params: np.ndarray) -> np.ndarray:
+        """(N, 3) the fit's mesh in image axes: 0-based crop pixels, y down, z toward
+        the camera (absolute, so the head's centre keeps its depth)."""
+        p = np.asarray(params, np.float32)
+        s = (self.mean + self.basis @ p[12:]).reshape(-1, 3)
+        pm = p[:12].reshape(3, 4)
+        return (s @ pm[:, :3].T + pm[:, 3]) @ FLIP.astype(np.float32) + ORIGIN.astype(np.float32)
+
+    def landmarks(self, params: np.ndarray) -> np.ndarray:
+        """(68, 3) the fit's landmark vertices in image axes (as ``vertices``)."""
+        p = np.asarray(params, np.float64)
+        s = self.mean.reshape(-1, 3)[self.kpt] + self.basis.reshape(-1, 3, 50)[self.kpt] @ p[12:]
+        pm = p[:12].reshape(3, 4)
+        return (s @ pm[:, :3].T + pm[:, 3]) @ FLIP + ORIGIN
+
+    def xform(self, params: np.ndarray, turn: Turn) -> np.ndarray:
+        """(3, 4) image-axes similarity [A | b]: the head turned about its centre (the
+        face model's origin, between the ears), then moved and scaled so that its 68
+        landmarks' box has the source crop's centre and longer side: the crop rule
+        (1.44 x that side, centred) holds for the turned face as for a real one."""
+        rot = fit_rotation(params)
+        pitch, yaw, roll = rotation_to_angles(rot)
+        d_rot = angles_to_rotation(pitch + turn.pitch, yaw + turn.yaw, roll) @ rot.T
+        centre = self.centre(params)
+        lm = self.landmarks(params)
+        c0, l0 = box(lm[:, :2])
+        c1, l1 = box(((lm - centre) @ d_rot.T + centre)[:, :2])
+        s = float(np.clip(l0 / l1, 0.8, 1.25))
+        b = s * (centre - d_rot @ centre - np.r_[c1, centre[2]]) + np.r_[c0, centre[2]]
+        return np.c_[s * d_rot, b]
+
+    @staticmethod
+    def centre(params: np.ndarray) -> np.ndarray:
+        """(3,) the face model's origin in image axes: the head's centre, between the
+        ears, about 13 cm behind the nose tip; the pivot of a turn."""
+        return FLIP @ np.asarray(params[:12], np.float64).reshape(3, 4)[:, 3] + ORIGIN
+
+    def profile(self, image: np.ndarray, params: np.ndarray, turn: Turn) -> Profiled:
+        """One crop turned: its pixels on the 2.5D mesh described in the module doc."""
+        f, pad = self.fine, self.pad
+        v = self.vertices(params)
+        xf = self.xform(params, turn)
+        a, b = xf[:, :3], xf[:, 3]
+        centre_z = float(self.centre(params)[2])
+        # The face's depth in the source view, one sample per grid point.
+        fxy = (v[:, :2] + pad + 0.5) * f - 0.5
+        zsrc, _ = rasterise(fxy, v[:, 2], self.tris, (self.side, self.side))
+        face = np.isfinite(zsrc)
+        if not face.any():
+            raise ValueError("the fit's face is outside the crop")
+        from scipy import ndimage
+
+        dist, (ni, nj) = ndimage.distance_transform_edt(~face, return_indices=True)
+        dist = dist / f  # crop pixels
+        # Where the face's surface runs along the line of sight its z-buffer jumps from
+        # one pixel to the next, and a turn would fan those jumps out into a serrated
+        # edge: within ``self.edge`` pixels of the face's outline the depth is smoothed.
+        zero = np.where(face, zsrc, 0).astype(np.float32)
+        sigma = self.edge * f / 2
+        zs = cv2.GaussianBlur(zero, (0, 0), sigma) / np.maximum(
+            cv2.GaussianBlur(face.astype(np.float32), (0, 0), sigma), 1e-6
+        )
+        inner = np.clip(ndimage.distance_transform_edt(face) / (self.edge * f), 0, 1)
+        zsrc = np.where(face, inner * zero + (1 - inner) * zs, -np.inf)
+        size = box(self.landmarks(params)[:, :2])[1]
+        # Around the face: the depth of the nearest face pixel, falling back to the
+        # head's centre, smoothed so that the nearest-pixel seams do not fold.
+        fall = np.exp(-dist / (self.depth_fall * size))
+        ext = centre_z + (zsrc[ni, nj] - centre_z) * fall
+        near = np.clip(dist / 3.0, 0, 1)  # sharp at the face's edge, smooth beyond
+        ext = near * cv2.GaussianBlur(ext.astype(np.float32), (0, 0), 2.0 * f) + (1 - near) * ext
+        depth = np.where(face, zsrc, ext)
+        t = np.clip(dist / (self.band * size), 0, 1)
+        w = (1 - t * t * (3 - 2 * t)) * self.border  # smoothstep: 1 on the face, 0 beyond the band
+        g = np.stack([self.gx, self.gy, depth], -1).reshape(-1, 3)
+        moved = g @ a.T + b
+        w = w.reshape(-1, 1)
+        xy = w * moved[:, :2] + (1 - w) * g[:, :2]
+        # Layers: the face in front of the band around it, the band in front of the
+        # fixed background, whatever their depths say.
+        z = moved[:, 2] - np.minimum(t.reshape(-1) * 10, 1) * size - (1 - w[:, 0]) * 10 * size
+        src = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+        rgb = cv2.resize(src, (self.side, self.side), interpolation=cv2.INTER_LINEAR).reshape(-1, 3)
+        attr = np.concatenate([rgb, g[:, :2], face.reshape(-1, 1)], 1)
+        out_side = CROP * f
+        _, img = rasterise((xy + 0.5) * f - 0.5, z, self.grid_tris, (out_side, out_side), attr)
+        img = cv2.resize(img, (CROP, CROP), interpolation=cv2.INTER_AREA)
+        return Profiled(
+            np.clip(np.round(img[..., :3]), 0, 255).astype(np.uint8),
+            xf,
+            img[..., 3:5].copy(),
+            img[..., 5].copy(),
+        )
+
+
+def box(pts: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre and longer side of the (K, 2) points' box: the crop rule's yardsticks."""
+    lo, hi = pts.min(0), pts.max(0)
+    return (lo + hi) / 2, float((hi - lo).max())
+
+
+# --- the cache --------------------------------------------------------------------------
+
+
+def cache_path(names: np.ndarray, copies: int, seed: int = 0) -> Path:
+    """One folder per crop set, copy count and seed."""
+    key = hashlib.sha1("".join(names).encode()).hexdigest()[:10]
+    return CACHE_DIR / f"{key}-x{copies}-s{seed}"
+
+
+@dataclass
+class ProfiledSet:
+    """images: (M, 120, 120, 3) uint8, memory-mapped; source: (M,) names of the crops
+    they were made from; xform: (M, 3, 4) (``turn_params``); turn: (M, 2) yaw, pitch."""
+
+    images: np.ndarray
+    source: np.ndarray
+    xform: np.ndarray
+    turn: np.ndarray
+
+
+class Stacked:
+    """Image arrays indexed as one, so that the real crops (in memory) and the turned
+    ones (memory-mapped, GBs) feed one Batcher without a copy."""
+
+    def __init__(self, *parts: np.ndarray):
+        self.parts = parts
+        self.starts = np.cumsum([0] + [len(p) for p in parts])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        k = int(np.searchsorted(self.starts, i, side="right")) - 1
+        return self.parts[k][i - self.starts[k]]
+
+
+def join_profiled(data: TrainSet, prof: ProfiledSet, exclude: np.ndarray) -> tuple[TrainSet, np.ndarray]:
+    """The real crops followed by the turned copies of those not in ``exclude`` (the
+    validation crops: their turned copies would leak them into training), labelled
+    with the turned fits of ``data.params`` (so ``--human-refit`` carries over).
+    Returns the joined set and the turned samples' indices in it. Their pts68 are NaN:
+    nothing in training reads them; the maps come from the params."""
+    index = {n: i for i, n in enumerate(data.names)}
+    src = np.array([index.get(n, -1) for n in prof.source])
+    keep = np.flatnonzero((src >= 0) & ~np.isin(src, exclude))
+    src = src[keep]
+    m = len(data.images)
+    joined = TrainSet(
+        Stacked(data.images, _Rows(prof.images, keep)),
+        np.concatenate([data.params, turn_params(data.params[src], prof.xform[keep])]),
+        np.concatenate([data.pts68, np.full((len(keep), *data.pts68.shape[1:]), np.nan, np.float32)]),
+        np.concatenate([data.names, data.names[src]]),
+    )
+    return joined, np.arange(m, m + len(keep))
+
+
+class _Rows:
+    """A row subset of a (memory-mapped) array, read one row at a time."""
+
+    def __init__(self, arr: np.ndarray, rows: np.ndarray):
+        self.arr, self.rows = arr, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.arr[self.rows[i]]
+
+
+_worker: dict = {}
+
+
+def _init_worker(data: Path) -> None:
+    cv2.setNumThreads(1)
+    _worker["profiler"] = Profiler(load_bfm(data / "bfm" / "bfm_noneck_uv.npz"))
+
+
+def _make(job: tuple) -> int:
+    """Worker: profile samples [lo, hi) into the cache's memory maps."""
+    folder, lo, hi, copies, seed = job
+    prof: Profiler = _worker["profiler"]
+    data: TrainSet = _worker["data"]
+    images = np.load(folder / "images.npy", mmap_mode="r+")
+    xforms = np.load(folder / "xform.npy", mmap_mode="r+")
+    turns = np.load(folder / "turn.npy", mmap_mode="r+")
+    for k in range(lo, hi):
+        i, c = divmod(k, copies)
+        yaw0 = rotation_to_angles(fit_rotation(data.params[i]))[1]
+        turn = pick_turn(float(yaw0), np.random.default_rng([seed, i, c]))
+        out = prof.profile(data.images[i], data.params[i], turn)
+        images[k] = out.image
+        turns[k] = turn.yaw, turn.pitch
+        xforms[k] = out.xform  # written last: a sample is done when its xform is
+    images.flush()
+    turns.flush()
+    xforms.flush()
+    return hi - lo
+
+
+def build_cache(data_dir: Path = DEFAULT_DATA, copies: int = 2, seed: int = 0, workers: int = 1) -> Path:
+    """Profile every crop ``copies`` times into the cache; resumes where it stopped."""
+    from multiprocessing import get_context
+
+    from tqdm import tqdm
+
+    data = load_trainset(data_dir)
+    folder = cache_path(data.names, copies, seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    m = len(data.names) * copies
+    if not (folder / "xform.npy").exists():
+        np.save(folder / "source.npy", np.repeat(data.names, copies))
+        np.lib.format.open_memmap(folder / "images.npy", "w+", np.uint8, (m, CROP, CROP, 3)).flush()
+        np.lib.format.open_memmap(folder / "turn.npy", "w+", np.float32, (m, 2)).flush()
+        xf = np.lib.format.open_memmap(folder / "xform.npy", "w+", np.float64, (m, 3, 4))
+        xf[:] = np.nan
+        xf.flush()
+    done = ~np.isnan(np.load(folder / "xform.npy", mmap_mode="r")[:, 0, 0])
+    chunk = 64
+    jobs = [(folder, lo, min(lo + chunk, m), copies, seed) for lo in range(0, m, chunk)
+            if not done[lo : lo + chunk].all()]  # fmt: skip
+    _worker["data"] = data  # inherited by forked workers
+    bar = tqdm(total=m, initial=m - chunk * len(jobs) if jobs else m, unit="img", desc="profiling")
+    if workers > 1:
+        with get_context("fork").Pool(workers, _init_worker, (data_dir,)) as pool:
+            for n in pool.imap_unordered(_make, jobs):
+                bar.update(n)
+    else:
+        _init_worker(data_dir)
+        for job in jobs:
+            bar.update(_make(job))
+    bar.close()
+    return folder
+
+
+def load_cache(folder: Path) -> ProfiledSet:
+    """A built cache, its images memory-mapped (GBs: read from the page cache as used)."""
+    xform = np.load(folder / "xform.npy")
+    if np.isnan(xform[:, 0, 0]).any():
+        raise SystemExit(f"error: {folder} is not finished: rerun python -m realtime.train.profiling build")
+    return ProfiledSet(
+        np.load(folder / "images.npy", mmap_mode="r"),
+        np.load(folder / "source.npy"),
+        xform,
+        np.load(folder / "turn.npy"),
+    )
+
+
+def contact_sheet(
+    data: TrainSet, prof: ProfiledSet, bfm: dict, out: Path, rows: int = 8, seed: int = 1
+) -> Path:
+    """Source crops and their turned copies, 2x, with the labels' 68 landmarks drawn."""
+    rng = np.random.default_rng(seed)
+    index = {n: i for i, n in enumerate(data.names)}
+    copies = int(np.sum(prof.source == prof.source[0]))
+    starts = rng.choice(len(prof.source) // copies, rows, replace=False) * copies
+    tiles = []
+    for s in starts:
+        i = index[prof.source[s]]
+        row = [_tile(data.images[i], landmarks_2d(data.params[i : i + 1], bfm)[0], "source")]
+        for k in range(s, s + copies):
+            p = turn_params(data.params[i : i + 1], prof.xform[k : k + 1])
+            row.append(_tile(prof.images[k], landmarks_2d(p, bfm)[0], f"yaw {prof.turn[k, 0]:+.0f}"))
+        tiles.append(np.concatenate(row, 1))
+    sheet = np.concatenate(tiles, 0)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return out
+
+
+def _tile(img: np.ndarray, lm: np.ndarray, text: str) -> np.ndarray:
+    t = cv2.resize(np.ascontiguousarray(img), (2 * CROP, 2 * CROP), interpolation=cv2.INTER_CUBIC)
+    for x, y in lm:
+        cv2.circle(t, (round(2 * x + 0.5), round(2 * y + 0.5)), 2, (0, 255, 0), -1, cv2.LINE_AA)
+    cv2.putText(t, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
+    return t
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m realtime.train.profiling", description=__doc__)
+    ap.add_argument("what", choices=["build", "sheet"], help="build the cache / draw a contact sheet from it")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--copies", type=int, default=2, help="turned copies per crop")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=1, help="processes")
+    ap.add_argument("--out", type=Path, default=Path("docs/profiled_samples.jpg"), help="sheet path")
+    args = ap.parse_args(argv)
+    if args.what == "build":
+        print(build_cache(args.data, args.copies, args.seed, args.workers))
+        return 0
+    data = load_trainset(args.data)
+    bfm = load_bfm(args.data / "bfm" / "bfm_noneck_uv.npz")
+    print(contact_sheet(data, load_cache(cache_path(data.names, args.copies, args.seed)), bfm, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sys.exit(main())

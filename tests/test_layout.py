@@ -1,0 +1,92 @@
+"""The architecture as the layout promises it: no import cycles, and the frame path
+never reads the shared data folder (only offline code and tests do)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import ROOT
+
+PACKAGE = ROOT / "realtime"
+OFFLINE = ("realtime.train", "realtime.bench", "realtime.corpus")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+
+
+def _imports(path: Path, name: str, modules: dict[str, Path]) -> set[str]:
+    """Modules of the package that ``path`` imports at run time (anywhere in the file,
+    function bodies too; not under ``if TYPE_CHECKING``)."""
+    tree = ast.parse(path.read_text())
+    skip = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and _is_type_checking(node)
+        for n in ast.walk(node)
+    }
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name in modules}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
+            for a in node.names:
+                full = f"{base}.{a.name}"
+                if full in modules:
+                    out.add(full)
+                elif base in modules:
+                    out.add(base)
+    out.discard(name)
+    return out
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    modules = _modules()
+    graph = {name: _imports(path, name, modules) for name, path in modules.items()}
+    cycles = []
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_frame_path_does_not_read_shared_data():
+    offenders = []
+    for name, path in _modules().items():
+        if name.startswith(OFFLINE) or name == "realtime.paths":
+            continue
+        text = path.read_text()
+        if "SHARED_DATA" in text or "MEDIA" in text or '"shared"' in text:
+            offenders.append(name)
+    assert not offenders, f"runtime modules that read ../shared: {offenders}"
