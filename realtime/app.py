@@ -153,13 +153,13 @@ class App:
             engine = create_engine(
                 self.bundle, o.backend, self.device, verbose=True, mirror=self.mirror, retime=o.retime
             )
+            # Plain and mirrored share the one network: toggling mirror averaging is free.
+            self.engine = engine.inner if isinstance(engine, MirrorAveraged) else engine
             if self.device == "cpu" and self.engine.name == "onnxruntime":
                 # The network has onnxruntime's own threads; torch's work around it (MTCNN's
                 # check, the crops) is small tensors, where a second torch thread only
                 # waits: on 2 loaded cores 2 torch threads made a frame 5-10x slower.
                 torch.set_num_threads(1)
-            # Plain and mirrored share the one network: toggling mirror averaging is free.
-            self.engine = engine.inner if isinstance(engine, MirrorAveraged) else engine
             self.mirrored = (
                 engine if isinstance(engine, MirrorAveraged) else MirrorAveraged(engine, self.bundle.layout)
             )

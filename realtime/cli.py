@@ -201,4 +201,3 @@ def check_flags(args: argparse.Namespace) -> None:
             raise UsageError(
                 f"--device {args.device}: torch sees no CUDA GPU (see README, GPU install); use --device cpu"
             )
-

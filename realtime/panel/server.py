@@ -137,13 +137,13 @@ class Panel:
     def __init__(
         self, app: App, port: int = 8090, host: str = "127.0.0.1", record_dir: str | Path = "recordings"
     ):
-        self.app, self.host = app, host
+        assert app.pipeline is not None, "build the App's pipeline before its panel"
+        self.app, self.host, self.pipeline = app, host, app.pipeline
         self.local = is_loopback(host)
         self.token = None if self.local else secrets.token_urlsafe(18)
         self.record_dir = Path(record_dir)
         self.recording: Recording | None = None
         self.last_recording: Path | None = None
-        self.message = ""  # the last recording's result, for the page
         self._record_lock = threading.Lock()
         self._upload_lock = asyncio.Lock()
         self._closed = False
@@ -176,8 +176,6 @@ class Panel:
                 f"cannot serve the panel on {host}:{port}: {e.strerror or e}: pick another --panel port"
             ) from None
         self.port = self.runner.addresses[0][1]
-        self.thread = threading.Thread(target=self.loop.run_forever, name="panel-http", daemon=True)
-        self.thread.start()
         stage = app.stage
         self.thumbs = Thumbnails(
             app.bundle.layout,
@@ -186,7 +184,10 @@ class Panel:
             app.effects if stage is not None else [],
             notify=app.notify,
         )
-        app.pipeline.add_output(self.feed)
+        # Bound but not yet serving: connections wait in the backlog until the loop runs.
+        self.thread = threading.Thread(target=self.loop.run_forever, name="panel-http", daemon=True)
+        self.thread.start()
+        self.pipeline.add_output(self.feed)
 
     @property
     def url(self) -> str:
@@ -227,20 +228,23 @@ class Panel:
                 origin = request.headers.get("Origin")
                 if "X-Panel" not in request.headers or (origin and origin != f"http://{request.host}"):
                     return _error(403, "requests must come from the panel's own page")
-                limit = MAX_UPLOAD if request.path == "/api/source-face" else MAX_JSON
                 size = request.content_length
                 if size is None:
                     return _error(411, "send the body with a Content-Length")
-                if size > limit:
+                if request.path == "/api/source-face" and size > MAX_UPLOAD:
                     return _error(
                         413, f"the file is {size / 2**20:.1f} MB: the limit is 20 MB; use a smaller photo"
                     )
+                if request.path != "/api/source-face" and size > MAX_JSON:
+                    return _error(413, f"the request is {size} bytes: the limit is {MAX_JSON}")
             return await handler(request)
 
         return guard
 
     def _local_hosts(self) -> set[str]:
-        return {f"{h}:{self.port}" for h in ("127.0.0.1", "localhost", "[::1]")}
+        """The Host headers a loopback panel answers: its own names, never a stranger's."""
+        own = f"[{self.host}]" if ":" in self.host else self.host
+        return {f"{h}:{self.port}" for h in ("127.0.0.1", "localhost", "[::1]", own.lower())}
 
     @staticmethod
     async def _headers(request, response) -> None:
@@ -311,7 +315,7 @@ class Panel:
             "effect": app.effect,
             "effects": app.effects,
             "thumbs": dict(self.thumbs.versions),
-            "hud": bool(app.pipeline.hud) if app.pipeline is not None else False,
+            "hud": bool(self.pipeline.hud),
             "mirror": bool(app.mirror),
             "smoothing": smoothing_strength(app.smoothing.min_cutoff),
             "occlusion": getattr(app, "occlusion", None),  # None: this run cannot do it
@@ -402,7 +406,7 @@ class Panel:
             fps = self.app.profiler.rolling()["fps"] or self.app.source.fps
             path = self.record_dir / f"prnet-live-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
             self.recording = Recording(path, fps)  # OutputError (a UserError) if not writable
-            self.app.pipeline.add_output(self.recording)
+            self.pipeline.add_output(self.recording)
             return f"recording to {path}"
 
     def _stop_recording(self) -> str:
@@ -410,8 +414,7 @@ class Panel:
             rec, self.recording = self.recording, None
             if rec is None:
                 return "not recording"
-            if self.app.pipeline is not None:
-                self.app.pipeline.remove_output(rec)
+            self.pipeline.remove_output(rec)
             rec.close()
             self.last_recording = rec.path
             return f"saved {rec.path} ({rec.frames} frames, {rec.seconds:.1f} s)"

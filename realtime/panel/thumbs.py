@@ -85,6 +85,7 @@ class Thumbnails:
             while (name := self._queue.get()) is not None:
                 try:
                     image = renderer.render(face, [rec], private_copy(self.effect(name)))
+                    assert image is not None  # read=True: the pixels come back
                 except Exception as e:  # one bad effect (a broken mask file) costs its picture only
                     self.notify(f"panel: no thumbnail for {name} ({e})")
                     continue

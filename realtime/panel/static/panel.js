@@ -15,7 +15,10 @@ function withToken(path, params = {}) {
 }
 
 /** GET (no body) or POST (JSON object or a Blob); throws with the server's message. */
+let posts = 0; // POSTs sent: a state poll sent before one must not undo what it set
+
 async function api(path, body, headers = {}) {
+  if (body !== undefined) posts++;
   const init = { method: body === undefined ? "GET" : "POST", headers: { "X-Panel": "1", ...headers } };
   if (token) init.headers["X-Panel-Token"] = token;
   if (body instanceof Blob) {
@@ -194,7 +197,9 @@ function render(state) {
 let offline = false;
 async function refresh() {
   try {
-    render(await api("/api/state"));
+    const before = posts;
+    const state = await api("/api/state");
+    if (posts === before) render(state);
     if (offline) {
       offline = false;
       $("live").src = withToken("/stream.mjpg", { t: Date.now() });
