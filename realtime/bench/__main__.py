@@ -15,7 +15,7 @@ import torch
 from realtime.bench import model as M
 from realtime.weights import BundleError, load_bundle
 
-PARTS = ("all", "model", "pipeline", "components", "startup", "peers", "gpu", "roofline")
+PARTS = ("all", "model", "pipeline", "components", "startup", "peers", "gpu", "roofline", "soak")
 
 
 def _fmt(v: object) -> str:
@@ -37,10 +37,10 @@ def markdown(report: dict) -> str:
         from realtime.bench.pipeline import markdown as pipeline_markdown
 
         lines += pipeline_markdown(report["pipeline"])
-    for part in ("components", "startup"):
+    for part in ("components", "startup", "soak"):
         if part in report:
             lines += ["", f"### {part.capitalize()} (ms unless named otherwise)", ""]
-            lines += [f"- {k}: {_fmt(v)}" for k, v in report[part].items()]
+            lines += [f"- {k}: {_fmt(v)}" for k, v in report[part].items() if k != "samples"]
     if "peers" in report:
         lines += ["", *report["peers"].get("markdown", [])]
     if "gpu" in report:
@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full-weights", type=Path, default=None, help="full bundle (default: random weights)")
     ap.add_argument("--frames", type=int, default=150, help="pipeline and peers: frames per run")
     ap.add_argument("--effect", default="tiger", help="pipeline: the effect drawn (default tiger)")
+    ap.add_argument("--minutes", type=float, default=30.0, help="soak: how long the run lasts")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -159,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
             from realtime.bench.roofline import bench_roofline
 
             report["roofline"] = bench_roofline(M.log)
+        if part == "soak":
+            from realtime.bench.soak import bench_soak
+
+            report["soak"] = bench_soak(M.log, args.minutes, args.out / "soak.png")
         if part == "peers":
             from realtime.bench.peers import run_peers
 
