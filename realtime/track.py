@@ -22,8 +22,8 @@ Up to ``max_faces`` faces are followed, the largest first; the others are counte
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,6 +122,7 @@ class Tracker:
         self._lost = False
         self._frame_size = (0, 0)
         self._job: _Job | None = None  # the background detection under way
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect")
 
     def reset(self) -> None:
         self.tracks, self.n_other, self._lost, self._since_detect = [], 0, False, 0
@@ -133,12 +134,11 @@ class Tracker:
         self._frame_size = _size_of(image)
         self.detected = False
         job = self._job
-        if job is not None and job.done.is_set():
+        if job is not None and job.ready:
             self._job = None
-            if job.error is not None:
-                raise job.error
+            detections = job.result()
             self.detected = True
-            self._merge(job.detections, image, reframe=False)
+            self._merge(detections, image, reframe=False)
         due = not self.tracks or self._lost
         if not due and cfg.verify_every_frame:
             ok = self._verified(image, self.tracks)
@@ -153,7 +153,7 @@ class Tracker:
         elif self._since_detect >= cfg.redetect_every and self._job is None:
             self._start()
             if cfg.background:
-                self._job = _Job(self.detector, image)
+                self._job = _Job(self._pool, self.detector, image)
             else:
                 self._merge(self.detector(image), image)
                 self.detected = True
@@ -275,27 +275,26 @@ class Tracker:
 
 
 class _Job:
-    """One detection on its own thread. Not a daemon (said explicitly: a thread
-    started by a daemon, such as the pipeline's inference thread, would be one): at
-    exit the interpreter waits for it, one detection, tens of ms, because a daemon
-    stopped inside torch's native code while the process tears down aborts it
-    ("terminate called without an active exception")."""
+    """One detection on the tracker's worker thread.
 
-    def __init__(self, detector: Callable[[object], Detections], image):
+    The worker is one long-lived thread (a single-thread pool) rather than a thread per
+    detection: each new thread can take a new malloc arena, and a run that started one
+    every 20 frames grew by tens of MB over its first minutes. The pool's thread is
+    joined at interpreter exit, so a detection running then finishes instead of being
+    stopped inside torch's native code (which aborts the process)."""
+
+    def __init__(self, pool: ThreadPoolExecutor, detector: Callable[[object], Detections], image):
         if hasattr(image, "levels"):  # Octaves: the worker builds its own reductions
             image = type(image)(image.levels[0])
-        self.detections = Detections.empty()
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-        threading.Thread(target=self._run, args=(detector, image), name="detect", daemon=False).start()
+        self.future: Future[Detections] = pool.submit(detector, image)
 
-    def _run(self, detector: Callable[[object], Detections], image) -> None:
-        try:
-            self.detections = detector(image)
-        except BaseException as e:  # re-raised on the tracking thread
-            self.error = e
-        finally:
-            self.done.set()
+    @property
+    def ready(self) -> bool:
+        return self.future.done()
+
+    def result(self) -> Detections:
+        """The detections; the worker's exception, re-raised here, if it failed."""
+        return self.future.result()
 
 
 def _size_of(image) -> tuple[int, int]:
