@@ -69,11 +69,12 @@ class VideoFileOutput:
     def write(self, image: np.ndarray, frame=None) -> None:
         if self.writer is None:
             self.size = (image.shape[1], image.shape[0])
-            fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
+            fourcc = cv2.VideoWriter.fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
             self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)
             if not self.writer.isOpened():
                 self.writer = None
                 raise OutputError(f"OpenCV cannot encode {self.path} at {self.size}: try a .avi output")
+        assert self.size is not None  # set with the writer
         self.writer.write(letterbox(image, self.size))
 
     def close(self) -> None:

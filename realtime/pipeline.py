@@ -240,7 +240,7 @@ class Pipeline:
             outputs = self.outputs
             if outputs:
                 if image is None:  # an output joined since the renderer was told no one reads
-                    image = self.renderer.read()
+                    image = self._read_back()
                 status = getattr(result, "status", "")
                 shown = self.profiler.draw_hud(image, status) if self.hud else image
                 for out in outputs:
@@ -249,6 +249,11 @@ class Pipeline:
                 self.window.show(image)  # windows draw their own HUD
         self.profiler.record(frame, time.perf_counter())
         self.last_image, self.emitted = image, True
+
+    def _read_back(self) -> np.ndarray:
+        """The last frame's pixels from the renderer, which kept them on the GPU."""
+        assert self.renderer is not None  # only a renderer leaves a frame without pixels
+        return self.renderer.read()
 
     def _idle(self) -> bool:
         """No new frame: keep the window alive (and say why it is frozen). False = closed."""
@@ -262,7 +267,7 @@ class Pipeline:
         status = self.grabber.status
         if status:
             if self.last_image is None:  # kept on the GPU: read it back once
-                self.last_image = self.renderer.read()
+                self.last_image = self._read_back()
             self.window.show(draw_status(self.last_image, status))
         else:
             self.window.show(self.last_image)

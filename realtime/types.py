@@ -19,8 +19,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch  # for annotations only: this module needs no torch at run time
 
 
 class UserError(Exception):
@@ -117,7 +121,7 @@ class CropBatch:
     track_ids: (B,) the track each row belongs to.
     """
 
-    images: object  # torch.Tensor; kept untyped so this module needs no torch
+    images: torch.Tensor
     to_frame: np.ndarray
     track_ids: list[int]
 

@@ -211,7 +211,8 @@ def mirror_vertices(bfm: dict) -> np.ndarray:
     the mirrored UV point; 99 % match exactly, the rest to 0.02 of the map. The 68
     landmark vertices are paired by the landmark scheme instead, so that a mirrored
     face's landmarks are exactly the labelled ones, swapped."""
-    from scipy.spatial import cKDTree
+    # a compiled class, re-exported by a star import that pyright cannot follow
+    from scipy.spatial import cKDTree  # pyright: ignore[reportAttributeAccessIssue]
 
     uv = bfm["uv"].astype(np.float64)
     _, partner = cKDTree(uv).query(np.stack([1.0 - uv[:, 0], uv[:, 1]], 1))

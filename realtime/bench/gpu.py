@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from realtime.engines import compare
 from realtime.weights import Bundle, load_bundle
 
 PRECISIONS = ("fp32", "tf32", "fp16")
+T = TypeVar("T")
 
 
 def _cuda_ms(fn: Callable[[], object], reps: int) -> tuple[list[float], list[float]]:
@@ -47,8 +49,9 @@ def _cuda_ms(fn: Callable[[], object], reps: int) -> tuple[list[float], list[flo
     return gpu, wall
 
 
-def _engines(bundle: Bundle, batches: tuple[int, ...], inductor: bool) -> dict[str, object]:
-    out: dict[str, object] = {}
+def _engines(bundle: Bundle, batches: tuple[int, ...], inductor: bool) -> dict[str, B.Backend | str]:
+    """Each engine by name, or why it could not be built."""
+    out: dict[str, B.Backend | str] = {}
     for precision in PRECISIONS:
         with TF32(precision == "tf32"):  # the kernels a graph replays are chosen at capture
             e = B.CudaGraphEngine(bundle, "cuda", warmup=batches, half=precision == "fp16")
@@ -241,7 +244,7 @@ def bench_gpu(log: Callable[[str], None], full_weights: str | None = None) -> di
     }
     out["errors"] = []
 
-    def section(what: str, fn: Callable[[], object]) -> object:
+    def section(what: str, fn: Callable[[], T]) -> T | None:
         """One part; a failure is recorded and the others still run (one GPU call)."""
         log(f"gpu: {what}...")
         try:

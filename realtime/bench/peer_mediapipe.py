@@ -38,6 +38,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -70,6 +71,16 @@ MP_TO_68: tuple[tuple[int, ...], ...] = (
 def to_68(mesh: np.ndarray) -> np.ndarray:
     """(468+, 2) mesh points -> (68, 2) in the 68-point scheme (``MP_TO_68``)."""
     return np.stack([mesh[list(ix)].mean(0) for ix in MP_TO_68])
+
+
+class Peer(Protocol):
+    """What ``serve`` drives: MeshPeer here, and ``realtime.bench.peers``' own."""
+
+    def versions(self) -> dict[str, str]: ...
+
+    def open(self, video: bool) -> None: ...
+
+    def __call__(self, bgr: np.ndarray, rect: list[float] | None = None) -> list[np.ndarray]: ...
 
 
 class MeshPeer:
@@ -106,6 +117,7 @@ class MeshPeer:
     def mesh_points(self, bgr: np.ndarray) -> list[np.ndarray]:
         """Every face's (468, 2) points in 0-based pixel-centre coordinates. MediaPipe's
         are normalised to the image's edges (0 = left edge, 1 = right edge), hence -0.5."""
+        assert self.mesh is not None, "open() first"
         res = self.mesh.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         h, w = bgr.shape[:2]
         out = []
@@ -119,7 +131,7 @@ class MeshPeer:
         return [to_68(p) for p in self.mesh_points(bgr)]
 
 
-def serve(load: Callable[[], object]) -> int:
+def serve(load: Callable[[], Peer]) -> int:
     """Run the line protocol (module docstring) for the peer ``load()`` builds."""
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints from libraries must not corrupt the protocol
@@ -141,6 +153,7 @@ def serve(load: Callable[[], object]) -> int:
             reply: dict = {"ok": True}
         elif cmd == "run":
             reply = {"ms": [], "cpu_ms": [], "faces": []}
+            assert frames is not None, "run needs an open with frames first"
             for i in range(msg["start"], msg["stop"]):
                 img = np.ascontiguousarray(frames[i])
                 c0, w0 = time.process_time(), time.perf_counter()
@@ -151,12 +164,15 @@ def serve(load: Callable[[], object]) -> int:
                 reply["faces"].append([np.round(f, 3).tolist() for f in faces])
         elif cmd == "image":
             img = cv2.imread(msg["path"])
-            w0 = time.perf_counter()
-            faces = peer(img, msg.get("rect"))
-            reply = {
-                "ms": 1000 * (time.perf_counter() - w0),
-                "faces": [np.round(f, 3).tolist() for f in faces],
-            }
+            if img is None:
+                reply = {"error": f"cannot read the image {msg['path']}"}
+            else:
+                w0 = time.perf_counter()
+                faces = peer(img, msg.get("rect"))
+                reply = {
+                    "ms": 1000 * (time.perf_counter() - w0),
+                    "faces": [np.round(f, 3).tolist() for f in faces],
+                }
         else:
             reply = {"error": f"unknown command {cmd!r}"}
         proto.write(json.dumps(reply) + "\n")

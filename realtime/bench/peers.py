@@ -46,6 +46,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -100,6 +101,7 @@ class OursPeer:
         self.engine = create_engine(bundle, backend=backend)
         self.decoder = Decoder(bundle.layout)
         self.detector = MTCNN()
+        assert bundle.path is not None  # load_bundle reads a file
         self.bundle_name = bundle.path.name
         self.video = True
         self.proc = None
@@ -139,6 +141,7 @@ class OursPeer:
         from realtime.types import Frame
 
         proc = self.proc if self.video else self._processor(4, smooth=False)
+        assert proc is not None, "open() first"
         res = proc.process(Frame(bgr, self.seq, self.seq / 30.0))
         self.seq += 1
         return [r.landmarks[:, :2].astype(np.float64) for r in res.raw]
@@ -178,8 +181,9 @@ class DlibPeer:
         if path is None:
             raise PeerError(why)
         self.dlib = dlib
-        self.detector = dlib.get_frontal_face_detector()
-        self.predictor = dlib.shape_predictor(str(path))
+        # dlib's names come from its compiled module, which pyright cannot read
+        self.detector = dlib.get_frontal_face_detector()  # pyright: ignore[reportAttributeAccessIssue]
+        self.predictor = dlib.shape_predictor(str(path))  # pyright: ignore[reportAttributeAccessIssue]
         self.video = True
 
     def versions(self) -> dict[str, str]:
@@ -195,7 +199,7 @@ class DlibPeer:
         replaces the detector."""
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         if rect is not None:
-            rects = [self.dlib.rectangle(*(int(round(v)) for v in rect))]
+            rects = [self.dlib.rectangle(*(int(round(v)) for v in rect))]  # pyright: ignore[reportAttributeAccessIssue]
         else:
             found, scores, _ = self.detector.run(rgb, DLIB_UPSAMPLE, 0.0)
             rects = [r for _, r in sorted(zip(scores, found, strict=True), key=lambda x: -x[0])]
@@ -249,12 +253,14 @@ class Worker:
             self.proc = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO, env=env
             )
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # both are pipes
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
         self.ready = self._read()
         self.ready_s = time.perf_counter() - self.t_spawn
 
     def _read(self) -> dict:
-        ok, _, _ = select.select([self.proc.stdout], [], [], REPLY_TIMEOUT_S)
-        line = self.proc.stdout.readline() if ok else ""
+        ok, _, _ = select.select([self.stdout], [], [], REPLY_TIMEOUT_S)
+        line = self.stdout.readline() if ok else ""
         if not line:
             self.proc.kill()
             tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
@@ -264,8 +270,8 @@ class Worker:
         return json.loads(line)
 
     def ask(self, **msg: object) -> dict:
-        self.proc.stdin.write(json.dumps(msg) + "\n")
-        self.proc.stdin.flush()
+        self.stdin.write(json.dumps(msg) + "\n")
+        self.stdin.flush()
         reply = self._read()
         if "error" in reply:
             raise PeerError(f"{self.name}: {reply['error']}")
@@ -274,8 +280,8 @@ class Worker:
     def close(self) -> None:
         if self.proc.poll() is None:
             try:
-                self.proc.stdin.write('{"cmd": "quit"}\n')
-                self.proc.stdin.close()
+                self.stdin.write('{"cmd": "quit"}\n')
+                self.stdin.close()
                 self.proc.wait(timeout=30)
             except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
@@ -348,7 +354,7 @@ def still_frames(n: int = JITTER_FRAMES) -> tuple[np.ndarray, np.ndarray]:
     shifts = np.array([rng.uniform(-0.5, 0.5, 2) for _ in range(n)])
     frames = [
         cv2.warpAffine(
-            img, np.float32([[1, 0, dx], [0, 1, dy]]), img.shape[1::-1], flags=cv2.INTER_LINEAR,
+            img, np.array([[1, 0, dx], [0, 1, dy]], np.float32), img.shape[1::-1], flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REFLECT,
         )
         for dx, dy in shifts
@@ -372,15 +378,6 @@ def jitter(faces: list[list], shifts: np.ndarray, skip: int = JITTER_SKIP) -> di
         "px_with_shifts": motion(lm),
         "frames": len(lm),
     }
-
-
-def _evaluate_module():
-    """The NME protocol's module, wherever it lives now (it is moving)."""
-    try:
-        from realtime.train import evaluate as ev
-    except ImportError:
-        from realtime import evaluate as ev
-    return ev
 
 
 def pick_face(faces: list, gt: np.ndarray) -> np.ndarray | None:
@@ -418,7 +415,8 @@ def nme_summary(ev, nme: np.ndarray, yaw: np.ndarray, found: np.ndarray, common:
 def bench_nme(workers: dict[str, Worker], n_images: int, aflw: Path) -> dict:
     """68-point NME of each peer on the first ``n_images`` AFLW2000-3D dev images, each
     with its own detector on the whole image; ours by the protocol proper too."""
-    ev = _evaluate_module()
+    from realtime.train import evaluate as ev
+
     samples = ev.load_aflw2000(aflw, n_images)
     files = sorted(aflw.glob("*.jpg"))[: len(samples)]
     yaw = np.array([s.yaw for s in samples])
@@ -434,7 +432,7 @@ def bench_nme(workers: dict[str, Worker], n_images: int, aflw: Path) -> dict:
                 errs[k], hits[k] = ev.landmark_nme(pred, s.pts)[0], True
         nme[name], found[name] = errs, hits
     common = np.logical_and.reduce(list(found.values())) if found else np.zeros(0, bool)
-    out = {name: nme_summary(ev, nme[name], yaw, found[name], common) for name in workers}
+    out: dict[str, Any] = {name: nme_summary(ev, nme[name], yaw, found[name], common) for name in workers}
     out["common_images"] = int(common.sum())
     out["common_per_bin"] = bin_counts(ev, yaw[common])
     out["yaw_bins"] = [f"[{lo},{round(hi)}]" for lo, hi in ev.BINS]
@@ -584,7 +582,8 @@ def _ratio(v: float | None, ref: float | None) -> str:
     return f" ({v / ref:.2f}x)" if v is not None and ref else ""
 
 
-def _get(d: dict, *keys: str) -> float | None:
+def _get(d: dict, *keys: str) -> Any:
+    """``d[keys[0]][keys[1]]...``, None where a key is missing."""
     for k in keys:
         if not isinstance(d, dict) or k not in d:
             return None

@@ -82,7 +82,7 @@ def make_clip(width: int, height: int, faces: int, out_dir: Path) -> Path:
     cw, ch = width // grid, height // grid
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.avi")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (width, height))
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (width, height))
     for img in frames:
         s = min(cw / img.shape[1], ch / img.shape[0])
         cell = cv2.resize(img, (int(img.shape[1] * s), int(img.shape[0] * s)), interpolation=cv2.INTER_CUBIC)

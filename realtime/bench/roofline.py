@@ -57,7 +57,8 @@ def _hooked(modules: list[nn.Module], run) -> list[Layer]:
         elif isinstance(m, nn.ConvTranspose2d):
             k = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
             flops = 2.0 * x.numel() * k
-        else:  # Linear
+        else:
+            assert isinstance(m, nn.Linear)  # the only other layer hooked below
             flops = 2.0 * output.numel() * m.in_features
         weights = sum(p.numel() for p in m.parameters(recurse=False))
         layers.append(Layer(flops, x.numel() + 3 * output.numel() + weights))
@@ -131,7 +132,7 @@ def bench_roofline(log, bundle: Bundle | None = None) -> dict:
     on values) and lite model, 1280x720, 1 and 4 faces."""
     from realtime.bench.model import random_bundle
 
-    report: dict = {"assumptions": __doc__.split("\n\n", 1)[1].strip(), "projections": []}
+    report: dict = {"assumptions": (__doc__ or "").partition("\n\n")[2].strip(), "projections": []}
     models = {"full": random_bundle(16, 256), "lite": bundle or load_bundle()}
     for label, b in models.items():
         for faces in (1, 4):

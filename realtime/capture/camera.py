@@ -57,7 +57,7 @@ class CameraSource(FirstFrameSource):
             cap.release()
             return False
         r = self.request
-        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*r["fourcc"]))
+        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*r["fourcc"]))
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, r["width"])
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, r["height"])
         cap.set(cv2.CAP_PROP_FPS, r["fps"])

@@ -53,11 +53,12 @@ class DemoSource(Source):
 
     def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0, frames: int | None = None):
         self.name = "demo"
-        self.photo = cv2.imread(str(demo_photo_path()), cv2.IMREAD_COLOR)
-        if self.photo is None:
+        photo = cv2.imread(str(demo_photo_path()), cv2.IMREAD_COLOR)
+        if photo is None:
             raise CaptureError(
                 "the demo photo (scikit-image astronaut.png) is unreadable: reinstall scikit-image"
             )
+        self.photo = photo
         self.width, self.height, self.fps, self.frames = width, height, fps, frames
         self.index = 0
 

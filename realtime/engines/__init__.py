@@ -13,7 +13,7 @@ the sigmoid output (about 0.56 px at 256 px), landmarks within 0.5 px.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -89,7 +89,7 @@ def create_engine(
     verbose: bool = False,
     mirror: bool = False,
     retime: bool = False,
-    **kw: object,
+    **kw: Any,
 ) -> Engine:
     """Build an engine: one backend by name, or ``auto`` (realtime.engines.choose: the
     fastest here, remembered; ``retime`` measures again). ``engine.reasons`` lists the

@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -50,6 +51,22 @@ def log(msg: str) -> None:
     print(f"[engines] {msg}", file=sys.stderr, flush=True)
 
 
+class Backend:
+    """What every backend class declares: ``reasons`` is set by create_engine (why this
+    backend runs), ``why`` by a backend that picks its own precision."""
+
+    name: str = ""
+    resolution: int = 0
+    reasons: list[str]
+    why: str = ""
+
+    def run(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, images: torch.Tensor) -> np.ndarray:
+        raise NotImplementedError
+
+
 def bundle_digest(bundle: Bundle) -> str:
     """Short content hash of the weights (cache keys must change when weights do)."""
     h = hashlib.sha256(repr(bundle.config).encode())
@@ -58,7 +75,7 @@ def bundle_digest(bundle: Bundle) -> str:
     return h.hexdigest()[:16]
 
 
-class EagerEngine:
+class EagerEngine(Backend):
     """Plain fp32 PyTorch: the reference every other engine is checked against."""
 
     name = "eager"
@@ -78,7 +95,7 @@ class EagerEngine:
         return self.run(images).cpu().numpy()
 
 
-class CpuFastEngine:
+class CpuFastEngine(Backend):
     """Folded model, channels_last, the wide stride-1 decoder convs as Winograd
     F(4x4, 4x4) (``winograd``, default on in fp32), inductor with freezing (weights
     constant-folded and pre-packed for oneDNN).
@@ -108,9 +125,10 @@ class CpuFastEngine:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         winograd = not bf16 if winograd is None else winograd
         model = FoldedPRNet(bundle.build_model("cpu"), bundle.config.output_scale, winograd)
-        self.model = model.to(dtype=self.dtype, memory_format=self.memory_format)
+        # memory_format is a keyword Module.to takes that torch's overloads leave out
+        self.model = model.to(dtype=self.dtype, memory_format=self.memory_format)  # pyright: ignore[reportCallIssue]
         self.compiled = torch.compile(self.model, dynamic=False) if compile else None
-        self._seen: set[int] = set()
+        self._seen: set[str] = set()
         if compile:
             self.warmup(warmup)
 
@@ -208,7 +226,7 @@ def ort_session(path: str | Path, device: str = "cpu"):
     return ort.InferenceSession(str(path), opts, providers=providers)
 
 
-class OnnxRuntimeEngine:
+class OnnxRuntimeEngine(Backend):
     """The folded model as ONNX, run by onnxruntime (CPU, or CUDA when available)."""
 
     name = "onnxruntime"
@@ -219,7 +237,7 @@ class OnnxRuntimeEngine:
 
     def __call__(self, images: torch.Tensor) -> np.ndarray:
         x = images.detach().to("cpu", torch.float32).contiguous().numpy()
-        return self.session.run(["maps"], {"images": x})[0]
+        return cast(np.ndarray, self.session.run(["maps"], {"images": x})[0])  # a dense output
 
     def run(self, images: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self(images))
@@ -235,7 +253,7 @@ def _need_cuda(device: str) -> torch.device:
     return torch.device(device)
 
 
-class CudaFp16Engine:
+class CudaFp16Engine(Backend):
     """Folded model in fp16, channels_last, torch.compile(mode="reduce-overhead"):
     CUDA graphs replay the whole network as one launch. One upload (from pinned
     memory when the input is on the CPU) and one read-back per call."""
@@ -246,7 +264,7 @@ class CudaFp16Engine:
         self.device = _need_cuda(device)
         self.resolution = bundle.config.resolution
         model = FoldedPRNet(bundle.build_model("cpu"), bundle.config.output_scale)
-        self.model = model.to(self.device, torch.half, memory_format=torch.channels_last)
+        self.model = model.to(self.device, torch.half, memory_format=torch.channels_last)  # pyright: ignore[reportCallIssue]
         self.compiled = torch.compile(self.model, mode="reduce-overhead", dynamic=False)
         self._seen: set[int] = set()
         for b in warmup:
@@ -273,7 +291,7 @@ class CudaFp16Engine:
         return self.run(images).cpu().numpy()
 
 
-class CudaGraphEngine:
+class CudaGraphEngine(Backend):
     """The folded model run by eager CUDA kernels (cuDNN), captured once per batch
     size into a CUDA graph and replayed: one launch per call and no compiler, so it
     runs where Triton, and so inductor, does not (Pascal cards, compute capability
@@ -301,7 +319,7 @@ class CudaGraphEngine:
         self.dtype = torch.half if half else torch.float32
         self.name = "cuda-graph-fp16" if half else "cuda-graph-fp32"
         model = FoldedPRNet(bundle.build_model("cpu"), bundle.config.output_scale)
-        self.model = model.to(self.device, self.dtype, memory_format=torch.channels_last).eval()
+        self.model = model.to(self.device, self.dtype, memory_format=torch.channels_last).eval()  # pyright: ignore[reportCallIssue]
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
         for b in warmup:
             self._capture(b)
@@ -343,7 +361,7 @@ class CudaGraphEngine:
         return self.run(images).cpu().numpy()
 
 
-class TensorRTEngine:
+class TensorRTEngine(Backend):
     """Torch-TensorRT FP16 (dynamo IR). The built engine is saved as an
     ExportedProgram under CACHE/tensorrt, keyed by GPU name, input shape, the
     weights and the torch / torch_tensorrt / TensorRT versions; later runs load it

@@ -5,13 +5,14 @@ The rewritten network computes the same maps (checked by ``choose.compare``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from realtime.model import PRNet
+from realtime.model import ConvBN, DeconvBN, PRNet, ResBlock
 
 #: Winograd F(4x4, 4x4) (cpu-fast): finite interpolation points (plus infinity),
 #: small and exact in binary so fp32 error stays ~1e-5 relative; and the stride-1
@@ -24,6 +25,7 @@ WINOGRAD_SHAPES = ((256, 16), (128, 32), (64, 64))  # (channels, feature-map sid
 
 def _bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     """Eval-mode batch norm as y = a x + b."""
+    assert bn.running_mean is not None and bn.running_var is not None  # PRNet's norms track them
     a = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     return a, bn.bias - a * bn.running_mean
 
@@ -33,6 +35,7 @@ def _conv(weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1, padd
     conv = nn.Conv2d(cin, cout, k, stride, padding, bias=bias is not None)
     conv.weight.data.copy_(weight)
     if bias is not None:
+        assert conv.bias is not None  # made with bias=True just above
         conv.bias.data.copy_(bias)
     return conv
 
@@ -54,7 +57,7 @@ class _FoldedConv(nn.Module):
         return torch.relu(x) if self.relu else x
 
 
-def _fold_convbn(m: nn.Module, relu: bool = True) -> _FoldedConv:
+def _fold_convbn(m: ConvBN, relu: bool = True) -> _FoldedConv:
     w = m.conv.weight
     if m.bn is None:
         return _FoldedConv(w, None, m.stride, relu=False)
@@ -66,7 +69,9 @@ class _FoldedBlock(nn.Module):
     """ResBlock: relu(bn(conv3(y) + short)) with bn's scale folded into conv3 and the
     shortcut conv (an identity shortcut keeps a per-channel scale)."""
 
-    def __init__(self, block: nn.Module):
+    short_scale: torch.Tensor  # a buffer, with an identity shortcut
+
+    def __init__(self, block: ResBlock):
         super().__init__()
         a, b = _bn_affine(block.bn)
         self.conv1 = _fold_convbn(block.conv1)
@@ -116,6 +121,11 @@ class _WinogradConv(nn.Module):
     channels_last memory.
     """
 
+    u: torch.Tensor  # buffers: the transformed kernel, the bias and the two transforms
+    bias: torch.Tensor
+    at: torch.Tensor
+    bt: torch.Tensor
+
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, pad: tuple[int, int], m: int = 4):
         super().__init__()
         cout, cin, r, _ = weight.shape
@@ -153,7 +163,7 @@ class _FoldedDeconv(nn.Module):
     faster: docs/benchmarks.md).
     """
 
-    def __init__(self, m: nn.Module, out_scale: float | None, winograd: bool = False, side: int = 0):
+    def __init__(self, m: DeconvBN, out_scale: float | None, winograd: bool = False, side: int = 0):
         super().__init__()
         a, b = _bn_affine(m.bn)
         w = m.deconv.weight * a[None, :, None, None]  # (cin, cout, k, k)
@@ -167,9 +177,11 @@ class _FoldedDeconv(nn.Module):
                 self.op, self.pad = _conv(conv_w, b), (2, 1, 2, 1)
         else:
             cin, cout, k, _ = w.shape
-            self.op = nn.ConvTranspose2d(cin, cout, k, m.stride, padding=1, bias=True)
-            self.op.weight.data.copy_(w)
-            self.op.bias.data.copy_(b)
+            deconv = nn.ConvTranspose2d(cin, cout, k, m.stride, padding=1, bias=True)
+            assert deconv.bias is not None  # bias=True
+            deconv.weight.data.copy_(w)
+            deconv.bias.data.copy_(b)
+            self.op = deconv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.op(F.pad(x, self.pad) if self.pad else x)
@@ -209,9 +221,11 @@ class FoldedPRNet(nn.Module):
         super().__init__()
         with torch.no_grad():
             self.stem = _fold_convbn(model.conv)
-            self.encoder = nn.Sequential(*[_FoldedBlock(b) for b in model.encoder])
-            last, side, layers = len(model.decoder) - 1, model.config.resolution // 32, []
-            for i, m in enumerate(model.decoder):
+            blocks = cast(Sequence[ResBlock], model.encoder)  # PRNet builds them so
+            deconvs = cast(Sequence[DeconvBN], model.decoder)
+            self.encoder = nn.Sequential(*[_FoldedBlock(b) for b in blocks])
+            last, side, layers = len(deconvs) - 1, model.config.resolution // 32, []
+            for i, m in enumerate(deconvs):
                 side *= m.stride
                 layers.append(_FoldedDeconv(m, out_scale if i == last else None, winograd, side))
             self.decoder = nn.Sequential(*layers)

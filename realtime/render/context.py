@@ -8,9 +8,14 @@ so the frame can be shown without a copy. Either way the renderer sees one
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import moderngl
 
 from realtime.types import UserError
+
+if TYPE_CHECKING:  # glfw's stub names a window handle; glfw itself is imported only when used
+    from glfw import _GLFWwindowPointerT as GlfwWindow
 
 GL_VERSION = 330
 INSTALL_HINT = (
@@ -23,7 +28,7 @@ class GLContextError(UserError, RuntimeError):
     """No OpenGL 3.3 context could be made; the message says what to install."""
 
 
-def create_context(window: object | None = None) -> moderngl.Context:
+def create_context(window: GlfwWindow | None = None) -> moderngl.Context:
     """A moderngl context: the current one of ``window`` (a glfw window) when given,
     else a standalone headless EGL context.
 
@@ -44,7 +49,8 @@ def create_context(window: object | None = None) -> moderngl.Context:
             ) from None
         return ctx
     try:
-        return moderngl.create_context(standalone=True, backend="egl", require=GL_VERSION)
+        # the stub types each of create_context's extra keywords as a dict
+        return moderngl.create_context(standalone=True, backend="egl", require=GL_VERSION)  # pyright: ignore[reportArgumentType]
     except Exception as e:
         raise GLContextError(f"no headless OpenGL context ({_first_line(e)}): {INSTALL_HINT}") from None
 
@@ -57,7 +63,8 @@ class _GlfwLoader:
     def load_opengl_function(self, name: str) -> int:
         import glfw
 
-        return glfw.get_proc_address(name) or 0
+        # ctypes returns the function's c_void_p as an int (None for NULL); the stub says c_void_p
+        return cast("int | None", glfw.get_proc_address(name)) or 0
 
     def release(self) -> None:
         pass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import cv2
 import glfw
@@ -20,6 +21,9 @@ import numpy as np
 from realtime.render.context import GLContextError, create_context
 from realtime.render.effects import EFFECTS
 from realtime.render.renderer import load_program
+
+if TYPE_CHECKING:
+    from realtime.render.context import GlfwWindow
 
 NO_DISPLAY = (
     "no display for the window: run on a desktop, set DISPLAY (or start Xvfb), "
@@ -53,22 +57,22 @@ class Window:
         # EGL first: the headless renderer also uses EGL, and a GLX context made in a
         # process that has an EGL one current kills it with an X error. Where EGL is
         # not there (Windows, macOS), the platform's own API.
-        self.handle = None
+        handle = None
         for api in (glfw.EGL_CONTEXT_API, glfw.NATIVE_CONTEXT_API):
             glfw.window_hint(glfw.CONTEXT_CREATION_API, api)
-            self.handle = glfw.create_window(width, height, title, None, None)
-            if self.handle:
+            handle = glfw.create_window(width, height, title, None, None)
+            if handle:
                 break
-        if not self.handle:
+        if not handle:
             glfw.terminate()
             raise GLContextError("could not open an OpenGL 3.3 window: " + NO_DISPLAY)
         try:
-            self.ctx = create_context(self.handle)
+            self.ctx = create_context(handle)
         except Exception:
-            glfw.destroy_window(self.handle)
-            self.handle = None
+            glfw.destroy_window(handle)
             glfw.terminate()
             raise
+        self.handle: GlfwWindow | None = handle  # None once closed
         glfw.swap_interval(0)  # never block on vsync: latency matters more than tearing
         self.effects = list(effects)
         self.index = self.effects.index(effect) if effect in self.effects else 0
@@ -80,7 +84,7 @@ class Window:
         self.hud_tex: moderngl.Texture | None = None
         self.hud_text: list[str] = []
         self.shown: np.ndarray | None = None
-        glfw.set_key_callback(self.handle, self._on_key)
+        glfw.set_key_callback(handle, self._on_key)
 
     @property
     def effect(self) -> str:
@@ -105,7 +109,8 @@ class Window:
             self.hud = not self.hud
         elif key in (glfw.KEY_Q, glfw.KEY_ESCAPE):
             self.quit = True
-            glfw.set_window_should_close(self.handle, True)
+            if self.handle is not None:
+                glfw.set_window_should_close(self.handle, True)
 
     def _on_key(self, _win: object, key: int, _scancode: int, action: int, _mods: int) -> None:
         if action == glfw.PRESS:
@@ -113,7 +118,7 @@ class Window:
 
     @property
     def open(self) -> bool:
-        return not self.quit and not glfw.window_should_close(self.handle)
+        return self.handle is not None and not self.quit and not glfw.window_should_close(self.handle)
 
     def show(
         self, frame: moderngl.Texture, hud_lines: list[str] | None = None, capture: bool = False
@@ -121,6 +126,7 @@ class Window:
         """Draw ``frame`` (a renderer's output texture) letterboxed, the HUD on top,
         and process window events. Returns whether the window is still open. With
         ``capture``, what was drawn is kept in ``shown`` ((H, W, 3) BGR) for checks."""
+        assert self.handle is not None, "the window is closed"
         glfw.make_context_current(self.handle)
         fw, fh = glfw.get_framebuffer_size(self.handle)
         ctx = self.ctx
