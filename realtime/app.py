@@ -132,7 +132,7 @@ class App:
         import torch
 
         from realtime.decode import Decoder
-        from realtime.engines import MirrorAveraged, create_engine, resolve_device
+        from realtime.engines import MirrorAveraged, create_engine, resolve_device, settle_threads
         from realtime.faces import FaceProcessor
         from realtime.smooth import OneEuroConfig, OneEuroFilter
         from realtime.weights import load_bundle
@@ -155,11 +155,7 @@ class App:
             )
             # Plain and mirrored share the one network: toggling mirror averaging is free.
             self.engine = engine.inner if isinstance(engine, MirrorAveraged) else engine
-            if self.device == "cpu" and self.engine.name == "onnxruntime":
-                # The network has onnxruntime's own threads; torch's work around it (MTCNN's
-                # check, the crops) is small tensors, where a second torch thread only
-                # waits: on 2 loaded cores 2 torch threads made a frame 5-10x slower.
-                torch.set_num_threads(1)
+            settle_threads(self.engine, self.device)
             self.mirrored = (
                 engine if isinstance(engine, MirrorAveraged) else MirrorAveraged(engine, self.bundle.layout)
             )

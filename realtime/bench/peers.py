@@ -57,8 +57,8 @@ from realtime.paths import CACHE, MEDIA, REPO, SHARED_DATA
 MEDIAPIPE_VERSION = "0.10.14"
 #: MediaPipe's own environment; PRNET_LIVE_MEDIAPIPE_PYTHON names another python instead.
 MEDIAPIPE_VENV = CACHE / "peers" / "mediapipe-venv"
-#: "ours-1thread" is ours with one torch / onnxruntime thread: on a shared 2-core machine
-#: torch's OpenMP threads wait for each other (detect and crop 5-10x slower at load 4-6).
+#: "ours" runs as the app does (realtime.engines.settle_threads: torch on one thread beside
+#: onnxruntime's); "ours-1thread" also gives onnxruntime a single thread.
 PEERS = ("ours", "ours-1thread", "mediapipe", "dlib")
 SIZES = ((640, 480), (1280, 720))
 CLIP = MEDIA / "carphone_176x144.mp4"
@@ -91,7 +91,7 @@ class OursPeer:
 
         from realtime.decode import Decoder
         from realtime.detect import MTCNN
-        from realtime.engines import create_engine
+        from realtime.engines import create_engine, settle_threads
         from realtime.weights import load_bundle
 
         if threads:
@@ -99,6 +99,8 @@ class OursPeer:
         bundle = load_bundle()
         self.backend = backend
         self.engine = create_engine(bundle, backend=backend)
+        if not threads:
+            settle_threads(self.engine, "cpu")  # as the app runs it
         self.decoder = Decoder(bundle.layout)
         self.detector = MTCNN()
         assert bundle.path is not None  # load_bundle reads a file

@@ -50,6 +50,7 @@ __all__ = [
     "create_engine",
     "export_onnx",
     "resolve_device",
+    "settle_threads",
     "time_engine",
     "within_tolerance",
 ]
@@ -73,6 +74,14 @@ class Engine(Protocol):
     def run(self, images: torch.Tensor) -> torch.Tensor: ...
 
     def __call__(self, images: torch.Tensor) -> np.ndarray: ...
+
+
+def settle_threads(engine: Engine, device: str) -> None:
+    """On a CPU with onnxruntime running the network on its own threads, torch's share
+    of a frame (MTCNN's check, the crops: small tensors) runs on one thread: a second
+    one only waits for the first, and on 2 busy cores that made a frame 5-10x slower."""
+    if device == "cpu" and engine.name.startswith("onnxruntime"):
+        torch.set_num_threads(1)
 
 
 def resolve_device(device: str) -> str:
