@@ -253,6 +253,39 @@ def _need_cuda(device: str) -> torch.device:
     return torch.device(device)
 
 
+def int8_model_path(bundle: Bundle) -> Path:
+    """Where realtime.train.quantize leaves the int8 model of ``bundle`` (the weights
+    and the library versions in the name: another of either needs another build)."""
+    import onnxruntime
+
+    key = _versions_key(bundle_digest(bundle), torch.__version__, onnxruntime.__version__, "int8-waist-v1")
+    cfg = bundle.config
+    return CACHE / "onnx" / f"prnet_s{cfg.size}_r{cfg.resolution}_int8_{key}.onnx"
+
+
+class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
+    """The int8 model (static QDQ quantisation of the folded network's narrow middle,
+    built offline by ``python -m realtime.train.quantize``) run with the fp32 engine's
+    session options and calls. CPU only: the int8 kernels are the point."""
+
+    name = "onnxruntime-int8"
+
+    def __init__(self, bundle: Bundle, device: str = "cpu"):
+        if device != "cpu":
+            raise EngineError("CPU only (device='cpu')")
+        try:
+            path = int8_model_path(bundle)
+        except ImportError:
+            raise EngineError("onnxruntime is not installed (pip install onnxruntime)") from None
+        if not path.is_file():
+            raise EngineError(
+                "no int8 model for these weights and libraries yet: build it once with "
+                "`python -m realtime.train.quantize` (reads the training crops)"
+            )
+        self.resolution = bundle.config.resolution
+        self.session = ort_session(path, device)
+
+
 class CudaFp16Engine(Backend):
     """Folded model in fp16, channels_last, torch.compile(mode="reduce-overhead"):
     CUDA graphs replay the whole network as one launch. One upload (from pinned

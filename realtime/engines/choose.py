@@ -20,17 +20,20 @@ import platform
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from realtime.engines.backends import (
+    Backend,
     CpuFastEngine,
     CudaFp16Engine,
     CudaGraphEngine,
     EagerEngine,
     EngineError,
     OnnxRuntimeEngine,
+    OnnxRuntimeInt8Engine,
     TensorRTEngine,
     bundle_digest,
     log,
@@ -51,13 +54,23 @@ AUTO_ORDER = {
 #: cuda-graph picks its precision by the GPU (fp16 from compute capability 7.0); the
 #: other two force one, e.g. to try a Pascal card's fp32 path on a newer GPU.
 CUDA_GRAPH = {"cuda-graph": None, "cuda-graph-fp16": True, "cuda-graph-fp32": False}
-BACKENDS = ("eager", "cpu-fast", "cpu-bf16", "onnxruntime", "cuda-fp16", *CUDA_GRAPH, "tensorrt")
+#: onnxruntime-int8 is not in AUTO_ORDER: its model is built offline (realtime.train.quantize).
+BACKENDS = (
+    "eager",
+    "cpu-fast",
+    "cpu-bf16",
+    "onnxruntime",
+    "onnxruntime-int8",
+    "cuda-fp16",
+    *CUDA_GRAPH,
+    "tensorrt",
+)
 CHOICE_FILE = "engine-choice.json"
 #: Triton (and so inductor on CUDA) needs at least this compute capability.
 TRITON_MIN_CC = (7, 0)
 
 
-def make(bundle: Bundle, backend: str, device: str, **kw: object):
+def make(bundle: Bundle, backend: str, device: str, **kw: Any) -> Backend:
     """One backend by name, or EngineError saying why it cannot run here."""
     if backend in ("cpu-fast", "cpu-bf16") and device != "cpu":
         raise EngineError("CPU only (device='cpu')")
@@ -69,6 +82,8 @@ def make(bundle: Bundle, backend: str, device: str, **kw: object):
         return CpuFastEngine(bundle, bf16=True, **kw)
     if backend == "onnxruntime":
         return OnnxRuntimeEngine(bundle, device)
+    if backend == "onnxruntime-int8":
+        return OnnxRuntimeInt8Engine(bundle, device)
     if backend == "cuda-fp16":
         _need_triton(device)
         return CudaFp16Engine(bundle, device, **kw)
@@ -143,14 +158,14 @@ def remember(key: str, choice: dict, path: Path | None = None) -> None:
         log(f"could not remember the engine choice in {path}: {e}")
 
 
-def pick(bundle: Bundle, device: str, batch: int, retime: bool = False, **kw: object):
+def pick(bundle: Bundle, device: str, batch: int, retime: bool = False, **kw: Any) -> Backend:
     """The fastest backend that builds here, and the reasons (one line each). On a
     CPU the candidates are timed and the winner remembered; on a GPU the order decides
     (nothing is timed, so there is nothing to remember)."""
     kind = "cuda" if device.startswith("cuda") else "cpu"
     key = choice_key(bundle, batch) if kind == "cpu" else ""
     if key and not retime and (prior := remembered(key)) is not None:
-        name = prior.get("backend")
+        name = str(prior.get("backend"))
         try:
             engine = make(bundle, name, device, **(kw if name != "eager" else {}))
             when, times = prior.get("when", "?"), prior.get("ms", {})

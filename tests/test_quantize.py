@@ -1,0 +1,77 @@
+"""The int8 engine: its landmarks stay near fp32's on real face crops; without its
+model it says how to build one, and a missing calibration folder says so, in one line.
+
+The int8 model is built once into the cache (about 20 s on a 2-core CPU), later runs
+load it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import need
+
+from realtime import engines as E
+from realtime.engines.backends import OnnxRuntimeInt8Engine
+from realtime.train.quantize import quantize_onnx
+
+pytest.importorskip("onnx", reason="onnx not installed")
+pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+
+#: int8 vs fp32, 2D landmark distance in crop pixels at 128 px. On all 2,000
+#: AFLW2000-3D crops the mean is 0.13 px (p99 0.50, worst 2.0); on these 8 crops each
+#: image's mean is 0.11-0.16 px and its worst landmark 0.47 px.
+MEAN_TOL_PX = 0.25
+MAX_TOL_PX = 1.0
+
+
+def face_crops(folder: Path, resolution: int, n: int = 8) -> torch.Tensor:
+    """The first ``n`` AFLW2000-3D faces cut as the evaluation cuts them (0-90 degrees
+    of yaw among them), RGB in [0, 1]."""
+    from realtime.train.evaluate import crop_affine, load_aflw2000, warp_crop
+
+    crops = [
+        cv2.cvtColor(warp_crop(s.image, crop_affine(s.pts[:2], resolution), resolution), cv2.COLOR_BGR2RGB)
+        for s in load_aflw2000(folder, n)
+    ]
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255
+
+
+def test_int8_landmarks_near_fp32(bundle, shared):
+    need((shared / "train" / "aflw_crops_120.zip").is_file(), "no AFLW training crops for calibration")
+    need((shared / "aflw2000").is_dir(), "no AFLW2000-3D images")
+    quantize_onnx(bundle, shared)  # the offline build (cached after the first time)
+    int8 = E.create_engine(bundle, "onnxruntime-int8")
+    assert isinstance(int8, OnnxRuntimeInt8Engine) and int8.name == "onnxruntime-int8"
+    x = face_crops(shared / "aflw2000", bundle.config.resolution)
+    ref, out = E.create_engine(bundle, "onnxruntime")(x), int8(x)
+    assert out.shape == ref.shape and out.dtype == np.float32
+    col, row = bundle.layout.kpt_ind
+    dist = np.linalg.norm((out - ref)[:, :2, row, col], axis=1)  # (B, 68) px
+    assert dist.mean(1).max() <= MEAN_TOL_PX, dist.mean(1)
+    assert dist.max() <= MAX_TOL_PX, dist.max(1)
+
+
+def test_missing_calibration_data_is_one_line(bundle, tmp_path):
+    missing = tmp_path / "no-such-data"
+    with pytest.raises(E.EngineError) as info:
+        quantize_onnx(bundle, data=missing, path=tmp_path / "int8.onnx")
+    msg = str(info.value)
+    assert "\n" not in msg and str(missing / "train") in msg and "aflw_crops_120.zip" in msg, msg
+    assert not (tmp_path / "int8.onnx").exists()
+
+
+def test_without_its_model_the_engine_says_how_to_build_it(bundle, tmp_path, monkeypatch):
+    from realtime.engines import backends
+
+    monkeypatch.setattr(backends, "CACHE", tmp_path)  # an empty cache: no int8 model yet
+    with pytest.raises(E.EngineError, match="python -m realtime.train.quantize"):
+        E.create_engine(bundle, "onnxruntime-int8")
+
+
+def test_cpu_only(bundle):
+    with pytest.raises(E.EngineError, match="CPU only"):
+        OnnxRuntimeInt8Engine(bundle, "cuda")
