@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from conftest import CARPHONE, MEDIA, ROOT, read_frames
 
+pytestmark = pytest.mark.slow  # each test runs the app in a child process
+
 # eager: the compiled CPU engine would spend its first-run compile time in every test
 FAST = ("--backend", "eager")
 

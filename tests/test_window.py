@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from realtime.bench.components import synthetic_faces
 from realtime.render.effects import EFFECTS
 from realtime.render.renderer import Renderer
+
+pytestmark = [pytest.mark.window, pytest.mark.gl]
 
 
 def test_window_shows_frames_and_closes(xvfb, bundle, media):
