@@ -17,7 +17,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -31,7 +33,7 @@ from realtime.corpus.tracks import match_tracks
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ("carphone_176x144.mp4", "kpa_webcam_160x120.avi", "hamilton_profile_640x360.mp4")
-SETTINGS = dict(chunk=20, overlap=4, max_frames=48)
+SETTINGS: dict[str, Any] = dict(chunk=20, overlap=4, max_frames=48)
 #: The workers and the test run the same engine (onnxruntime, one thread) on the same
 #: frames: only summation order could differ, far below this (pixels).
 TOL = 1e-3
@@ -79,7 +81,7 @@ def library_faces(library, video: Path, settings: Settings) -> dict[int, list]:
     engine, decoder = library
     info = probe(video)
     cap, frames = cv2.VideoCapture(str(video)), []
-    while len(frames) < settings.max_frames and (got := cap.read())[0]:
+    while len(frames) < (settings.max_frames or 10**9) and (got := cap.read())[0]:
         frames.append(got[1])
     out: dict[int, list] = {}
     for c in plan_chunks(info, settings):
@@ -238,7 +240,7 @@ def test_bad_input_and_changed_settings_fail_in_one_line(corpus, tmp_path, capsy
 
 
 def test_match_tracks_joins_by_overlap_iou():
-    def table(rows: list[tuple[int, int, list[float]]]) -> pa.Table:
+    def table(rows: list[tuple[int, int, Sequence[float]]]) -> pa.Table:
         box = np.array([r[2] for r in rows], np.float32)
         return pa.table(
             {

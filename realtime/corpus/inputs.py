@@ -30,6 +30,10 @@ class Settings:
 
 @dataclass
 class Video:
+    """One input file: its content hash, the name its outputs take (stem and hash, so
+    two clip.mp4 in different folders do not collide), what OpenCV reads of it, and
+    ``error``, why it cannot be read ("" when it can)."""
+
     path: Path
     sha: str
     name: str
@@ -45,7 +49,8 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     out: dict[Path, None] = {}
 
     def add(item: str, base: Path) -> None:
-        p = Path(item) if Path(item).is_absolute() else base / item
+        p = Path(item).expanduser()
+        p = p if p.is_absolute() else base / p
         if p.is_dir():
             for f in sorted(p.rglob("*")):
                 if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS:

@@ -12,14 +12,16 @@ import hashlib
 import logging
 import os
 import shutil
+import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from realtime.corpus.inputs import Settings, Video, expand_inputs, plan_chunks, probe
+from realtime.corpus.pool import pool_rows
 from realtime.corpus.store import Manifest, assemble, part_path, write_atomic
-from realtime.corpus.worker import WORKER_FAILED, Chunk, ChunkWorker
+from realtime.corpus.worker import WORKER_FAILED, Chunk
 from realtime.types import UserError
 
 #: Seconds between manifest writes while videos finish (and always at the end): the
@@ -90,12 +92,19 @@ class Summary:
 
 def _init_ray(res: Resources) -> bool:
     """Start or join Ray; True when this call started it (so it shuts it down)."""
+    if (
+        res.address
+        and "RAY_AUTH_MODE" not in os.environ
+        and (os.environ.get("RAY_AUTH_TOKEN") or (Path.home() / ".ray" / "auth_token").is_file())
+    ):  # as `ray start` does where a token exists, so the cluster accepts us; read when ray loads
+        os.environ["RAY_AUTH_MODE"] = "token"
     import ray
 
     if ray.is_initialized():
         return False
     kw: dict = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     if res.address:
+        _reachable(res.address)
         try:
             ray.init(address=res.address, **kw)
         except Exception as e:  # ConnectionError, a version mismatch, a bad address...
@@ -105,10 +114,36 @@ def _init_ray(res: Resources) -> bool:
                 "--head` (docs/corpus.md), or leave --address out to run on this machine"
             ) from None
     else:
-        cpus = max(os.cpu_count() or 1, int((res.workers or 1) * res.cpus_per_worker))
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cpus = max(usable, int((res.workers or 1) * res.cpus_per_worker))  # the cores we may use (taskset)
         mem = res.object_store_mb * 2**20 if res.object_store_mb else None
-        ray.init(address="local", num_cpus=cpus, object_store_memory=mem, **kw)  # never someone else's
+        # A private instance, never a cluster someone started here. Its workers run at the
+        # driver's priority: Ray starts them at nice 15, and beside any other busy process
+        # on the machine they then got a fraction of a core each.
+        ray.init(
+            address="local",
+            num_cpus=cpus,
+            object_store_memory=mem,
+            _system_config={"worker_niceness": 0},
+            _node_ip_address="127.0.0.1",  # a private instance talks over loopback only
+            **kw,
+        )
     return True
+
+
+def _reachable(address: str) -> None:
+    """Fail in 5 s, in one line, for a HOST:PORT nobody listens on: Ray itself retries
+    such an address for ever."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise UserError(
+            f"--address {address}: nothing answers there ({e.strerror or e}); start the cluster with "
+            "`ray start --head` (docs/corpus.md), or leave --address out to run on this machine"
+        ) from None
 
 
 def _drop_empty(folder: Path) -> None:
@@ -118,13 +153,23 @@ def _drop_empty(folder: Path) -> None:
         pass
 
 
-def _default_workers(res: Resources) -> int:
+def _pool_size(res: Resources) -> int:
+    """--workers, or as many as the cluster's CPUs (GPUs) hold; one line instead of a
+    pool that waits for ever on resources the cluster does not have."""
     import ray
 
     total = ray.cluster_resources()
+    fit = int(total.get("CPU", 0) / res.cpus_per_worker)
     if res.gpus_per_worker > 0:
-        return max(1, int(total.get("GPU", 0) / res.gpus_per_worker))
-    return max(1, int(total.get("CPU", 1) / res.cpus_per_worker))
+        fit = min(fit, int(total.get("GPU", 0) / res.gpus_per_worker))
+    workers = res.workers or max(1, fit)
+    if workers > fit:
+        raise UserError(
+            f"{workers} worker(s) of {res.cpus_per_worker:g} CPU and {res.gpus_per_worker:g} GPU need "
+            f"more than Ray has ({total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs): lower "
+            "--workers or --cpus-per-worker/--gpus-per-worker"
+        )
+    return workers
 
 
 class Job:
@@ -225,45 +270,40 @@ class Job:
 
     def run_pool(self, todo: list[Chunk]) -> None:
         """Stream the chunks through the actor pool, recording each as it arrives."""
-        import ray
         from tqdm import tqdm
 
         res, settings = self.res, self.settings
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False  # ours is enough
-        ctx.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
-        self.summary.workers = res.workers or _default_workers(res)
+        self.summary.workers = _pool_size(res)
         gpu = res.gpus_per_worker > 0
-        ds = ray.data.from_items([asdict(c) for c in todo], override_num_blocks=len(todo))
-        ds = ds.map_batches(
-            ChunkWorker,
-            fn_constructor_kwargs={
-                "weights": self.weights,
-                "backend": res.backend or ("auto" if gpu else "onnxruntime"),
-                "device": "cuda" if gpu else "cpu",
-                "max_faces": settings.max_faces,
-                "threads": max(1, int(res.cpus_per_worker)),
-                "vertices": settings.vertices,
-                "raw": settings.raw,
-            },
-            batch_size=1,  # one chunk per call; one call at a time per actor, so none waits behind a busy one
-            compute=ray.data.ActorPoolStrategy(size=self.summary.workers, max_tasks_in_flight_per_actor=1),
-            num_cpus=res.cpus_per_worker,
-            num_gpus=res.gpus_per_worker or None,
-        )
+        worker_kwargs = {
+            "weights": self.weights,
+            "backend": res.backend or ("auto" if gpu else "onnxruntime"),
+            "device": "cuda" if gpu else "cpu",
+            "max_faces": settings.max_faces,
+            "threads": max(1, int(res.cpus_per_worker)),
+            "vertices": settings.vertices,
+            "raw": settings.raw,
+        }
         progress = res.progress if res.progress is not None else sys.stderr.isatty()
         by_key = {(c.video, c.index): c for c in todo}
-        total = sum(c.end - c.start for c in todo)
         arrivals: list[tuple[float, int]] = []
+        total = sum(c.end - c.start for c in todo)
         bar = tqdm(total=total, unit="frame", desc="corpus", disable=not progress, file=sys.stderr)
+        rows = pool_rows(
+            [asdict(c) for c in todo],
+            self.summary.workers,
+            res.cpus_per_worker,
+            res.gpus_per_worker,
+            worker_kwargs,
+        )
         try:
-            for row in ds.iter_rows():
+            for row in rows:
                 emitted = self.record(by_key[(row["video"], int(row["index"]))], row)
                 arrivals.append((time.perf_counter(), emitted))
                 bar.update(emitted)
                 bar.set_postfix(failed=len(self.summary.failed), refresh=False)
         finally:
+            rows.close()
             bar.close()
             self.summary.steady(arrivals)
 
@@ -277,6 +317,8 @@ def run(
     t0 = time.perf_counter()
     paths = expand_inputs(inputs)
     bundle = load_bundle(weights)  # a bad --weights fails here, before Ray starts
+    if bundle.path is None:  # load_bundle always sets it; the type allows None
+        raise UserError("the weights bundle has no file to send to the workers: pass --weights PATH")
     weights_bytes = Path(bundle.path).read_bytes()
     settings.weights = hashlib.sha256(weights_bytes).hexdigest()
     out = Path(out)

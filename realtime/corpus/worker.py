@@ -15,6 +15,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -199,13 +200,8 @@ class ChunkWorker:
 
         torch.set_num_threads(threads)
         cv2.setNumThreads(threads)
-        self.threads, self.device, self.max_faces, self.vertices, self.raw = (
-            threads,
-            device,
-            max_faces,
-            vertices,
-            raw,
-        )
+        self.threads, self.device, self.max_faces = threads, device, max_faces
+        self.vertices, self.raw = vertices, raw
         self.detector, self.error = None, ""
         try:
             with tempfile.TemporaryDirectory() as tmp:  # the bundle travels as bytes: no shared disk needed
@@ -230,6 +226,6 @@ class ChunkWorker:
         return pa.Table.from_pylist(results)
 
 
-def _scalar(value: object) -> object:
+def _scalar(value: Any) -> Any:
     """numpy scalar -> Python (Ray Data hands a numpy batch)."""
     return value.item() if isinstance(value, np.generic) else value
