@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.decode import Decoder
+from realtime.decode import Decoder, rotation_to_angles
 from realtime.train.groundtruth import Batcher, MapMaker, TrainSet, landmarks_2d
 from realtime.train.profiling import (
     Profiler,
@@ -22,8 +22,10 @@ from realtime.train.profiling import (
 )
 from realtime.train.train import StepBatches
 
+STEP = (np.array([0.5, 0.0]), np.array([0.0, 0.5]))  # central differences, output pixels
 IDENTITY = np.array([[1.0, 0, 0], [0, 1, 0]])  # maps in 120-crop pixels
-# Crops from the training set with their fit's yaw: frontal, turned, half-profile.
+# Three training crops (near-frontal, turned, turned) and how far each turns; the sign is
+# set by the fixture, away from the camera as the cache turns them.
 PICK = [0, 50, 200]
 TURNS = [Turn(60.0), Turn(-40.0, 8.0), Turn(30.0, -8.0)]
 
@@ -55,8 +57,8 @@ def turned(crops, profiler, maker):
     its label map in 120-crop pixels."""
     out = []
     for i, turn in enumerate(TURNS):
-        yaw0 = np.degrees(np.arcsin(-fit_rotation(crops.params[i])[2, 0]))
-        turn = Turn(np.sign(yaw0 or 1) * abs(turn.yaw), turn.pitch)
+        yaw0 = rotation_to_angles(fit_rotation(crops.params[i]))[1]
+        turn = Turn(float(np.sign(yaw0) or 1) * abs(turn.yaw), turn.pitch)
         res = profiler.profile(crops.images[i], crops.params[i], turn)
         params = turn_params(crops.params[i : i + 1], res.xform[None])
         out.append((turn, res, params, maker.maps(params, IDENTITY[None])[0].numpy()))
@@ -64,11 +66,14 @@ def turned(crops, profiler, maker):
 
 
 def visible(profiler, params, pts, tol=1.0):
-    """(K,) whether each (K, 3) image-axes point is on the fit's front surface."""
+    """(K,) whether each (K, 3) image-axes point is on the fit's front surface and
+    away from its outlines (a depth step within a pixel: the face's edge, the nose or
+    the lips in front of what they hide), where a pixel shows two surfaces at once."""
     v = profiler.vertices(params)
     zbuf, _ = rasterise((v[:, :2] + 0.5) * 4 - 0.5, v[:, 2], profiler.tris, (480, 480))
-    c = np.clip(np.round((pts[:, :2] + 0.5) * 4 - 0.5).astype(int), 0, 479)
-    return pts[:, 2] >= zbuf[c[:, 1], c[:, 0]] - tol
+    c = np.clip(np.round((pts[:, :2] + 0.5) * 4 - 0.5).astype(int), 4, 475)
+    near = np.stack([zbuf[c[:, 1] + dy, c[:, 0] + dx] for dy in range(-2, 3) for dx in range(-2, 3)], 1)
+    return (pts[:, 2] >= zbuf[c[:, 1], c[:, 0]] - tol) & (np.ptp(near, 1) < 3)
 
 
 def bilinear(img, x, y):
@@ -94,24 +99,20 @@ def test_map_holds_the_landmarks_where_they_are_drawn(crops, profiler, maker, tu
         # The map's landmark pixels are the turned fit's landmark vertices, exactly.
         assert np.abs(lm_map - landmarks_2d(params, bfm)[0]).max() < 1e-3
         src = profiler.landmarks(crops.params[i])
-        dst = np.c_[lm_map, m[2, k[1], k[0]]]
         both = visible(profiler, crops.params[i], src) & visible(
             profiler, params[0], profiler.landmarks(params[0])
         )
-        assert both.sum() >= 25, both.sum()
+        assert both.sum() >= 15, both.sum()
         for j in np.flatnonzero(both):
-            x, y = lm_map[j]
-            shown = bilinear(res.source_xy, x, y)
-            # source pixels -> output pixels through the local Jacobian of the render
-            jac = np.stack(
-                [
-                    (bilinear(res.source_xy, x + 0.5, y) - bilinear(res.source_xy, x - 0.5, y)),
-                    (bilinear(res.source_xy, x, y + 0.5) - bilinear(res.source_xy, x, y - 0.5)),
-                ],
-                1,
-            )
-            errors.append(np.linalg.norm(np.linalg.solve(jac, shown - src[j, :2])))
-        del dst
+            # Where the image draws the landmark's source pixel: Newton steps on the
+            # rendered source coordinates, from the map's landmark.
+            x = lm_map[j].astype(np.float64)
+            for _ in range(4):
+                jac = np.stack(
+                    [bilinear(res.source_xy, *(x + d)) - bilinear(res.source_xy, *(x - d)) for d in STEP], 1
+                )
+                x = x - np.linalg.solve(jac, bilinear(res.source_xy, *x) - src[j, :2])
+            errors.append(np.linalg.norm(x - lm_map[j]))
     errors = np.array(errors)
     print(f"landmark error: median {np.median(errors):.3f}, max {errors.max():.3f} px")
     assert errors.max() < 0.5, errors.max()
@@ -159,6 +160,17 @@ def test_cache_and_profiled_share_of_each_batch(crops, maker, tmp_path, monkeypa
     folder = build_cache(shared, copies=2, workers=1)
     prof = load_cache(folder)
     assert prof.images.shape == (6, 120, 120, 3) and list(prof.source) == list(np.repeat(crops.names, 2))
+    # A build cut short resumes: samples without their transform are made again, the same.
+    first = np.array(prof.images)
+    xf = np.load(folder / "xform.npy", mmap_mode="r+")
+    xf[4:] = np.nan
+    xf.flush()
+    np.load(folder / "images.npy", mmap_mode="r+")[4:] = 0
+    with pytest.raises(SystemExit):
+        load_cache(folder)
+    build_cache(shared, copies=2, workers=1)
+    prof = load_cache(folder)
+    np.testing.assert_array_equal(prof.images, first)
     data, prof_idx = join_profiled(crops, prof, exclude=np.array([2]))
     assert len(prof_idx) == 4 and len(data.images) == 7  # the excluded crop's copies left out
     np.testing.assert_array_equal(data.images[prof_idx[0]], prof.images[0])

@@ -1,17 +1,17 @@
 """Face profiling (3DDFA, Zhu et al. 2016): large-pose training crops made from our fits.
 
-AFLW has few faces turned beyond 60 degrees, and that is where the lite model is worst.
-300W-LP, PRNet's training set, was made by turning near-frontal faces with their fitted
-3D mesh; we do the same with our 3DMM fits. Each crop becomes a 2.5D mesh, one vertex
-per half pixel: on the face its depth is the fit's own (its z-buffer, so the texture is
-the crop's pixels at the fit's surface), around the face a depth extrapolated from the
-face's edge toward the head's centre (hair, ears, neck), and the background stays where
-it is, as a camera's would while the head turns. The face turns by a similarity about
-the fit's head centre, the band around it follows with a weight that falls to zero, and
-a z-buffer rasteriser (Numba) draws it. The turned fit is the same similarity applied to
-the fit's parameters, so the label map is made by the existing ``MapMaker`` and lands
-where the face is drawn. Faces turn away from the camera (toward the side they already
-show), never back: that would need texture the crop does not have.
+The lite model is worst on faces turned beyond 60 degrees, a fifth of AFLW's crops.
+300W-LP, PRNet's training set, was made by turning faces with their fitted, textured
+3D mesh; we do the same with our 3DMM fits. The fit's mesh takes its texture from the
+crop (each vertex the pixel it lies on) and turns about the head's centre by a
+similarity; the crop around it becomes a 2.5D mesh, a vertex per pixel, whose depth
+continues the face's and falls back toward the head's centre (hair, ears, neck), and
+follows the turn with a weight that fades to zero, so the background stays where it is,
+as it would while a head turns in front of a camera. A z-buffer rasteriser (Numba)
+draws both. The turned fit is the same similarity applied to the fit's parameters, so
+the label map comes from the existing ``MapMaker`` and lands where the face is drawn.
+Faces turn away from the camera (toward the side they already show), never back: that
+would need texture the crop does not have.
 
 ``python -m realtime.train.profiling build`` caches N turned copies of every crop under
 ``~/.cache/prnet-live/profiled/``; ``python -m realtime.train --profiled P`` mixes them in.
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from realtime.train.groundtruth import CROP, TrainSet, landmarks_2d, load_trains
 from realtime.uv import load_bfm
 
 CACHE_DIR = CACHE / "profiled"
+VERSION = 2  # of the renderer: part of the cache's name, so a change rebuilds it
 # Model space (1-based crop pixels, y up) -> image axes (0-based, y down): v = FLIP v + ORIGIN.
 FLIP = np.diag([1.0, -1.0, 1.0])
 ORIGIN = np.array([-1.0, CROP, -1.0])
@@ -130,12 +130,19 @@ def _rasterise(xy, z, attr, tris, zbuf, out):  # pragma: no cover - compiled
 
 
 def rasterise(
-    xy: np.ndarray, z: np.ndarray, tris: np.ndarray, shape: tuple[int, int], attr: np.ndarray | None = None
+    xy: np.ndarray,
+    z: np.ndarray,
+    tris: np.ndarray,
+    shape: tuple[int, int],
+    attr: np.ndarray | None = None,
+    zbuf: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W) z-buffer (-inf where empty) and (H, W, C) attributes of a triangle mesh."""
+    """(H, W) z-buffer (-inf where empty) and (H, W, C) attributes of a triangle mesh,
+    drawn over ``zbuf`` and ``out`` (in place) when given."""
     attr = np.zeros((len(xy), 0), np.float32) if attr is None else np.ascontiguousarray(attr, np.float32)
-    zbuf = np.full(shape, -np.inf, np.float32)
-    out = np.zeros((*shape, attr.shape[1]), np.float32)
+    zbuf = np.full(shape, -np.inf, np.float32) if zbuf is None else zbuf
+    out = np.zeros((*shape, attr.shape[1]), np.float32) if out is None else out
     _rasterise(
         np.ascontiguousarray(xy, np.float32), np.ascontiguousarray(z, np.float32), attr, tris, zbuf, out
     )
@@ -152,13 +159,14 @@ def grid_triangles(h: int, w: int) -> np.ndarray:
 class Profiler:
     """Turns training crops; one per process (it holds the face model).
 
-    ``fine``: the mesh has a vertex per 1/fine pixel and is drawn at fine times the
-    crop's size, then area-averaged, so a face squeezed by a turn keeps its detail
-    instead of aliasing. ``pad``: pixels of mirrored border around the crop, so the
-    band around a face near the edge has somewhere to come from. ``band``: how far
-    (as a share of the face's size) the head around the face turns with it, fading
-    to the fixed background; ``depth_fall``: how fast the extrapolated depth falls
-    back to the head's centre (hair and ears curve away from the camera)."""
+    ``fine``: drawn at fine times the crop's size, then area-averaged, so a face
+    squeezed by a turn keeps its detail instead of aliasing; the surroundings are a
+    mesh with a vertex per crop pixel (they only stretch or stay). ``pad``: pixels of
+    mirrored border around the crop, so the band around a face near the edge has
+    somewhere to come from. ``band``: how far (as a share of the face's size) the head
+    around the face turns with it, fading to the fixed background; ``depth_fall``: how
+    fast the extrapolated depth falls back to the head's centre (hair and ears curve
+    away from the camera); ``edge``: the smoothing of that depth, in pixels."""
 
     def __init__(
         self,
@@ -167,16 +175,19 @@ class Profiler:
         pad: int = 16,
         band: float = 0.3,
         depth_fall: float = 0.25,
-        edge: float = 2.0,
+        edge: float = 1.5,
     ):
         self.mean = bfm["mean"].astype(np.float32)
         self.basis = np.concatenate([bfm["shape_basis"], bfm["exp_basis"]], 1).astype(np.float32)
         self.tris = np.ascontiguousarray(bfm["triangles"], np.int32)
         self.kpt = np.asarray(bfm["kpt_ind"], np.int64)
         self.fine, self.pad, self.band, self.depth_fall, self.edge = fine, pad, band, depth_fall, edge
-        self.side = (CROP + 2 * pad) * fine  # fine grid side
-        g = (np.arange(self.side) + 0.5) / fine - 0.5 - pad  # grid points in crop pixels
+        self.side = CROP + 2 * pad  # grid side: one vertex per pixel of the padded crop
+        g = np.arange(self.side, dtype=np.float32) - pad  # grid points in crop pixels
         self.gx, self.gy = np.meshgrid(g, g)
+        self.identity = np.stack([self.gx, self.gy], -1).reshape(-1, 2)
+        o = (np.arange(CROP * fine, dtype=np.float32) + 0.5) / fine - 0.5  # output pixels' centres
+        self.out_xy = np.stack(np.meshgrid(o, o), -1)
         self.grid_tris = grid_triangles(self.side, self.side).astype(np.int32)
         # Zero at the padded border: the mesh's outline stays put, so nothing uncovers.
         edge = np.minimum(np.minimum(self.gx, CROP - 1 - self.gx), np.minimum(self.gy, CROP - 1 - self.gy))
@@ -220,61 +231,75 @@ class Profiler:
         return FLIP @ np.asarray(params[:12], np.float64).reshape(3, 4)[:, 3] + ORIGIN
 
     def profile(self, image: np.ndarray, params: np.ndarray, turn: Turn) -> Profiled:
-        """One crop turned: its pixels on the 2.5D mesh described in the module doc."""
+        """One crop turned: the fit's mesh textured from the crop, drawn over the crop's
+        own pixels on a 2.5D surface (module doc), both moved by the same turn."""
+        from scipy import ndimage
+
         f, pad = self.fine, self.pad
         v = self.vertices(params)
         xf = self.xform(params, turn)
         a, b = xf[:, :3], xf[:, 3]
-        centre_z = float(self.centre(params)[2])
+        size = box(self.landmarks(params)[:, :2])[1]
         # The face's depth in the source view, one sample per grid point.
-        fxy = (v[:, :2] + pad + 0.5) * f - 0.5
-        zsrc, _ = rasterise(fxy, v[:, 2], self.tris, (self.side, self.side))
+        zsrc, _ = rasterise(v[:, :2] + pad, v[:, 2], self.tris, (self.side, self.side))
         face = np.isfinite(zsrc)
         if not face.any():
             raise ValueError("the fit's face is outside the crop")
-        from scipy import ndimage
-
+        # The mesh's texture: the crop at each vertex. Vertices hidden in the crop get
+        # what hides them, but a turn away from the camera keeps them hidden.
+        src = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT_101).astype(np.float32)
+        colour = bilinear(src, v[:, :2] + pad)
+        # Around it, the crop's pixels lie on a surface continuing the face's: the
+        # depth of the nearest face pixel, falling back to the head's centre (hair and
+        # ears curve away), smoothed, since where the face's surface runs along the
+        # line of sight its z-buffer jumps from pixel to pixel and a turn would fan
+        # the jumps out into a serrated edge.
         dist, (ni, nj) = ndimage.distance_transform_edt(~face, return_indices=True)
-        dist = dist / f  # crop pixels
-        # Where the face's surface runs along the line of sight its z-buffer jumps from
-        # one pixel to the next, and a turn would fan those jumps out into a serrated
-        # edge: within ``self.edge`` pixels of the face's outline the depth is smoothed.
-        zero = np.where(face, zsrc, 0).astype(np.float32)
-        sigma = self.edge * f / 2
-        zs = cv2.GaussianBlur(zero, (0, 0), sigma) / np.maximum(
-            cv2.GaussianBlur(face.astype(np.float32), (0, 0), sigma), 1e-6
-        )
-        inner = np.clip(ndimage.distance_transform_edt(face) / (self.edge * f), 0, 1)
-        zsrc = np.where(face, inner * zero + (1 - inner) * zs, -np.inf)
-        size = box(self.landmarks(params)[:, :2])[1]
-        # Around the face: the depth of the nearest face pixel, falling back to the
-        # head's centre, smoothed so that the nearest-pixel seams do not fold.
-        fall = np.exp(-dist / (self.depth_fall * size))
-        ext = centre_z + (zsrc[ni, nj] - centre_z) * fall
-        near = np.clip(dist / 3.0, 0, 1)  # sharp at the face's edge, smooth beyond
-        ext = near * cv2.GaussianBlur(ext.astype(np.float32), (0, 0), 2.0 * f) + (1 - near) * ext
-        depth = np.where(face, zsrc, ext)
-        t = np.clip(dist / (self.band * size), 0, 1)
+        centre_z = float(self.centre(params)[2])
+        fall = np.exp(-((dist / (self.depth_fall * size)) ** 2))  # flat at the edge: no crease
+        depth = np.where(face, zsrc, centre_z + (zsrc[ni, nj] - centre_z) * fall)
+        depth = cv2.GaussianBlur(depth.astype(np.float32), (0, 0), self.edge)
+        t = np.clip(dist / (self.band * size), 0, 1).astype(np.float32)
         w = (1 - t * t * (3 - 2 * t)) * self.border  # smoothstep: 1 on the face, 0 beyond the band
-        g = np.stack([self.gx, self.gy, depth], -1).reshape(-1, 3)
-        moved = g @ a.T + b
+        # Only the part that moves is drawn, over the crop itself: it is the bottom
+        # layer, and a mesh whose outline stays put covers what its inside vacates.
+        moving = cv2.dilate((w > 0).astype(np.uint8), np.ones((2, 2), np.uint8))[:-1, :-1].ravel() > 0
+        tris = self.grid_tris[np.r_[moving, moving]]
+        g = np.concatenate([self.identity, depth.reshape(-1, 1)], 1)
+        moved = g @ a.T.astype(np.float32) + b.astype(np.float32)
         w = w.reshape(-1, 1)
-        xy = w * moved[:, :2] + (1 - w) * g[:, :2]
-        # Layers: the face in front of the band around it, the band in front of the
-        # fixed background, whatever their depths say.
-        z = moved[:, 2] - np.minimum(t.reshape(-1) * 10, 1) * size - (1 - w[:, 0]) * 10 * size
-        src = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
-        rgb = cv2.resize(src, (self.side, self.side), interpolation=cv2.INTER_LINEAR).reshape(-1, 3)
-        attr = np.concatenate([rgb, g[:, :2], face.reshape(-1, 1)], 1)
-        out_side = CROP * f
-        _, img = rasterise((xy + 0.5) * f - 0.5, z, self.grid_tris, (out_side, out_side), attr)
-        img = cv2.resize(img, (CROP, CROP), interpolation=cv2.INTER_AREA)
+        xy = w * moved[:, :2] + (1 - w) * self.identity
+        # Layers whatever the depths say: the face mesh in front, then this surface
+        # (its face part, smoothed, would poke through the mesh's hollows: eye and
+        # mouth corners; it shows only through the open mouth), the band, the fixed
+        # background far behind.
+        z = moved[:, 2] - (0.1 + np.minimum(t.reshape(-1) * 10, 1) + (1 - w[:, 0]) * 10) * size
+        attr = np.concatenate([src.reshape(-1, 3), self.identity, np.zeros((len(g), 1), np.float32)], 1)
+        side = CROP * f
+        up = cv2.resize(image.astype(np.float32), (side, side), interpolation=cv2.INTER_LINEAR)
+        img = np.concatenate([up, self.out_xy, np.zeros((side, side, 1), np.float32)], -1)
+        zbuf = np.full((side, side), -np.inf, np.float32)
+        rasterise((xy + 0.5) * f - 0.5, z, tris, (side, side), attr, zbuf, img)
+        vm = v @ a.T + b
+        face_attr = np.concatenate([colour, v[:, :2], np.ones((len(v), 1))], 1)
+        rasterise((vm[:, :2] + 0.5) * f - 0.5, vm[:, 2], self.tris, (side, side), face_attr, zbuf, img)
+        img = img.reshape(CROP, f, CROP, f, -1).mean((1, 3))  # area average
         return Profiled(
             np.clip(np.round(img[..., :3]), 0, 255).astype(np.uint8),
             xf,
             img[..., 3:5].copy(),
             img[..., 5].copy(),
         )
+
+
+def bilinear(img: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """(K, C) ``img`` sampled at (K, 2) pixel positions (clamped to the image)."""
+    n = len(xy)
+    grid = np.zeros((-(-n // 256) * 256, 2), np.float32)  # cv2.remap wants < 32k a side
+    grid[:n] = xy
+    grid = grid.reshape(-1, 256, 2)
+    out = cv2.remap(img, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(-1, img.shape[2])[:n]
 
 
 def box(pts: np.ndarray) -> tuple[np.ndarray, float]:
@@ -289,7 +314,7 @@ def box(pts: np.ndarray) -> tuple[np.ndarray, float]:
 def cache_path(names: np.ndarray, copies: int, seed: int = 0) -> Path:
     """One folder per crop set, copy count and seed."""
     key = hashlib.sha1("".join(names).encode()).hexdigest()[:10]
-    return CACHE_DIR / f"{key}-x{copies}-s{seed}"
+    return CACHE_DIR / f"{key}-v{VERSION}-x{copies}-s{seed}"
 
 
 @dataclass
@@ -372,9 +397,12 @@ def _make(job: tuple) -> int:
         i, c = divmod(k, copies)
         yaw0 = rotation_to_angles(fit_rotation(data.params[i]))[1]
         turn = pick_turn(float(yaw0), np.random.default_rng([seed, i, c]))
-        out = prof.profile(data.images[i], data.params[i], turn)
-        images[k] = out.image
-        turns[k] = turn.yaw, turn.pitch
+        try:
+            out = prof.profile(data.images[i], data.params[i], turn)
+            images[k], turns[k] = out.image, (turn.yaw, turn.pitch)
+        except ValueError:  # a fit off the crop: keep the crop as it is
+            out = Profiled(data.images[i], np.eye(3, 4), np.empty(0), np.empty(0))
+            images[k], turns[k] = out.image, (0.0, 0.0)
         xforms[k] = out.xform  # written last: a sample is done when its xform is
     images.flush()
     turns.flush()
@@ -404,7 +432,7 @@ def build_cache(data_dir: Path = DEFAULT_DATA, copies: int = 2, seed: int = 0, w
     jobs = [(folder, lo, min(lo + chunk, m), copies, seed) for lo in range(0, m, chunk)
             if not done[lo : lo + chunk].all()]  # fmt: skip
     _worker["data"] = data  # inherited by forked workers
-    bar = tqdm(total=m, initial=m - chunk * len(jobs) if jobs else m, unit="img", desc="profiling")
+    bar = tqdm(total=m, initial=m - sum(j[2] - j[1] for j in jobs), unit="img", desc="profiling")
     if workers > 1:
         with get_context("fork").Pool(workers, _init_worker, (data_dir,)) as pool:
             for n in pool.imap_unordered(_make, jobs):
@@ -433,7 +461,9 @@ def load_cache(folder: Path) -> ProfiledSet:
 def contact_sheet(
     data: TrainSet, prof: ProfiledSet, bfm: dict, out: Path, rows: int = 8, seed: int = 1
 ) -> Path:
-    """Source crops and their turned copies, 2x, with the labels' 68 landmarks drawn."""
+    """Source crops and their turned copies, 2x, with the labels' 68 landmarks drawn
+    (hidden ones too, as the maps hold them): to see by eye that the turned faces look
+    like faces and that the labels sit on them."""
     rng = np.random.default_rng(seed)
     index = {n: i for i, n in enumerate(data.names)}
     copies = int(np.sum(prof.source == prof.source[0]))
@@ -441,10 +471,13 @@ def contact_sheet(
     tiles = []
     for s in starts:
         i = index[prof.source[s]]
-        row = [_tile(data.images[i], landmarks_2d(data.params[i : i + 1], bfm)[0], "source")]
+        yaw0 = rotation_to_angles(fit_rotation(data.params[i]))[1]
+        row = [_tile(data.images[i], landmarks_2d(data.params[i : i + 1], bfm)[0], f"yaw {yaw0:+.0f}")]
         for k in range(s, s + copies):
             p = turn_params(data.params[i : i + 1], prof.xform[k : k + 1])
-            row.append(_tile(prof.images[k], landmarks_2d(p, bfm)[0], f"yaw {prof.turn[k, 0]:+.0f}"))
+            yaw, pitch = prof.turn[k]
+            text = f"yaw {yaw0:+.0f} > {yaw0 + yaw:+.0f}, pitch {pitch:+.0f}"
+            row.append(_tile(prof.images[k], landmarks_2d(p, bfm)[0], text))
         tiles.append(np.concatenate(row, 1))
     sheet = np.concatenate(tiles, 0)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -453,10 +486,12 @@ def contact_sheet(
 
 
 def _tile(img: np.ndarray, lm: np.ndarray, text: str) -> np.ndarray:
+    """One crop at 2x with its landmarks and a caption."""
     t = cv2.resize(np.ascontiguousarray(img), (2 * CROP, 2 * CROP), interpolation=cv2.INTER_CUBIC)
     for x, y in lm:
         cv2.circle(t, (round(2 * x + 0.5), round(2 * y + 0.5)), 2, (0, 255, 0), -1, cv2.LINE_AA)
-    cv2.putText(t, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
+    for colour, width in (((0, 0, 0), 3), ((255, 255, 0), 1)):
+        cv2.putText(t, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, width, cv2.LINE_AA)
     return t
 
 
@@ -479,5 +514,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     sys.exit(main())

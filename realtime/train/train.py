@@ -113,9 +113,9 @@ class StepBatches(torch.utils.data.Dataset):
         sel = order[j : j + self.batch]
         if self.n_prof:
             turned = np.random.default_rng([self.seed, epoch, 1]).permutation(self.prof)
-            k = (step % self.per_epoch) * self.n_prof
+            at = (step % self.per_epoch) * self.n_prof
             sel = np.concatenate(
-                [sel[: self.batch - self.n_prof], turned.take(range(k, k + self.n_prof), mode="wrap")]
+                [sel[: self.batch - self.n_prof], turned.take(range(at, at + self.n_prof), mode="wrap")]
             )
         imgs, affs = self.b.pixels(sel, np.random.default_rng([self.seed, step]))
         return imgs, affs, sel
@@ -171,6 +171,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="move each teacher fit toward AFLW's hand-marked points (groundtruth.refit_to_human)",
     )
     ap.add_argument("--balance-yaw", action="store_true", help="sample yaw bins equally (needs AFLW yaw)")
+    ap.add_argument(
+        "--profiled",
+        type=float,
+        default=0.0,
+        help="share of each batch taken from the profiled (turned) crops "
+        "(build them first: python -m realtime.train.profiling build)",
+    )
+    ap.add_argument("--profiled-copies", type=int, default=2, help="the cache's turned copies per crop")
     ap.add_argument("--keep-epochs", action="store_true", help="keep a checkpoint per validation")
     ap.add_argument("--val-every", type=int, default=1, help="epochs between validations")
     ap.add_argument("--workers", type=int, default=0, help="data-loader processes (0: inline)")
@@ -243,7 +251,20 @@ def main(argv: list[str] | None = None) -> int:
     maker = MapMaker(bfm, cfg.resolution).to(device)
     order = np.random.default_rng(12345).permutation(len(data.images))
     val_idx, train_idx = order[: args.val], order[args.val :]
-    train_b = Batcher(data, maker, augment=True, flip_p=args.flip, strength=args.aug_strength)
+    train_data, prof_idx = data, None
+    if args.profiled:
+        from realtime.train.profiling import cache_path, join_profiled, load_cache
+
+        folder = cache_path(data.names, args.profiled_copies)
+        if not (folder / "xform.npy").exists():
+            raise SystemExit(
+                f"error: --profiled needs {folder}: python -m realtime.train.profiling build "
+                f"--copies {args.profiled_copies}"
+            )
+        # The validation crops' turned copies stay out: they would leak them.
+        train_data, prof_idx = join_profiled(data, load_cache(folder), exclude=val_idx)
+        print(f"{len(prof_idx)} profiled crops from {folder}, {round(args.profiled * args.batch)} per batch")
+    train_b = Batcher(train_data, maker, augment=True, flip_p=args.flip, strength=args.aug_strength)
     val_b = Batcher(data, maker, augment=False)
     weight = torch.from_numpy(maker.layout.weight_mask).to(device)
     scale = cfg.output_scale
@@ -309,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.balance_yaw and data.yaw is None:
         raise SystemExit("error: --balance-yaw needs train/aflw_crops_labels21.npz matching the crops")
     p = yaw_balanced(data.yaw[train_idx]) if args.balance_yaw else None
-    steps = StepBatches(train_b, train_idx, args.seed, args.batch, state["step"], total, p)
+    steps = StepBatches(
+        train_b, train_idx, args.seed, args.batch, state["step"], total, p, prof_idx, args.profiled
+    )
     loader = torch.utils.data.DataLoader(
         steps,
         batch_size=None,
@@ -343,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         for g in opt.param_groups:
             g["lr"] = args.lr * 0.5 ** math.floor(epoch / state["halve_every"])
         x = to_input(imgs, device)
-        y = maker.maps(data.params[sel.numpy()], affs.numpy()) / scale
+        y = maker.maps(train_data.params[sel.numpy()], affs.numpy()) / scale
         with amp:
             pred = model(x)
         loss = weighted_loss(pred.float(), y, weight)
