@@ -163,7 +163,7 @@ def test_user_mask_png(ctx, layout, teacher, tmp_path):
     check_confined(img, out, rec.landmarks, min_changed=5000)
     core = face_region(img.shape, rec.landmarks, 0.6)
     b, g, r = out[core].mean(0)
-    assert r > 200 and b < 60 and g < 60, "the centre of the face should be painted red"
+    assert r > 100 and r > 3 * max(b, g), "the centre of the face should be painted red (lit by its light)"
 
 
 def disc(shape: tuple[int, ...], centre: np.ndarray, radius: float) -> np.ndarray:
@@ -187,11 +187,11 @@ def test_user_mask_is_upright(ctx, layout, teacher, tmp_path, face):
     radius = 0.06 * np.ptp(lm[:, 0])
     between_brows = disc(img.shape, lm[[21, 22, 27]].mean(0), radius)  # above the eyes
     chin = disc(img.shape, (lm[57] + lm[8]) / 2, radius)  # below the mouth
-    diff = out.astype(int) - img
-    b, _, r = diff[between_brows].mean(0)
-    assert r - b > 40, f"between the brows: red {r:+.0f}, blue {b:+.0f}; expected red"
-    b, _, r = diff[chin].mean(0)
-    assert b - r > 40, f"chin: red {r:+.0f}, blue {b:+.0f}; expected blue"
+    # Masks take the face's light, so compare the two places' hues, not levels.
+    b, _, r = out[between_brows].astype(float).mean(0)
+    assert r - b > 40, f"between the brows: red {r:.0f}, blue {b:.0f}; expected red"
+    b, _, r = out[chin].astype(float).mean(0)
+    assert b - r > 40, f"chin: red {r:.0f}, blue {b:.0f}; expected blue"
 
 
 def test_bad_effects_say_what_to_do(layout, tmp_path):
@@ -209,7 +209,10 @@ def lab_mean(pixels: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("live, source", [(100, 5000), (2000, 9000)])
-def test_swap_moves_face_toward_source(ctx, layout, teacher, live, source):
+def test_swap_changes_the_face_and_a_self_swap_barely(ctx, layout, teacher, live, source):
+    """Another person's face changes the face region (and nothing far from it); the
+    face's own photo as source gives back nearly the input: texture, light and seam
+    put together reproduce a face."""
     img, rec = teacher(live)
     src_img, src_rec = teacher(source)
     renderer = Renderer(layout, img.shape[1], img.shape[0], ctx)
@@ -217,11 +220,37 @@ def test_swap_moves_face_toward_source(ctx, layout, teacher, live, source):
     check_confined(img, out, rec.landmarks, min_changed=5000)
     core = face_region(img.shape, rec.landmarks, 0.7)
     assert (out != img).any(-1)[core].mean() > 0.5
-    # The source's own colours on this face: the swap with no colour transfer.
-    pure = renderer.render(img, [rec], FaceSwap(layout, src_img, src_rec, transfer=0.0))
-    before = np.linalg.norm(lab_mean(img[core]) - lab_mean(pure[core]))
-    after = np.linalg.norm(lab_mean(out[core]) - lab_mean(pure[core]))
-    assert after < before, f"face colour did not move toward the source ({before:.1f} -> {after:.1f})"
+    same = renderer.render(img, [rec], FaceSwap(layout, img, rec))
+    other = np.abs(out[core].astype(int) - img[core]).mean()
+    itself = np.abs(same[core].astype(int) - img[core]).mean()
+    # (Not 0: the shine on the photo's skin is pressed down, and the mesh is resampled.)
+    assert itself < 10 and itself < other / 2.5, f"self-swap moved the face {itself:.1f}, another {other:.1f}"
+
+
+def test_swap_takes_the_live_light(ctx, layout, teacher):
+    """The same swap on a face and on that face re-lit from the image's left: the
+    output's left cheek brightens against its right like the input's (the source's
+    own light stays behind)."""
+    from realtime.render.effects.relight import Relight
+    from realtime.render.lighting import directional_light
+
+    img, rec = teacher(100)  # near frontal, so both cheeks are seen
+    src_img, src_rec = teacher(9000)
+    r = Renderer(layout, img.shape[1], img.shape[0], ctx)
+    relit = r.render(img, [rec], Relight(light=directional_light(np.array([-0.8, -0.3, 0.5]), 0.35, 1.1)))
+    lm = rec.landmarks[:, :2]
+    radius = 0.07 * np.ptp(lm[:, 0])
+    left, right = (
+        disc(img.shape, (lm[1] + lm[31]) / 2, radius),
+        disc(img.shape, (lm[15] + lm[35]) / 2, radius),
+    )
+    grey = lambda a: cv2.cvtColor(a, cv2.COLOR_BGR2GRAY).astype(float)  # noqa: E731
+    balance = lambda a: grey(a)[left].mean() / grey(a)[right].mean()  # noqa: E731
+    plain = r.render(img, [rec], FaceSwap(layout, src_img, src_rec))
+    lit = r.render(relit, [rec], FaceSwap(layout, src_img, src_rec))
+    want = balance(relit) / balance(img)
+    got = balance(lit) / balance(plain)
+    assert want > 1.2 and got > 1 + 0.5 * (want - 1), f"input left/right x{want:.2f}, swap x{got:.2f}"
 
 
 def test_swap_from_network_and_switch_at_run_time(ctx, layout, teacher, network, media):

@@ -64,7 +64,7 @@ def make_grid(weights: str | None = None) -> np.ndarray:
     from realtime.decode import Decoder
     from realtime.engines import create_engine
     from realtime.faces import FaceProcessor
-    from realtime.render.effects.swap import FaceSwap
+    from realtime.render.effects.swap import ALBEDO_MAX, FaceSwap
     from realtime.render.renderer import Renderer
     from realtime.weights import load_bundle
 
@@ -91,7 +91,8 @@ def make_grid(weights: str | None = None) -> np.ndarray:
     src_tile = _tile(photo, "swap source")
     tex = swap.texture
     a = tex[..., 3:] / 255.0
-    tex_tile = _tile((tex[..., :3] * a + 40 * (1 - a)).astype(np.uint8), "source UV texture")
+    albedo = np.clip(tex[..., :3] * np.sqrt(ALBEDO_MAX), 0, 255)  # stored as sqrt(albedo / ALBEDO_MAX)
+    tex_tile = _tile((albedo * a + 40 * (1 - a)).astype(np.uint8), "source albedo (de-lit UV)")
     width = max(sum(t.shape[1] for t in r) for r in rows)
     out_rows = []
     for r in [*rows, [src_tile, tex_tile]]:

@@ -25,14 +25,15 @@ from realtime.uv import UVLayout
 #: Linear BGR albedo the mean skin sample is assumed to have (sRGB ~ (225, 175, 150)):
 #: shading is then about 1 where a well exposed face is lit head-on.
 SKIN = np.array([0.35, 0.47, 0.78])
-SAMPLES = 600  # skin pixels per face per frame
+SAMPLES = 400  # skin pixels per face per frame
 SMOOTHING = 0.35  # weight of the newest frame in a track's running light
 ALBEDO_RATE = 0.08  # weight of the newest frame in a track's running albedo
 MIN_NZ = 0.2  # samples turned further from the camera are not used (grazing, occluded)
 #: Ridge weights per coefficient (DC, 3 x linear, 5 x quadratic): a face sees only one
 #: hemisphere of normals, so the quadratic band is pulled toward zero.
-RIDGE = np.array([1e-4, 0.02, 0.02, 0.02, 0.2, 0.2, 0.2, 0.2, 0.2])
+RIDGE = np.array([1e-4, 0.02, 0.02, 0.02, 0.1, 0.1, 0.1, 0.1, 0.1])
 MAX_TRACKS = 64
+ROUNDS = 4  # light-albedo alternations for a still photo and for a new face
 
 
 def to_linear(bgr: np.ndarray) -> np.ndarray:
@@ -79,7 +80,7 @@ def shader_coefficients(light: np.ndarray) -> np.ndarray:
 
 def shade(light: np.ndarray, normals: np.ndarray) -> np.ndarray:
     """(N, 3) linear BGR shading of unit normals under a (9, 3) light, >= 0."""
-    return np.maximum(sh_basis(normals) @ light, 0.0)
+    return np.maximum(sh_basis(normals) @ light.astype(np.float32), 0.0)
 
 
 def directional_light(direction: np.ndarray, ambient: float, strength: float, colour=(1.0, 1.0, 1.0)):
@@ -94,15 +95,28 @@ def directional_light(direction: np.ndarray, ambient: float, strength: float, co
     return coeff[:, None] * np.asarray(colour, np.float64)[None]
 
 
+def _directions(count: int = 1500) -> np.ndarray:
+    """(count, 3) directions spread evenly over the sphere (a Fibonacci lattice)."""
+    i = np.arange(count) + 0.5
+    z = 1 - 2 * i / count
+    phi = np.pi * (1 + 5**0.5) * i
+    r = np.sqrt(1 - z * z)
+    return np.stack([r * np.cos(phi), r * np.sin(phi), z], 1)
+
+
+_DIRECTIONS = _directions()
+_DIRECTION_BASIS = sh_basis(_DIRECTIONS).astype(np.float64)
+
+
 def dominant_direction(light: np.ndarray) -> tuple[np.ndarray, float]:
-    """Unit direction toward the strongest light (from the linear band of the
-    luminance) and how directional it is (linear / constant band, 0 for flat light)."""
-    lum = light @ np.array([0.11, 0.59, 0.30])
-    d = np.array([lum[3], lum[1], lum[2]])  # x, y, z coefficients
-    norm = float(np.linalg.norm(d))
-    if norm < 1e-6:
-        return np.array([0.0, 0.0, 1.0]), 0.0
-    return d / norm, norm * 0.488603 / max(abs(lum[0]) * 0.282095, 1e-6)
+    """Unit direction (frame axes) whose normal the light shades brightest, and how
+    directional the light is (1 - darkest / brightest shading of the luminance, 0 for
+    flat light). Taken from the whole 9-term shading, not the linear band alone: on a
+    face's hemisphere of normals the bands trade energy, and the brightest direction
+    is what a highlight needs."""
+    lum = _DIRECTION_BASIS @ (light @ LUMA)
+    k = int(np.argmax(lum))
+    return _DIRECTIONS[k].copy(), float(1 - max(lum.min(), 0.0) / max(lum[k], 1e-9))
 
 
 class MeshNormals:
@@ -121,27 +135,29 @@ class MeshNormals:
         # labels number the zero (face) pixels in row-major scan order: the vertex order.
         nearest = (labels - 1).astype(np.int64)
         rows, cols = np.divmod(layout.face_ind, r)
-        self.right = nearest[rows, np.minimum(cols + step, r - 1)]
-        self.left = nearest[rows, np.maximum(cols - step, 0)]
-        self.down = nearest[np.minimum(rows + step, r - 1), cols]
-        self.up = nearest[np.maximum(rows - step, 0), cols]
+        self.right = nearest[rows, np.minimum(cols + step, r - 1)].astype(np.int32)
+        self.left = nearest[rows, np.maximum(cols - step, 0)].astype(np.int32)
+        self.down = nearest[np.minimum(rows + step, r - 1), cols].astype(np.int32)
+        self.up = nearest[np.maximum(rows - step, 0), cols].astype(np.int32)
         # Which way the cross product points for this layout: toward the camera (+z)
         # on the canonical face.
         self.sign = 1.0
         self.sign = 1.0 if self(layout.canonical)[:, 2].mean() > 0 else -1.0
 
     def __call__(self, vertices: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """(F, 3) vertices -> (F, 3) float32 unit normals, or only those of ``rows``."""
-        v = np.asarray(vertices, np.float32)
-        if rows is None:
-            du = v[self.right] - v[self.left]
-            dv = v[self.down] - v[self.up]
-        else:
-            du = v[self.right[rows]] - v[self.left[rows]]
-            dv = v[self.down[rows]] - v[self.up[rows]]
-        n = np.cross(du, dv)
-        n *= self.sign / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
-        return n
+        """(F, 3) vertices -> (F, 3) float32 unit normals, or only those of ``rows``.
+        Works on coordinate rows (3, F): gathering along a contiguous axis with
+        np.take is several times faster than fancy-indexing (F, 3) rows."""
+        vt = np.ascontiguousarray(np.asarray(vertices, np.float32).T)
+        sel = (lambda i: i) if rows is None else (lambda i: i[rows])  # noqa: E731
+        du = np.take(vt, sel(self.right), axis=1) - np.take(vt, sel(self.left), axis=1)
+        dv = np.take(vt, sel(self.down), axis=1) - np.take(vt, sel(self.up), axis=1)
+        n = np.empty_like(du)
+        n[0] = du[1] * dv[2] - du[2] * dv[1]
+        n[1] = du[2] * dv[0] - du[0] * dv[2]
+        n[2] = du[0] * dv[1] - du[1] * dv[0]
+        n *= self.sign / np.maximum(np.sqrt((n * n).sum(0)), 1e-9)
+        return np.ascontiguousarray(n.T)
 
 
 def skin_rows(layout: UVLayout, exclude: np.ndarray, count: int = SAMPLES) -> np.ndarray:
@@ -154,24 +170,44 @@ def skin_rows(layout: UVLayout, exclude: np.ndarray, count: int = SAMPLES) -> np
     return rows[pick]
 
 
-def fit_light(colour: np.ndarray, normals: np.ndarray, albedo: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """(9, 3) light: least squares of colour ~ albedo * (basis(n) @ light) per channel,
-    ridge-regularised (RIDGE) and weighted; one reweighting pass turns down samples
-    that fit badly (hair, a hand, a specular highlight)."""
+LUMA = np.array([0.11, 0.59, 0.30])  # BGR weights of luminance
+
+
+def fit_light(
+    colour: np.ndarray,
+    normals: np.ndarray,
+    albedo: np.ndarray,
+    weight: np.ndarray,
+    prior: np.ndarray | None = None,
+) -> np.ndarray:
+    """(9, 3) light: least squares of colour ~ albedo * (basis(n) @ light), with the
+    light one colour in every direction (9 luminance coefficients times 3 channel
+    gains). Per-channel fits of 27 free coefficients from one hemisphere of normals
+    trade colour between directions and paint the face in false colours; one colour
+    is stable and close to what a room looks like. Ridge-regularised (RIDGE) and
+    weighted; samples that fit badly (hair, a hand, a specular highlight) are turned
+    down by their residual under ``prior`` (a track's last light), or without one by a
+    first fit."""
     basis = sh_basis(normals).astype(np.float64)
-    light = np.zeros((9, 3))
-    w = weight.astype(np.float64)
-    for _ in range(2):
-        for c in range(3):
-            m = basis * albedo[:, c : c + 1]
-            mw = m * w[:, None]
-            gram = m.T @ mw
-            reg = RIDGE * (np.trace(gram) / 9 + 1e-9)
-            light[:, c] = np.linalg.solve(gram + np.diag(reg), mw.T @ colour[:, c])
-        resid = np.abs(colour - albedo * (basis @ light)).mean(1)
-        scale = 2.5 * np.median(resid[weight > 0]) + 1e-4
-        w = weight / (1.0 + (resid / scale) ** 2)
-    return light
+    lum, a_lum = colour @ LUMA, albedo @ LUMA
+    m = basis * a_lum[:, None]
+    w = weight
+
+    def solve(w: np.ndarray) -> np.ndarray:
+        mw = m * w[:, None]
+        gram = mw.T @ m
+        gram[np.arange(9), np.arange(9)] += RIDGE * (np.trace(gram) / 9 + 1e-9)
+        return np.linalg.solve(gram, mw.T @ lum)
+
+    s = prior @ LUMA if prior is not None else solve(w)
+    resid = np.abs(lum - m @ s)
+    scale = 2.5 * float((resid * weight).sum() / max(weight.sum(), 1e-9)) + 1e-4
+    w = weight / (1.0 + (resid / scale) ** 2)
+    s = solve(w)
+    shading = np.maximum(basis @ s, 0.0)[:, None] * albedo
+    gain = (w[:, None] * colour * shading).sum(0) / np.maximum((w[:, None] * shading * shading).sum(0), 1e-12)
+    gain /= max(float(gain @ LUMA), 1e-6)
+    return s[:, None] * gain[None, :]
 
 
 class _Track:
@@ -199,12 +235,13 @@ class LightEstimator:
         """Linear colours, normals and weights (0 = unusable) of the skin samples."""
         h, w = image.shape[:2]
         xy = vertices[self.rows, :2]
-        x = np.round(xy[:, 0]).astype(np.int64)
-        y = np.round(xy[:, 1]).astype(np.int64)
+        x = (xy[:, 0] + 0.5).astype(np.int64)  # nearest pixel (x >= -0.5 on the frame)
+        y = (xy[:, 1] + 0.5).astype(np.int64)
         inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
         pix = image[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)]
         n = self.normals(vertices, self.rows)
-        lit = (pix.max(1) < 250) & (pix.max(1) > 4)  # clipped pixels say nothing of the light
+        top = pix.max(1)
+        lit = (top < 250) & (top > 4)  # clipped pixels say nothing of the light
         weight = (inside & lit).astype(np.float64) * np.clip((n[:, 2] - MIN_NZ) / 0.3, 0.0, 1.0)
         return to_linear(pix).astype(np.float64), n, weight
 
@@ -214,12 +251,12 @@ class LightEstimator:
         albedo = np.exp(log)
         return albedo * (SKIN / albedo.mean(0))
 
-    def estimate(
-        self, image: np.ndarray, vertices: np.ndarray, rounds: int = 4
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """A still photo's light and sample albedo, from scratch (alternating light
-        and albedo ``rounds`` times): e.g. the swap's source photo."""
-        colour, n, weight = self.sample(image, vertices)
+    def estimate(self, image: np.ndarray, vertices: np.ndarray, rounds: int = ROUNDS):
+        """A still photo's (9, 3) light and sample albedo, from scratch (alternating
+        light and albedo ``rounds`` times): e.g. the swap's source photo."""
+        return self._estimate(*self.sample(image, vertices), rounds)
+
+    def _estimate(self, colour: np.ndarray, n: np.ndarray, weight: np.ndarray, rounds: int):
         albedo = np.tile(SKIN, (len(colour), 1))
         light = fit_light(colour, n, albedo, weight)
         for _ in range(rounds - 1):
@@ -235,11 +272,13 @@ class LightEstimator:
         if track is None or weight.sum() < 20:
             if len(self.tracks) >= MAX_TRACKS:
                 self.tracks.clear()
-            albedo = np.tile(SKIN, (len(colour), 1))
-            light = fit_light(colour, n, albedo, weight) if weight.sum() >= 20 else _flat()
+            if weight.sum() >= 20:  # a new face starts as a still photo would (the swap's source)
+                light, albedo = self._estimate(colour, n, weight, ROUNDS)
+            else:
+                light, albedo = _flat(), np.tile(SKIN, (len(colour), 1))
             track = self.tracks[rec.track_id] = _Track(albedo, light)
             return track.light
-        new = fit_light(colour, n, track.albedo, weight)
+        new = fit_light(colour, n, track.albedo, weight, track.light)
         track.light = track.light + SMOOTHING * (new - track.light)
         s = shade(track.light, n)
         seen = (weight > 0.5) & (s > 1e-3).all(1)

@@ -1,6 +1,11 @@
 """Draws effects onto faces with OpenGL: the frame as background, then each face's
 dense mesh textured from UV space, blended through a feathered face region.
 
+The frame goes straight into the framebuffer's colour texture (one upload, no
+full-frame draw: on a software rasteriser a full-screen pass costs about a
+millisecond at 640x480); a copy the shaders can sample is uploaded only for effects
+that read the frame.
+
 All per-frame data goes to the GPU as whole numpy arrays into buffers made once
 (positions, normals), so no Python runs per vertex. The framebuffer holds the
 image in memory order (row 0 = top, BGR), so reading it back is one call with no
@@ -9,6 +14,9 @@ flip or channel swap; the window flips and swizzles when it draws it.
 
 from __future__ import annotations
 
+import weakref
+
+import cv2
 import moderngl
 import numpy as np
 
@@ -21,6 +29,9 @@ from realtime.types import Reconstruction
 from realtime.uv import UVLayout, grid_triangles
 
 DEPTH_ONLY = "depth_only.frag"  # the first pass of every surface effect
+#: The feathered region is smooth: 256 x 256 holds it, and a small texture samples fast
+#: on a software rasteriser (it has no mip-maps).
+REGION_TEX = 256
 FACE_UNITS = 3  # texture units from here on hold per-face textures (0 effect, 1 region, 2 frame)
 WIRE_STEP = 32  # wireframe lines per UV side, whatever the layout resolution
 # Software rasterisers pay per triangle (about 0.3 us each on llvmpipe), so there the
@@ -139,42 +150,39 @@ class Renderer:
         self.normals = MeshNormals(layout)
         self.uv_buf = ctx.buffer(np.ascontiguousarray(layout.vertex_uv, np.float32))
         self.tri_buf = ctx.buffer(self.triangles)
-        region = effect_region(layout, TEX)
+        region = effect_region(layout, REGION_TEX)
         # Masks and swaps draw only the triangles they can colour: the rest of the
         # mesh (forehead, ears, neck) could otherwise hide the face where a rough
         # reconstruction folds, and costs time for nothing.
-        uv = np.round(layout.vertex_uv * (TEX - 1)).astype(np.int64)
+        uv = np.round(layout.vertex_uv * (REGION_TEX - 1)).astype(np.int64)
         touches = region[uv[:, 1], uv[:, 0], 0][self.triangles].max(1) > 0
         self.region_tri_buf = ctx.buffer(np.ascontiguousarray(self.triangles[touches]))
         step = max(1, layout.resolution // WIRE_STEP)
         self.wire_buf = ctx.buffer(grid_lines(layout.face_mask, step))
-        self.programs: dict[str, moderngl.Program] = {}  # fragment shader file -> mesh program
+        self.programs: dict[str, moderngl.Program] = {}  # "VERTEX|FRAGMENT" files -> mesh program
         self.size = (0, 0)
         self.program(DEPTH_ONLY)
         self.flat = load_program(ctx, "flat.vert", "flat.frag")
-        self.background = load_program(ctx, "background.vert", "background.frag")
-        quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
-        self.quad_buf = ctx.buffer(quad)
-        self.quad = ctx.vertex_array(self.background, [(self.quad_buf, "2f", "in_vert")])
         self.overlay_buf = ctx.buffer(reserve=4096)
         self.overlay_vao = ctx.vertex_array(self.flat, [(self.overlay_buf, "3f", "in_pos")])
-        self.region = ctx.texture((TEX, TEX), 2, np.ascontiguousarray(region), alignment=1)
+        self.region = ctx.texture((REGION_TEX, REGION_TEX), 2, np.ascontiguousarray(region), alignment=1)
         self.region.filter = moderngl.LINEAR, moderngl.LINEAR
         self.slots: list[_FaceSlot] = []
-        self.textures: dict[int, tuple[int, moderngl.Texture]] = {}
+        self.textures: dict[int, tuple[weakref.ref, int, moderngl.Texture]] = {}
         self.named: dict[str, Effect] = {}
         self.size = (0, 0)
         self.frame_tex = self.color = self.depth = self.fbo = None
         self.resize(width, height)
         self.overlay = Overlay(self)
 
-    def program(self, fragment: str) -> moderngl.Program:
-        """The mesh program with this fragment shader, compiled on first use."""
-        if fragment not in self.programs:
-            prog = load_program(self.ctx, "mesh.vert", fragment)
+    def program(self, fragment: str, vertex: str = "mesh.vert") -> moderngl.Program:
+        """The mesh program with these shaders, compiled on first use."""
+        key = f"{vertex}|{fragment}"
+        if key not in self.programs:
+            prog = load_program(self.ctx, vertex, fragment)
             self._size_uniforms(prog)
-            self.programs[fragment] = prog
-        return self.programs[fragment]
+            self.programs[key] = prog
+        return self.programs[key]
 
     def _size_uniforms(self, prog: moderngl.Program) -> None:
         width, height = self.size
@@ -194,6 +202,7 @@ class Renderer:
         self.size = (width, height)
         self.frame_tex = ctx.texture((width, height), 3, alignment=1)
         self.frame_tex.filter = moderngl.NEAREST, moderngl.NEAREST
+        self.bgra = np.full((height, width, 4), 255, np.uint8)  # the frame as the colour texture takes it
         self.color = ctx.texture((width, height), 4)
         self.color.filter = moderngl.LINEAR, moderngl.LINEAR
         self.depth = ctx.depth_renderbuffer((width, height))
@@ -215,22 +224,23 @@ class Renderer:
         self.named[effect.label] = effect
 
     def _texture(self, effect: Effect) -> moderngl.Texture:
-        """The effect's texture on the GPU, uploaded again only when it changed."""
+        """The effect's texture on the GPU, uploaded again only when it changed (or when
+        another effect now has the id of one that is gone)."""
         held = self.textures.get(id(effect))
-        if held is not None and held[0] == effect.version:
-            return held[1]
+        if held is not None and held[0]() is effect and held[1] == effect.version:
+            return held[2]
         img = np.ascontiguousarray(effect.texture, np.uint8)
         size = (img.shape[1], img.shape[0])
-        if held is not None and held[1].size == size:
-            tex = held[1]
+        if held is not None and held[2].size == size:
+            tex = held[2]
             tex.write(img)
         else:
             if held is not None:
-                held[1].release()
+                held[2].release()
             tex = self.ctx.texture(size, 4, img, alignment=1)
         tex.build_mipmaps()
         tex.filter = moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR
-        self.textures[id(effect)] = (effect.version, tex)
+        self.textures[id(effect)] = (weakref.ref(effect), effect.version, tex)
         return tex
 
     def _slot(self, i: int) -> _FaceSlot:
@@ -239,16 +249,17 @@ class Renderer:
         return self.slots[i]
 
     def _vao(self, slot: _FaceSlot, name: str) -> moderngl.VertexArray:
-        """A face's vertex array: "wire", or FRAGMENT[:region] (a mesh program over the
-        whole mesh, or only the triangles of the feathered effect region)."""
+        """A face's vertex array: "wire", or VERTEX|FRAGMENT[:region] (a mesh program over
+        the whole mesh, or only the triangles of the feathered effect region)."""
         if name not in slot.vaos:
             if name == "wire":
                 slot.vaos[name] = self.ctx.vertex_array(
                     self.flat, [(slot.pos, "3f", "in_pos")], index_buffer=self.wire_buf, index_element_size=4
                 )
             else:
-                fragment, _, part = name.partition(":")
-                prog = self.program(fragment)
+                shaders, _, part = name.partition(":")
+                vertex, _, fragment = shaders.partition("|")
+                prog = self.program(fragment, vertex)
                 content = [
                     (b, f, a)
                     for b, f, a in (
@@ -279,20 +290,21 @@ class Renderer:
         self.resize(w, h)
         ctx = self.ctx
         eff = self.effect(effect)
-        self.frame_tex.write(np.ascontiguousarray(image, np.uint8))
         self.fbo.use()
         ctx.viewport = (0, 0, w, h)
         ctx.disable(moderngl.DEPTH_TEST | moderngl.BLEND | moderngl.CULL_FACE)
         self.fbo.clear(depth=1.0)
-        self.frame_tex.use(0)
-        self.background["u_frame"] = 0
-        self.quad.render(moderngl.TRIANGLE_STRIP)
+        cv2.cvtColor(np.ascontiguousarray(image, np.uint8), cv2.COLOR_BGR2BGRA, dst=self.bgra)
+        self.color.write(self.bgra)
+        if eff.reads_frame:
+            self.frame_tex.write(np.ascontiguousarray(image, np.uint8))
         if faces and eff.kind != "none":
             for i, rec in enumerate(faces):
                 slot = self._slot(i)
-                slot.pos.write(np.ascontiguousarray(rec.vertices, np.float32))
+                vertices = eff.vertices(rec)
+                slot.pos.write(np.ascontiguousarray(vertices, np.float32))
                 if eff.normals:
-                    slot.nrm.write(self.normals(rec.vertices))
+                    slot.nrm.write(self.normals(vertices))
             if eff.kind == "surface":
                 self._draw_surfaces(image, faces, eff)
             else:
@@ -308,18 +320,19 @@ class Renderer:
         self.fbo.color_mask = (False, False, False, False)
         self.fbo.use()  # moderngl applies a framebuffer's masks when it is bound
         for i in range(len(faces)):
-            self._vao(self.slots[i], DEPTH_ONLY + part).render(moderngl.TRIANGLES)
+            self._vao(self.slots[i], f"mesh.vert|{DEPTH_ONLY}{part}").render(moderngl.TRIANGLES)
         self.fbo.color_mask = (True, True, True, True)
         self.fbo.depth_mask = False
         self.fbo.use()
         ctx.depth_func = "<="
         ctx.enable(moderngl.BLEND)
         ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
-        prog = self.program(eff.shader)
+        prog = self.program(eff.shader, eff.vertex_shader)
         self.region.use(1)
         _set(prog, "u_region", 1)
-        self.frame_tex.use(2)  # the frame under the face, for shaders that blend with it
-        _set(prog, "u_frame", 2)
+        if eff.reads_frame:
+            self.frame_tex.use(2)  # the frame under the face, for shaders that blend with it
+            _set(prog, "u_frame", 2)
         if eff.texture is not None:
             self._texture(eff).use(0)
             _set(prog, "u_tex", 0)
@@ -331,7 +344,7 @@ class Renderer:
                     self.slots[i].texture(name, value).use(unit)
                     value, unit = unit, unit + 1
                 _set(prog, name, value)
-            self._vao(self.slots[i], eff.shader + part).render(moderngl.TRIANGLES)
+            self._vao(self.slots[i], f"{eff.vertex_shader}|{eff.shader}{part}").render(moderngl.TRIANGLES)
         self.fbo.depth_mask = True
         self.fbo.use()
         ctx.disable(moderngl.DEPTH_TEST | moderngl.BLEND)
@@ -361,12 +374,10 @@ class Renderer:
 
     def release(self) -> None:
         """Free GPU objects (the context itself belongs to whoever made it)."""
-        objs = [tex for _, tex in self.textures.values()]
+        objs = [tex for _, _, tex in self.textures.values()]
         for slot in self.slots:
             objs += [*slot.vaos.values(), *slot.textures.values(), slot.pos, slot.nrm]
         objs += [
-            self.quad,
-            self.quad_buf,
             self.overlay_vao,
             self.uv_buf,
             self.tri_buf,
@@ -380,7 +391,6 @@ class Renderer:
             self.fbo,
             *self.programs.values(),
             self.flat,
-            self.background,
         ]
         for obj in objs:
             if obj is not None:

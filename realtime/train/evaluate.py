@@ -1,4 +1,6 @@
-"""AFLW2000-3D evaluation: ``python -m realtime.train.evaluate --aflw2000 DIR``.
+"""AFLW2000-3D evaluation: ``python -m realtime.train.evaluate --aflw2000 DIR``;
+``python -m realtime.train.evaluate swap ...`` runs the face swap's quality benchmark
+instead (realtime.train.swap_quality).
 
 The standard protocol: each face is cropped from its ground-truth landmarks' box
 (no detector), framed as the model was trained (side 1.44 x the box's longer side);
@@ -236,6 +238,11 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["swap"]:
+        from realtime.train import swap_quality
+
+        return swap_quality.main(argv[1:])
     ap = argparse.ArgumentParser(
         prog="python -m realtime.train.evaluate",
         description=__doc__,

@@ -2,10 +2,13 @@
 
 An effect says how the renderer draws it, and the renderer never asks its name:
 
-* ``kind = "surface"``: the face's dense mesh drawn with the fragment shader
-  ``shader`` (a file in shaders/), textured from ``texture`` (an RGBA image in the UV
-  layout), with ``face_uniforms`` per face; ``normals`` if the shader needs them,
+* ``kind = "surface"``: the face's dense mesh (``vertices``: the live one unless the
+  effect moves it) drawn with the shaders ``vertex_shader`` and ``shader`` (files in
+  shaders/), textured from ``texture`` (an RGBA image in the UV layout), with
+  ``face_uniforms`` per face (values, arrays, or small per-face textures); ``normals``
+  if the shaders need them, ``reads_frame`` if they sample the frame (``u_frame``),
   ``whole_face`` to draw beyond the feathered effect region.
+  Lit effects (base.LitEffect) hand the shaders the live face's light.
 * ``kind = "overlay"``: ``draw_overlay`` draws points, lines and bars over the frame.
 * ``kind = "none"``: the frame as it is.
 

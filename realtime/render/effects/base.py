@@ -30,7 +30,9 @@ class Effect:
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "surface"
     shader: ClassVar[str] = "mask.frag"
+    vertex_shader: ClassVar[str] = "mesh.vert"
     normals: ClassVar[bool] = False
+    reads_frame: ClassVar[bool] = False
     whole_face: ClassVar[bool] = False
     group: ClassVar[str] = ""
     order: ClassVar[int] = 100
@@ -49,6 +51,11 @@ class Effect:
         (H, W, C) float32 arrays, which the renderer uploads as a small texture of the
         face (the swap's seam correction). None by default."""
         return {}
+
+    def vertices(self, rec: Reconstruction) -> np.ndarray:
+        """(F, 3) the mesh to draw this face with (the swap can take on the source's
+        shape); called once per face per frame, before ``face_uniforms``."""
+        return rec.vertices
 
     def draw_overlay(self, overlay: Overlay, faces: list[Reconstruction]) -> None:
         """Overlay effects draw here; surface effects need not."""
