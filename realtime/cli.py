@@ -134,18 +134,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _parse_size(text: str | None, default: tuple[int, int]) -> tuple[int, int]:
-    if text is None:
-        return default
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--size {text!r}: write it as WIDTHxHEIGHT, e.g. 1280x720") from None
-    if not (16 <= w <= 8192 and 16 <= h <= 8192):
-        raise UsageError(f"--size {text}: width and height must be between 16 and 8192")
-    return w, h
-
-
 def check_flags(args: argparse.Namespace) -> None:
     """Conflicts and ranges, before anything slow is loaded."""
     chosen = [
