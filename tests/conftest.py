@@ -103,3 +103,19 @@ def xvfb(monkeypatch):
     proc.terminate()
     proc.wait(timeout=10)
     os.close(read_fd)
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    """A headless OpenGL context (EGL; Mesa's llvmpipe without a GPU)."""
+    from realtime.render.context import GLContextError, create_context
+
+    try:
+        return create_context()
+    except GLContextError as e:
+        need(False, str(e))
+
+
+@pytest.fixture(scope="module")
+def layout(bundle):
+    return bundle.layout

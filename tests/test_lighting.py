@@ -9,9 +9,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import need
 
-from realtime.render.context import GLContextError, create_context
 from realtime.render.effects.relight import Relight
 from realtime.render.effects.uvdraw import not_skin
 from realtime.render.lighting import (
@@ -27,19 +25,6 @@ from realtime.render.renderer import Renderer
 from realtime.types import Reconstruction
 
 LEFT_LAMP = np.array([-0.8, -0.3, 0.5])  # toward the light: the image's left, above, in front
-
-
-@pytest.fixture(scope="module")
-def layout(bundle):
-    return bundle.layout
-
-
-@pytest.fixture(scope="module")
-def ctx():
-    try:
-        return create_context()
-    except GLContextError as e:
-        need(False, str(e))
 
 
 @pytest.fixture(scope="module")

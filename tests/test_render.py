@@ -13,11 +13,9 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from conftest import need
 
 from realtime.bench.components import synthetic_faces
 from realtime.decode import Decoder
-from realtime.render.context import GLContextError, create_context
 from realtime.render.effects import DEBUG_VIEWS, MASKS, EffectError, get_effect
 from realtime.render.effects.swap import FaceSwap, SwapError
 from realtime.render.renderer import Renderer
@@ -25,19 +23,6 @@ from realtime.types import Reconstruction
 
 UPSCALE = 4  # training crops are 120 px; shown at 480 px like a webcam face
 MODEL_NME_OK = 0.08  # the network's face is used for region checks only when it is this good
-
-
-@pytest.fixture(scope="module")
-def ctx():
-    try:
-        return create_context()
-    except GLContextError as e:
-        need(False, str(e))
-
-
-@pytest.fixture(scope="module")
-def layout(bundle):
-    return bundle.layout
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,7 @@
 # machine's Python) and .gpu-data (copies of ../shared/data/media and bfm); prepare
 # them with tools/gpu_prepare.sh. Writes its logs and reports under $OUT.
 set -u
-OUT=${OUT:-/tmp/gpu-out}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 PRNET_LIVE_SHARED=$PWD/.gpu-data PRNET_LIVE_CACHE=/tmp/prnet-cache
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD
-vendor=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-[ -f "$vendor" ] && export __EGL_VENDOR_LIBRARY_FILENAMES=$vendor
+source tools/gpu_env.sh
 log() { echo "== $(date +%T) $*" | tee -a "$OUT/log.txt"; }
 
 log "machine"

@@ -2,15 +2,7 @@
 # A short second device call: the GPU tests and the end-to-end pipeline runs alone
 # (tools/gpu_check.sh does everything; use this when little device time is left).
 set -u
-OUT=${OUT:-/tmp/gpu-out}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 PRNET_LIVE_SHARED=$PWD/.gpu-data PRNET_LIVE_CACHE=/tmp/prnet-cache
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD
-vendor=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-[ -f "$vendor" ] && export __EGL_VENDOR_LIBRARY_FILENAMES=$vendor
+source tools/gpu_env.sh
 timeout 40 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py -k "processor or pascal" 2>&1 | tail -4 | tee "$OUT/tests.txt"
 timeout ${PIPE_S:-120} python3 - <<'PY' 2>&1 | grep -v "^\[engines\]" | tee "$OUT/pipe.txt"
 import json, os, sys
