@@ -3,6 +3,7 @@ realtime.render.effects for what the renderer reads of an effect)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import numpy as np
@@ -75,6 +76,17 @@ class LitEffect(Effect):
 
     def face_uniforms(self, image: np.ndarray, rec: Reconstruction) -> dict:
         return {"u_sh": shader_coefficients(self.light.update(image, rec))}
+
+
+class PaintedMask(LitEffect):
+    """A lit mask whose UV texture is painted once from the layout's landmarks by the
+    subclass's ``paint`` (a staticmethod: layout -> (S, S, 4) BGRA)."""
+
+    paint: ClassVar[Callable[[UVLayout], np.ndarray]]
+
+    def __init__(self, layout: UVLayout, argument: str = ""):
+        super().__init__(layout)
+        self.texture = self.paint(layout)
 
 
 REGISTRY: dict[str, type[Effect]] = {}

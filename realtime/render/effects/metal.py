@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from realtime.render.effects.base import LitEffect, register
+from realtime.render.effects.base import PaintedMask, register
 from realtime.render.effects.uvdraw import (
     EYE_L,
     EYE_R,
@@ -50,15 +50,13 @@ def make_metal(layout: UVLayout, size: int = TEX) -> np.ndarray:
 
 
 @register
-class Metal(LitEffect):
+class Metal(PaintedMask):
     name = "metal"
     group = "mask"
     order = 30
     shader = "metal.frag"
 
-    def __init__(self, layout: UVLayout, argument: str = ""):
-        super().__init__(layout)
-        self.texture = make_metal(layout)
+    paint = staticmethod(make_metal)
 
     def face_uniforms(self, image: np.ndarray, rec: Reconstruction) -> dict:
         """The light, and its dominant direction and strength for the highlight (some

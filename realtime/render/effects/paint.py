@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from realtime.render.effects.base import LitEffect, register
+from realtime.render.effects.base import PaintedMask, register
 from realtime.render.effects.uvdraw import (
     BROW_L,
     BROW_R,
@@ -76,11 +76,9 @@ def make_face_paint(layout: UVLayout, size: int = TEX) -> np.ndarray:
 
 
 @register
-class FacePaint(LitEffect):
+class FacePaint(PaintedMask):
     name = "paint"
     group = "mask"
     order = 10
 
-    def __init__(self, layout: UVLayout, argument: str = ""):
-        super().__init__(layout)
-        self.texture = make_face_paint(layout)
+    paint = staticmethod(make_face_paint)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from realtime.render.effects.base import LitEffect, register
+from realtime.render.effects.base import PaintedMask, register
 from realtime.render.effects.uvdraw import (
     BROW_L,
     BROW_R,
@@ -93,11 +93,9 @@ def make_tiger(layout: UVLayout, size: int = TEX) -> np.ndarray:
 
 
 @register
-class Tiger(LitEffect):
+class Tiger(PaintedMask):
     name = "tiger"
     group = "mask"
     order = 20
 
-    def __init__(self, layout: UVLayout, argument: str = ""):
-        super().__init__(layout)
-        self.texture = make_tiger(layout)
+    paint = staticmethod(make_tiger)
