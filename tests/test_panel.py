@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, need, read_frames
+from conftest import ROOT, need, read_frames
 
 pytestmark = [pytest.mark.slow, pytest.mark.gl]
 
