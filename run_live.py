@@ -7,12 +7,10 @@ local MJPEG stream. The same as the ``prnet-live`` command.
     python run_live.py --camera 0           # webcam
     python run_live.py --input clip.mp4 --output out.mp4 --no-window --profile out/p.json
 
-Flags: realtime/cli.py; the app and ``main``: realtime/app.py.
+Flags: realtime/cli.py; the app, ``main`` and ``command``: realtime/app.py.
 """
 
-import sys
-
-from realtime.app import main
+from realtime.app import command
 
 if __name__ == "__main__":
-    sys.exit(main())
+    command()
