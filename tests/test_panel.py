@@ -25,7 +25,6 @@ from urllib.parse import parse_qs, urlparse
 import cv2
 import numpy as np
 import pytest
-
 from conftest import ROOT, need, read_frames
 
 pytestmark = [pytest.mark.slow, pytest.mark.gl]
