@@ -28,8 +28,16 @@ def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def start(*args: str) -> subprocess.Popen:
+    """The command, running. Ctrl-C's default action is restored in the child: a
+    pytest started in the background by a shell would hand on an ignored SIGINT."""
     cmd = [sys.executable, "run_live.py", *map(str, args), *FAST]
-    return subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def assert_one_clear_line(proc: subprocess.CompletedProcess, *words: str) -> None:
@@ -187,11 +195,14 @@ def test_truncated_video(tmp_path, carphone, media):
 def test_ctrl_c_stops_and_leaves_a_playable_file(tmp_path):
     out = tmp_path / "live.mp4"
     proc = start("--demo", "--no-window", "--realtime", "--size", "320x240", "--output", out)
-    wait_for(out, proc)
-    time.sleep(0.5)
-    t0 = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    rc = proc.wait(timeout=10)
+    try:
+        wait_for(out, proc)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=10)
+    finally:
+        proc.kill()  # a demo runs forever: never leave one behind
     stderr = proc.stderr.read()
     assert time.monotonic() - t0 < 3 and rc == 0 and "Traceback" not in stderr, stderr
     assert "interrupted" in stderr and read_frames(out) > 0
@@ -204,9 +215,12 @@ def test_camera_unplugged_mid_run(tmp_path, media):
     shutil.copy(media / "kpa_webcam_160x120.avi", device)
     out = tmp_path / "o.mp4"
     proc = start("--camera", device, "--no-window", "--output", out, "--reconnect", "1")
-    wait_for(out, proc)
-    device.unlink()
-    rc = proc.wait(timeout=60)
+    try:
+        wait_for(out, proc)
+        device.unlink()
+        rc = proc.wait(timeout=60)
+    finally:
+        proc.kill()
     stderr = proc.stderr.read()
     assert rc == 1 and "Traceback" not in stderr, stderr
     lines = stderr.splitlines()

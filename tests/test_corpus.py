@@ -129,8 +129,15 @@ def test_interrupted_run_resumes_and_redoes_a_failed_chunk(media, tmp_path, libr
         "--object-store-mb",
         "80",
     ]
-    job = subprocess.Popen(
-        cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    job = (
+        subprocess.Popen(  # SIGINT's default action restored: a backgrounded pytest would pass it on ignored
+            cmd,
+            cwd=ROOT,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     )
     deadline = time.monotonic() + 240
     while len(list(out.glob(".parts/*/chunk-*.parquet"))) < 2 and job.poll() is None:
