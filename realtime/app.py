@@ -64,6 +64,7 @@ class Options:
     weights: str | None = None
     backend: str = "auto"
     mirror: bool | None = None  # None: on with a CUDA device, off on a CPU
+    occlusion: bool = True  # hands, hair, glasses in front of the face stay in front of effects
     device: str = "auto"
     retime: bool = False
 
@@ -171,6 +172,9 @@ class App:
             window = self._make_window(effect) if o.window else None
             if window is not None or effect != "none" or o.panel is not None:
                 self._make_stage(effect, window)
+            self.visibility = None  # loaded only where something is drawn over faces
+            if o.occlusion and self.stage is not None:
+                self.set_occlusion(True)
             kept = o.output or o.vcam or o.stream is not None or o.panel is not None or o.profile
             if not o.window and not kept:
                 notify("headless with no --output, --vcam, --stream or --profile: nothing will be kept")
@@ -278,6 +282,21 @@ class App:
         self.mirror = on
         self.processor.engine = self.mirrored if on else self.engine
 
+    @property
+    def occlusion(self) -> bool | None:
+        """Whether what covers a face stays in front of effects; None where this run
+        draws nothing over faces."""
+        return None if self.stage is None else self.processor.visibility is not None
+
+    def set_occlusion(self, on: bool) -> None:
+        """Occlusion-aware effects on or off, from the next frame (the network loads on
+        first use)."""
+        if on and self.visibility is None:
+            from realtime.occlusion import load_visibility
+
+            self.visibility = load_visibility(self.device)
+        self.processor.visibility = self.visibility if on else None
+
     def set_smoothing(self, strength: float) -> None:
         """0 turns smoothing off; 0.5 is the default One Euro filter; 1 the steadiest
         (cut-off 10x lower when still: steadier, more lag in slow motion)."""
@@ -323,6 +342,7 @@ class App:
                 "renderer": self.stage is not None,
                 "backend": self.engine.name,
                 "mirror": self.mirror,
+                "occlusion": self.occlusion,
                 "device": self.device,
                 "reason": result.reason,
                 "error": result.error,

@@ -119,6 +119,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "a CPU, where the second pass costs latency)",
     )
     fx.add_argument(
+        "--occlusion",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep what covers a face (a hand, hair, glasses, a microphone) in front of masks "
+        "and swaps, with a small visibility network on each face crop (default on)",
+    )
+    fx.add_argument(
         "--device",
         metavar="NAME",
         default="auto",

@@ -1,4 +1,5 @@
-"""Frame in, faces out: detector + tracker + crop + engine + decoder + smoother.
+"""Frame in, faces out: detector + tracker + crop + engine (+ visibility) + decoder +
+smoother.
 
 Every part is injected, so any can be swapped (another detector, another filter) and
 tests can use real parts without the live loop. ``process`` never raises: a bad frame
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -18,6 +20,7 @@ from realtime.crop import Octaves, crop_faces, to_tensor
 from realtime.decode import Decoder
 from realtime.detect import MTCNN
 from realtime.engines import Engine
+from realtime.occlusion import VisibilityModel, visibilities
 from realtime.smooth import OneEuroFilter, Smoother
 from realtime.track import Tracker, TrackerConfig
 from realtime.types import FaceResult, Frame, Reconstruction, Stage, UserError, timed
@@ -43,8 +46,10 @@ class FaceProcessor:
         filter_factory: Callable | None = OneEuroFilter,
         max_faces: int = 4,
         device: str | torch.device = "cpu",
+        visibility: VisibilityModel | None = None,
     ):
         self.engine, self.decoder = engine, decoder
+        self.visibility = visibility  # None: effects cover the whole face
         self.device = torch.device(device)
         self.detector = detector if detector is not None else MTCNN(device=self.device)
         self.tracker = tracker or Tracker(self.detector, TrackerConfig(max_faces=max_faces))
@@ -87,8 +92,14 @@ class FaceProcessor:
             )
         with timed(frame, Stage.INFER):
             maps = self.engine.run(batch.images)  # a GPU engine's stay on the GPU for decoding
+        seen = None
+        if self.visibility is not None:
+            with timed(frame, Stage.OCCLUDE):
+                seen = visibilities(self.visibility, batch.images, batch.to_frame)
         with timed(frame, Stage.DECODE):
             recs = self.decoder.decode(maps, batch.to_frame, batch.track_ids)
+        if seen is not None:
+            recs = [replace(r, visibility=v) for r, v in zip(recs, seen, strict=True)]
         kept = self.tracker.update(recs)
         recs = [r for r in recs if r.track_id in kept]
         with timed(frame, Stage.SMOOTH):

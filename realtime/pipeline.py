@@ -34,7 +34,7 @@ from realtime.types import FaceResult, Frame, RunResult, Stage, timed
 #: What Slot.get returns once the producer closed the slot and it is empty.
 CLOSED: Any = type("Closed", (), {"__repr__": lambda self: "CLOSED"})()
 #: Stages a processor records itself; if it records none the whole call is "infer".
-PROCESS_STAGES = (Stage.DETECT, Stage.CROP, Stage.INFER, Stage.DECODE, Stage.SMOOTH)
+PROCESS_STAGES = (Stage.DETECT, Stage.CROP, Stage.INFER, Stage.OCCLUDE, Stage.DECODE, Stage.SMOOTH)
 POLL_S = 0.05  # how often waiting threads look at the stop flag
 
 

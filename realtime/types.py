@@ -1,6 +1,6 @@
 """The data that flows between stages, and the names of the stages.
 
-    Frame --detect--> Detections / FaceTrack --crop--> CropBatch --infer--> maps
+    Frame --detect--> Detections / FaceTrack --crop--> CropBatch --infer--> maps (+ Visibility)
           --decode--> Reconstruction (with Pose) --smooth--> FaceResult --render--> image
 
 A stage takes and returns these, so any stage can be swapped (another detector,
@@ -44,6 +44,7 @@ class Stage(StrEnum):
     DETECT = "detect"
     CROP = "crop"
     INFER = "infer"
+    OCCLUDE = "occlude"
     DECODE = "decode"
     SMOOTH = "smooth"
     RENDER = "render"
@@ -143,6 +144,19 @@ class Pose:
 
 
 @dataclass
+class Visibility:
+    """Where one face is visible, from the occlusion network (realtime.occlusion).
+
+    mask: (S, S) float32 in [0, 1], the probability that the face surface, not
+        something in front of it, shows at each pixel of the network's map.
+    to_frame: (2, 3) float64 affine, map pixels -> frame pixels (pixel centres).
+    """
+
+    mask: np.ndarray
+    to_frame: np.ndarray
+
+
+@dataclass
 class Reconstruction:
     """One face's 3D reconstruction in frame coordinates.
 
@@ -151,12 +165,15 @@ class Reconstruction:
     vertices: (F, 3) float32 dense mesh in frame pixels, in the layout's face-pixel
         order; triangles and UV coordinates of the mesh come from the UVLayout.
     pose: the head pose.
+    visibility: where the face shows (hands, hair, glasses in front of it hide it),
+        or None when occlusion is off: effects then cover the whole face.
     """
 
     track_id: int
     landmarks: np.ndarray
     vertices: np.ndarray
     pose: Pose
+    visibility: Visibility | None = None
 
 
 @dataclass

@@ -1,4 +1,5 @@
 #version 330
+#include "occlusion.glsl"
 // Polished metal lit by the live face's light: it mirrors that light (the SH shading
 // looked up along the reflected view ray, a blurry picture of the room, per vertex),
 // with a sharp highlight toward the dominant light, so turning the head or the lamp
@@ -25,5 +26,5 @@ void main() {
     float spec = pow(max(dot(n, normalize(u_light_dir + view)), 0.0), 60.0);
     float rim = pow(1.0 - max(n.z, 0.0), 2.0);
     vec3 c = tint * (0.35 * diffuse + 0.75 * env) + (spec + 0.15 * rim) * u_light_col;
-    f_color = vec4(sqrt(min(c, vec3(1.0))), base.a * texture(u_region, v_uv).r * u_opacity);
+    f_color = vec4(sqrt(min(c, vec3(1.0))), base.a * texture(u_region, v_uv).r * u_opacity * visible());
 }

@@ -1,4 +1,5 @@
 #version 330
+#include "occlusion.glsl"
 // The frame under the face re-shaded by a known light (the swap benchmark's relit
 // controls): its colour times v_light, the square root of the shading u_sh at the
 // mesh normal (gamma 2), feathered through the effect region like every mask.
@@ -11,5 +12,5 @@ out vec4 f_color;
 
 void main() {
     vec3 c = texelFetch(u_frame, ivec2(gl_FragCoord.xy), 0).rgb;
-    f_color = vec4(min(c * v_light, vec3(1.0)), texture(u_region, v_uv).r);
+    f_color = vec4(min(c * v_light, vec3(1.0)), texture(u_region, v_uv).r * visible());
 }

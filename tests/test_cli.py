@@ -69,6 +69,7 @@ def test_help_explains_every_flag():
         "--source-face",
         "--backend",
         "--mirror",
+        "--occlusion",
         "--device",
         "--faces",
         "--frames",
@@ -94,6 +95,29 @@ def test_video_in_video_and_profile_out(tmp_path, carphone):
     trace = json.loads((tmp_path / "p.trace.json").read_text())
     assert any(e["ph"] == "X" for e in trace["traceEvents"])
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_occlusion_is_a_stage_and_turns_off(tmp_path, carphone):
+    """With an effect, the visibility network runs on every face (its own stage in the
+    profile); --no-occlusion leaves it out."""
+    for flag, on in (("--occlusion", True), ("--no-occlusion", False)):
+        profile = tmp_path / f"{on}.json"
+        proc = cli(
+            "--input",
+            carphone,
+            "--frames",
+            "8",
+            "--effect",
+            "paint",
+            "--no-window",
+            "--profile",
+            profile,
+            flag,
+        )
+        assert proc.returncode == 0, proc.stderr
+        summary = json.loads(profile.read_text())
+        assert summary["meta"]["occlusion"] is on
+        assert ("occlude" in summary["stages"]) is on
 
 
 def test_demo_headless(tmp_path):

@@ -232,6 +232,8 @@ def test_toggles_figures_snapshot_and_record(page, run: Run) -> None:
     corner = (slice(0, 60), slice(0, 200))  # the HUD's figures, top left
     assert np.abs(hud[corner].astype(int) - plain[corner]).mean() > 10
     page.uncheck("#hud")
+    assert page.is_checked("#occlusion")  # on by default where effects are drawn
+    page.uncheck("#occlusion")
     page.check("#mirror")
     page.evaluate(
         "() => { const s = document.getElementById('smoothing'); s.value = 0.8;"
@@ -240,11 +242,17 @@ def test_toggles_figures_snapshot_and_record(page, run: Run) -> None:
     deadline = time.monotonic() + 10
     while True:
         state = json.loads(run.request("GET", "/api/state")[2])
-        if state["mirror"] and not state["hud"] and abs(state["smoothing"] - 0.8) < 1e-6:
+        if (
+            state["mirror"]
+            and not state["hud"]
+            and abs(state["smoothing"] - 0.8) < 1e-6
+            and not state["occlusion"]
+        ):
             break
         assert time.monotonic() < deadline, state
         time.sleep(0.1)
     page.uncheck("#mirror")  # back to one pass per face: the machine is slow
+    page.check("#occlusion")
 
     with page.expect_download() as download:
         page.click("#snapshot")

@@ -6,8 +6,6 @@ the real Decoder, so "the face region" is the hull of the decoded landmarks."""
 
 from __future__ import annotations
 
-import zipfile
-
 import cv2
 import numpy as np
 import pytest
@@ -15,44 +13,12 @@ import scipy.io
 import torch
 
 from realtime.bench.components import synthetic_faces
-from realtime.decode import Decoder
 from realtime.render.effects import DEBUG_VIEWS, MASKS, EffectError, get_effect
 from realtime.render.effects.swap import FaceSwap, SwapError
 from realtime.render.renderer import Renderer
 from realtime.types import Reconstruction
 
-UPSCALE = 4  # training crops are 120 px; shown at 480 px like a webcam face
 MODEL_NME_OK = 0.08  # the network's face is used for region checks only when it is this good
-
-
-@pytest.fixture(scope="module")
-def decoder(layout):
-    return Decoder(layout)
-
-
-@pytest.fixture(scope="module")
-def teacher(shared, bfm, layout, decoder):
-    """i -> (480 x 480 photo, its Reconstruction from the teacher's 3DMM fit)."""
-    from realtime.train.groundtruth import MapMaker
-
-    maker = MapMaker(bfm, layout.resolution)
-    assert (maker.layout.face_mask == layout.face_mask).all()
-    with np.load(shared / "train" / "aflw_teacher_params.npz") as f:
-        names, params = f["names"], f["params"]
-    zf = zipfile.ZipFile(shared / "train" / "aflw_crops_120.zip")
-
-    def get(i: int, track_id: int = 0) -> tuple[np.ndarray, Reconstruction]:
-        buf = np.frombuffer(zf.read(f"images/{names[i]}"), np.uint8)
-        img = cv2.resize(
-            cv2.imdecode(buf, cv2.IMREAD_COLOR), None, fx=UPSCALE, fy=UPSCALE, interpolation=cv2.INTER_CUBIC
-        )
-        s = float(UPSCALE)
-        to_out = np.array([[[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5]]])
-        maps = maker.maps(params[i][None], to_out).numpy()
-        return img, decoder.decode(maps, np.array([[[1.0, 0, 0], [0, 1, 0]]]), [track_id])[0]
-
-    yield get
-    zf.close()
 
 
 def crop_affine(points: np.ndarray, resolution: int) -> np.ndarray:

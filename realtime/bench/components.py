@@ -1,5 +1,6 @@
 """Stage micro-benchmarks (``python -m realtime.bench --part components``): detect,
-crop, smooth and GL render timed alone, apart from the pipeline's threads.
+crop, the visibility network (occlude), smooth and GL render timed alone, apart from
+the pipeline's threads.
 
 ``synthetic_faces`` gives real meshes without a network, so the render benchmark (and
 render tests) need no model run.
@@ -43,16 +44,20 @@ def _bench_frame(n_faces: int) -> np.ndarray:
 def faces_benchmark(n_faces: int = 1, frames: int = 20) -> dict[str, float]:
     """ms per frame of detect (a full MTCNN pass, 640 x 480, default min face), the
     detect stage while tracking (the per-frame O-Net check; the periodic full pass
-    runs on the tracker's worker thread), crop (all faces to R x R) and
+    runs on the tracker's worker thread), crop (all faces to R x R), occlude (the
+    visibility network on all faces, onnxruntime) and
     smooth (One Euro on landmarks, vertices and pose of all faces), for ``n_faces``
     faces. Prints and returns the figures."""
     from realtime.engines import create_engine
+    from realtime.occlusion import load_visibility
     from realtime.weights import load_bundle
 
     image = _bench_frame(n_faces)
     bundle = load_bundle()
     engine = create_engine(bundle, backend="eager")  # infer is not what this measures
-    proc = FaceProcessor(engine, Decoder(bundle.layout), max_faces=max(4, n_faces))
+    proc = FaceProcessor(
+        engine, Decoder(bundle.layout), max_faces=max(4, n_faces), visibility=load_visibility()
+    )
     detector = proc.detector
     found = len(detector(image))
     t0 = time.perf_counter()
@@ -75,6 +80,7 @@ def faces_benchmark(n_faces: int = 1, frames: int = 20) -> dict[str, float]:
         "detect_tracked_ms": 1000 * float(np.mean(spans.get("detect", [0.0]))),
         "crop_ms": 1000 * float(np.mean(spans.get("crop", [0.0]))),
         "infer_ms": 1000 * float(np.mean(spans.get("infer", [0.0]))),
+        "occlude_ms": 1000 * float(np.mean(spans.get("occlude", [0.0]))),
         "decode_ms": 1000 * float(np.mean(spans.get("decode", [0.0]))),
         "smooth_ms": 1000 * float(np.mean(spans.get("smooth", [0.0]))),
     }

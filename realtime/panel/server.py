@@ -9,7 +9,7 @@ Routes (JSON unless said; POSTs change state):
     GET  /api/snapshot.png      the newest output frame, as a download
     GET  /api/recording.mp4     the last finished recording, as a download
     POST /api/effect            {"name": "tiger"}
-    POST /api/settings          {"hud": bool, "mirror": bool, "smoothing": 0..1}
+    POST /api/settings          {"hud": bool, "mirror": bool, "smoothing": 0..1, "occlusion": bool}
     POST /api/source-face       the photo's bytes as the body (kept in memory only)
     POST /api/record            {"on": bool}
 
@@ -318,7 +318,7 @@ class Panel:
             "hud": bool(self.pipeline.hud),
             "mirror": bool(app.mirror),
             "smoothing": smoothing_strength(app.smoothing.min_cutoff),
-            "occlusion": getattr(app, "occlusion", None),  # None: this run cannot do it
+            "occlusion": app.occlusion,  # None: this run draws nothing over faces
             "recording": {"path": str(rec.path), "seconds": round(rec.seconds, 1)} if rec else None,
             "last_recording": str(self.last_recording) if self.last_recording else None,
             "status": app.status,
@@ -372,7 +372,7 @@ class Panel:
             "hud": (bool, app.set_hud),
             "mirror": (bool, app.set_mirror),
             "smoothing": ((int, float), app.set_smoothing),
-            "occlusion": (bool, getattr(app, "set_occlusion", None)),
+            "occlusion": (bool, app.set_occlusion),
         }
         for key, value in body.items():
             kind, setter = setters.get(key, (None, None))

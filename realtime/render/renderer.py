@@ -25,7 +25,7 @@ from realtime.render.context import create_context
 from realtime.render.effects import Effect, get_effect
 from realtime.render.effects.uvdraw import TEX, effect_region
 from realtime.render.lighting import MeshNormals
-from realtime.types import Reconstruction
+from realtime.types import Reconstruction, Visibility
 from realtime.uv import UVLayout, grid_triangles
 
 DEPTH_ONLY = "depth_only.frag"  # the first pass of every surface effect
@@ -96,6 +96,15 @@ def _thick_segments(segments: np.ndarray, width: float) -> np.ndarray:
     a0, a1 = segments[:, 0] - off, segments[:, 0] + off
     b0, b1 = segments[:, 1] - off, segments[:, 1] + off
     return np.stack([a0, a1, b0, a1, b1, b0], 1).reshape(-1, 3).astype(np.float32)
+
+
+def visibility_matrix(vis: Visibility) -> np.ndarray:
+    """(3, 3) float32, column-major as GLSL reads a mat3: frame pixel (x, y, 1) ->
+    texture coordinates of the visibility map (texel centres at (i + 0.5) / S)."""
+    h, w = vis.mask.shape
+    to_map = np.linalg.inv(np.vstack([vis.to_frame, [0.0, 0.0, 1.0]]))
+    to_tex = np.array([[1 / w, 0, 0.5 / w], [0, 1 / h, 0.5 / h], [0, 0, 1]]) @ to_map
+    return np.ascontiguousarray(to_tex.T, np.float32)
 
 
 class _FaceSlot:
@@ -338,8 +347,13 @@ class Renderer:
             _set(prog, "u_tex", 0)
         _set(prog, "u_opacity", float(eff.opacity))
         for i, rec in enumerate(faces):
+            uniforms = eff.face_uniforms(image, rec)
+            uniforms["u_occlusion"] = rec.visibility is not None
+            if rec.visibility is not None:  # what covers the face stays in front
+                uniforms["u_visible"] = rec.visibility.mask[..., None]
+                uniforms["u_to_visible"] = visibility_matrix(rec.visibility)
             unit = FACE_UNITS
-            for name, value in eff.face_uniforms(image, rec).items():
+            for name, value in uniforms.items():
                 if isinstance(value, np.ndarray) and value.ndim == 3:
                     self.slots[i].texture(name, value).use(unit)
                     value, unit = unit, unit + 1

@@ -1,6 +1,7 @@
 """AFLW2000-3D evaluation: ``python -m realtime.train.evaluate --aflw2000 DIR``;
 ``python -m realtime.train.evaluate swap ...`` runs the face swap's quality benchmark
-instead (realtime.train.swap_quality).
+instead (realtime.train.swap_quality), ``... evaluate occlusion`` the visibility
+network's (realtime.train.occlusion_eval).
 
 The standard protocol: each face is cropped from its ground-truth landmarks' box
 (no detector), framed as the model was trained (side 1.44 x the box's longer side);
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -30,56 +30,11 @@ import torch
 
 from realtime.decode import Decoder
 from realtime.engines import create_engine
+from realtime.train.aflw2000 import Sample, crop_affine, load_aflw2000, warp_crop
 from realtime.train.groundtruth import DEFAULT_DATA
 from realtime.weights import BundleError, load_bundle
 
-FRAMING = 1.44  # crop side / longer side of the 68-landmark box, as in training
 BINS = ((0, 30), (30, 60), (60, 90.001))
-
-
-@dataclass
-class Sample:
-    """image: (H, W, 3) BGR; pts: (3, 68) 0-based ground truth; yaw: degrees."""
-
-    name: str
-    image: np.ndarray
-    pts: np.ndarray
-    yaw: float
-
-
-def load_aflw2000(folder: Path, limit: int | None = None) -> list[Sample]:
-    from scipy.io import loadmat
-
-    files = sorted(folder.glob("*.jpg"))[:limit]
-    if not files:
-        raise FileNotFoundError(f"no AFLW2000-3D images (*.jpg with .mat) in {folder}")
-    out = []
-    for f in files:
-        mat = loadmat(f.with_suffix(".mat"))
-        pts = mat["pt3d_68"].astype(np.float64) - np.array([[1.0], [1.0], [0.0]])
-        yaw = float(np.degrees(mat["Pose_Para"][0, 1]))
-        out.append(Sample(f.stem, cv2.imread(str(f)), pts, yaw))
-    return out
-
-
-def crop_affine(pts2d: np.ndarray, resolution: int) -> np.ndarray:
-    """(2, 3) frame -> crop affine for a (2, K) landmark set, training framing."""
-    lo, hi = pts2d.min(1), pts2d.max(1)
-    centre = (lo + hi) / 2
-    side = FRAMING * float((hi - lo).max())
-    s = resolution / side
-    c = (resolution - 1) / 2
-    return np.array([[s, 0, c - s * centre[0]], [0, s, c - s * centre[1]]])
-
-
-def warp_crop(image: np.ndarray, to_crop: np.ndarray, resolution: int) -> np.ndarray:
-    """Anti-aliased affine crop: blur first when shrinking, as a camera would."""
-    scale = float(np.sqrt(abs(np.linalg.det(to_crop[:, :2]))))
-    if scale < 0.8:
-        image = cv2.GaussianBlur(image, (0, 0), 0.45 / scale)
-    return cv2.warpAffine(
-        image, to_crop, (resolution, resolution), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
-    )
 
 
 def invert(a: np.ndarray) -> np.ndarray:
@@ -243,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         from realtime.train import swap_quality
 
         return swap_quality.main(argv[1:])
+    if argv[:1] == ["occlusion"]:
+        from realtime.train import occlusion_eval
+
+        return occlusion_eval.main(argv[1:])
     ap = argparse.ArgumentParser(
         prog="python -m realtime.train.evaluate",
         description=__doc__,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,13 +125,28 @@ def refit_to_human(
     mislabelled, not a definition). Leaving each mark out in turn (4,000 crops), the
     refit predicts the left-out mark to 3.76 % of the face size on average, the
     teacher's fit to 3.92 %; 1 px of error would reach 3.70 % (not yet trained on)."""
-    basis = landmark_basis(bfm)
     groups = list(HUMAN21_TO_68.values())
     marks = np.stack([pts21[:, :, j - 1] for j in HUMAN21_TO_68], 1)  # (M, G, 2)
     seen = (marks >= 0).all(-1)  # (M, G)
     p = params.astype(np.float64)
     before = landmarks_2d(p, bfm)
-    cur = np.stack([before[:, k].mean(1) for k in groups], 1)  # (M, G, 2)
+    out = map_correction(p, marks, seen, groups, bfm, noise_px)
+    box = before.max(1) - before.min(1)
+    move = np.linalg.norm(landmarks_2d(out, bfm) - before, axis=-1).mean(1)
+    teacher = (seen.sum(1) < 3) | (move > max_move * np.sqrt(box[:, 0] * box[:, 1]))
+    out[teacher] = p[teacher]
+    return out.astype(np.float32)
+
+
+def map_correction(
+    p: np.ndarray, marks: np.ndarray, seen: np.ndarray, groups: list[list[int]], bfm: dict, noise_px: float
+) -> np.ndarray:
+    """(M, 62) float64 fits with shape, expression and 2D translation moved to the
+    maximum a posteriori fit of ``marks`` (M, G, 2) crop pixels (``seen`` (M, G) says
+    which count), each the mean of its group of the 68 landmarks, ``noise_px`` of
+    error each, against the face model's prior. Pose and scale stay."""
+    basis = landmark_basis(bfm)
+    cur = np.stack([landmarks_2d(p, bfm)[:, k].mean(1) for k in groups], 1)  # (M, G, 2)
     # d(crop pixels)/d(coefficients) at each group (linear in the coefficients)
     sr = p[:, :12].reshape(-1, 3, 4)[:, :2, :3]
     jac = np.einsum("mrc,gcn->mgrn", sr, np.stack([basis[k].mean(0) for k in groups]))
@@ -145,11 +161,7 @@ def refit_to_human(
     out[:, 12:] += delta[:, :50]
     out[:, 3] += delta[:, 50]  # image x is model x
     out[:, 7] -= delta[:, 51]  # image y is minus model y
-    box = before.max(1) - before.min(1)
-    move = np.linalg.norm(landmarks_2d(out, bfm) - before, axis=-1).mean(1)
-    teacher = (seen.sum(1) < 3) | (move > max_move * np.sqrt(box[:, 0] * box[:, 1]))
-    out[teacher] = p[teacher]
-    return out.astype(np.float32)
+    return out
 
 
 class MapMaker:
@@ -249,16 +261,27 @@ def random_affine(
 
 
 def augment_pixels(
-    img: np.ndarray, rng: np.random.Generator, donor: np.ndarray, strength: float = 1.0
+    img: np.ndarray,
+    rng: np.random.Generator,
+    donor: np.ndarray,
+    strength: float = 1.0,
+    landmarks: np.ndarray | None = None,
+    occlude: Occlude | None = None,
 ) -> np.ndarray:
     """Colour x0.6-1.4 per channel, synthetic occlusion, blur or down/up-sampling.
 
     ``donor`` is another training image whose texture fills the occluder, so the
-    network learns to see through real-looking clutter, not flat boxes. ``strength``
-    scales the colour range about 1 and the chances of an occluder and of blur."""
+    network learns to see through real-looking clutter, not flat boxes. With
+    ``occlude`` and the crop's ``landmarks`` (68, 2), ``occlude`` draws the occluder
+    (realtime.train.occluders.occlude_one: a hand, hair, glasses, a microphone or an
+    object on the face) instead of a box. ``strength`` scales the colour range about 1
+    and the chances of an occluder and of blur."""
     r = img.shape[0]
     out = img.astype(np.float32) * (1 + strength * (rng.uniform(0.6, 1.4, 3) - 1))[None, None]
-    if rng.random() < 0.4 * strength:
+    drawn = occlude is not None and landmarks is not None
+    if drawn and rng.random() < 0.4 * strength:
+        out = occlude(np.clip(out, 0, 255).astype(np.uint8), landmarks, rng, donor).astype(np.float32)
+    elif not drawn and rng.random() < 0.4 * strength:
         h, w = (rng.uniform(0.15, 0.45, 2) * r).astype(int)
         y, x = rng.integers(0, r - h), rng.integers(0, r - w)
         dy, dx = rng.integers(0, r - h), rng.integers(0, r - w)
@@ -276,6 +299,10 @@ def augment_pixels(
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+#: (crop uint8 RGB, its (68, 2) landmarks, rng, a donor crop) -> the crop with an occluder
+Occlude = Callable[[np.ndarray, np.ndarray, np.random.Generator, np.ndarray], np.ndarray]
+
+
 class Batcher:
     """Augmented (images, maps) batches from a TrainSet, deterministic per seed."""
 
@@ -286,9 +313,11 @@ class Batcher:
         augment: bool = True,
         flip_p: float = 0.0,
         strength: float = 1.0,
+        occlude: Occlude | None = None,
     ):
         self.data, self.maker, self.augment, self.flip_p = data, maker, augment, flip_p
         self.strength = strength
+        self.occlude = occlude  # draws hands, hair, glasses... on the face instead of boxes
         self.r = maker.layout.resolution
 
     def batch(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -316,7 +345,10 @@ class Batcher:
             )
             if self.augment:
                 donor = self.data.images[rng.integers(len(self.data.images))]
-                im = augment_pixels(im, rng, donor, self.strength)
+                lm = self.data.pts68[i, :2].T @ a[:, :2].T + a[:, 2]
+                if not np.isfinite(lm).all():  # turned crops have no 68 labels: a box
+                    lm = None
+                im = augment_pixels(im, rng, donor, self.strength, lm, self.occlude)
             imgs.append(im)
             affs.append(a)
         return np.stack(imgs), np.stack(affs)

@@ -159,6 +159,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--flip", type=float, default=0.0, help="probability of a mirrored sample")
     ap.add_argument(
+        "--occluders",
+        action="store_true",
+        help="occlude with hands, hair, glasses, microphones and objects on the face "
+        "(realtime.train.occluders) instead of textured boxes",
+    )
+    ap.add_argument(
         "--aug-strength",
         type=float,
         default=1.0,
@@ -264,7 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         # The validation crops' turned copies stay out: they would leak them.
         train_data, prof_idx = join_profiled(data, load_cache(folder), exclude=val_idx)
         print(f"{len(prof_idx)} profiled crops from {folder}, {round(args.profiled * args.batch)} per batch")
-    train_b = Batcher(train_data, maker, augment=True, flip_p=args.flip, strength=args.aug_strength)
+    occlude = None
+    if args.occluders:
+        from realtime.train.occluders import occlude_one as occlude
+    train_b = Batcher(
+        train_data, maker, augment=True, flip_p=args.flip, strength=args.aug_strength, occlude=occlude
+    )
     val_b = Batcher(data, maker, augment=False)
     weight = torch.from_numpy(maker.layout.weight_mask).to(device)
     scale = cfg.output_scale
