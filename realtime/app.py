@@ -60,6 +60,7 @@ class Options:
     frames: int | None = None
     effect: str | None = None
     source_face: str | None = None
+    swap_shape: float = 0.0  # 0: the live face's geometry; 1: the source's face shape
     faces: int = 4
     weights: str | None = None
     backend: str = "auto"
@@ -246,7 +247,7 @@ class App:
         from realtime.render.effects.swap import FaceSwap
 
         source = self.processor.reconstruct_photo(photo, f"{what} {self.options.source_face or ''}".strip())
-        return FaceSwap(self.bundle.layout, photo, source)
+        return FaceSwap(self.bundle.layout, photo, source, shape=self.options.swap_shape)
 
     # -- steering while it runs (any thread) -----------------------------------------
     @property
@@ -275,7 +276,7 @@ class App:
         from realtime.render.effects.swap import FaceSwap
 
         source = self.processor.reconstruct_photo(photo, what)
-        self.stage.add_effect(FaceSwap(self.bundle.layout, photo, source))
+        self.stage.add_effect(FaceSwap(self.bundle.layout, photo, source, shape=self.options.swap_shape))
 
     def set_mirror(self, on: bool) -> None:
         """Mirror averaging on or off, from the next frame."""

@@ -95,6 +95,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     fx.add_argument("--source-face", metavar="PATH", help="photo of a face to swap onto the live face(s)")
     fx.add_argument(
+        "--swap-shape",
+        metavar="S",
+        type=float,
+        default=0.0,
+        help="move the live face's mesh toward the source's face shape (jaw, nose, cheeks) by S: "
+        "0 keeps the live geometry (default), 1 takes the source's shape",
+    )
+    fx.add_argument(
         "--faces",
         metavar="N",
         type=int,
@@ -175,6 +183,12 @@ def check_flags(args: argparse.Namespace) -> None:
         )
     if args.effect == "swap" and not args.source_face:
         raise UsageError("--effect swap needs --source-face PHOTO (the face to put on)")
+    if not 0.0 <= args.swap_shape <= 1.0:
+        raise UsageError(
+            f"--swap-shape {args.swap_shape:g}: use a value from 0 (live shape) to 1 (source's shape)"
+        )
+    if args.swap_shape and not args.source_face:
+        raise UsageError("--swap-shape shapes a face swap: add --source-face PHOTO")
     if args.source_face and not Path(args.source_face).is_file():
         raise UsageError(f"--source-face {args.source_face}: no such file")
     if args.output and args.input:

@@ -180,6 +180,8 @@ def test_unwritable_output_path(tmp_path, carphone):
         (["--input", str(CARPHONE), "--output", str(CARPHONE)], "overwritten"),
         (["--demo", "--frames", "0"], "--frames"),
         (["--demo", "--effect", "swap"], "--source-face"),
+        (["--demo", "--swap-shape", "0.5"], "--source-face"),
+        (["--demo", "--source-face", str(MEDIA / "obama_portrait.jpg"), "--swap-shape", "2"], "--swap-shape"),
         (
             ["--demo", "--effect", "tiger", "--source-face", str(MEDIA / "biden_portrait.jpg")],
             "--source-face",

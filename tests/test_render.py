@@ -297,3 +297,20 @@ def test_benchmark_faces_are_all_drawn(ctx, layout):
         for c in range(2):
             part = changed[r * h // 2 : (r + 1) * h // 2, c * w // 2 : (c + 1) * w // 2]
             assert part.mean() > 0.1 * (cell * cell) / part.size, f"face in cell ({r}, {c}) not drawn"
+
+
+def test_swap_shape_takes_the_source_face_shape(layout, teacher):
+    """--swap-shape 1 puts the source's face shape (in the face's own frame) on the
+    live pose; 0 keeps the live mesh."""
+    from dataclasses import replace
+
+    from realtime.render.effects.swap import pose_free
+
+    _, live = teacher(10)
+    source_img, source = teacher(40)
+    kept = FaceSwap(layout, source_img, source, shape=0.0).vertices(live)
+    shaped = FaceSwap(layout, source_img, source, shape=1.0).vertices(live)
+    assert np.array_equal(kept, live.vertices)
+    before = np.abs(pose_free(live) - pose_free(source)).mean()
+    after = np.abs(pose_free(replace(live, vertices=shaped)) - pose_free(source)).mean()
+    assert before > 0.01 and after < 0.05 * before
