@@ -253,7 +253,15 @@ def clip_frames(path: Path, n: int, size: tuple[int, int] = (640, 480), step: in
     return frames
 
 
-def grid(model: VisibilityModel, samples, crops: list[np.ndarray], lms, path: Path, n: int = 8) -> None:
+def grid(
+    model: VisibilityModel,
+    samples,
+    crops: list[np.ndarray],
+    lms,
+    path: Path,
+    prnet: Path | None = None,
+    n: int = 8,
+) -> None:
     """The near-frontal dev faces (|yaw| < 45) with the most of their inner face (the
     hull of brows, eyes, nose and mouth) covered: input, mask without occlusion, mask
     with it (rendered for real on the GL renderer)."""
@@ -263,7 +271,7 @@ def grid(model: VisibilityModel, samples, crops: list[np.ndarray], lms, path: Pa
     from realtime.render.renderer import Renderer
     from realtime.weights import load_bundle
 
-    bundle = load_bundle(None)
+    bundle = load_bundle(prnet)
     engine = create_engine(bundle, "eager")
     r = bundle.config.resolution
     aff = base_affine(r)
@@ -313,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
     ap.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="visibility weights")
+    ap.add_argument(
+        "--prnet", type=Path, default=None, help="PRNet bundle for the live parts (default: shipped)"
+    )
     ap.add_argument("--limit", type=int, default=None, help="first N dev faces and held-out crops")
     ap.add_argument(
         "--clip",
@@ -348,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     report["hand_marks"] = hand_mark_auc(model, args.data, args.limit)
     hm = report["hand_marks"]
     print(f"AFLW hand marks, {hm['crops']} frontal held-out crops: AUC {hm['pooled_auc']:.3f} pooled")
-    report["hand_over_face"] = hand_over_face(model, args.clip, args.frames)
+    report["hand_over_face"] = hand_over_face(model, args.clip, args.frames, args.prnet)
     h = report["hand_over_face"]
     print(
         f"hand over the mouth, {h['frames']} frames: "
@@ -360,13 +371,16 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "occlusion.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out / 'occlusion.json'}")
     if args.grid is not None:
-        grid(model, samples, crops, lms, args.grid)
+        grid(model, samples, crops, lms, args.grid, args.prnet)
         print(f"wrote {args.grid}")
     return 0
 
 
-def hand_over_face(model: VisibilityModel, clip: Path, n: int, effect: str = "tiger") -> dict:
-    """``hand_trial`` on ``n`` frames of a real clip with the shipped PRNet."""
+def hand_over_face(
+    model: VisibilityModel, clip: Path, n: int, prnet: Path | None = None, effect: str = "tiger"
+) -> dict:
+    """``hand_trial`` on ``n`` frames of a real clip with the PRNet bundle ``prnet``
+    (None: the shipped one)."""
     from realtime.decode import Decoder
     from realtime.engines import create_engine
     from realtime.faces import FaceProcessor
@@ -374,7 +388,7 @@ def hand_over_face(model: VisibilityModel, clip: Path, n: int, effect: str = "ti
     from realtime.weights import load_bundle
 
     frames = clip_frames(clip, n)
-    bundle = load_bundle(None)
+    bundle = load_bundle(prnet)
     processor = FaceProcessor(create_engine(bundle, "eager"), Decoder(bundle.layout), filter_factory=None)
     processor.visibility = model
     h, w = frames[0].shape[:2]
