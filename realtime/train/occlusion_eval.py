@@ -14,8 +14,9 @@
    mouth of frames of a real clip, through detection, PRNet, the visibility network
    and the renderer: the share of the hand's pixels the mask still paints, and how
    much of the mask's coverage of the rest of the face stays.
-4. **A picture grid** (docs/occlusion_grid.png): the AFLW2000-3D dev faces the network
-   finds most covered, with the mask drawn without and with occlusion.
+4. **A picture grid** (``--grid``, docs/occlusion_grid.jpg): the near-frontal
+   AFLW2000-3D dev faces whose inner face the network finds most covered, with the
+   mask drawn without and with occlusion.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from realtime.train.groundtruth import (
     DEFAULT_DATA,
     MapMaker,
     base_affine,
+    landmark_basis,
     load_trainset,
     map_correction,
 )
@@ -56,7 +58,7 @@ def fit_to_landmarks(pts: np.ndarray, bfm: dict, iters: int = 3) -> np.ndarray:
     kpt = bfm["kpt_ind"]
     target = np.stack([pts[0] + 1, CROP - pts[1], pts[2]], 1)  # model axes: y up
     p = np.zeros(62)
-    basis = np.concatenate([bfm["shape_basis"], bfm["exp_basis"]], 1).reshape(-1, 3, 50)[kpt]
+    basis = landmark_basis(bfm)
     for _ in range(iters):
         src = mean[kpt] + basis @ p[12:]
         mu_s, mu_t = src.mean(0), target.mean(0)
