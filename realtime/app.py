@@ -175,6 +175,8 @@ class App:
                 self._make_stage(effect, window)
             self.visibility = None  # loaded only where something is drawn over faces
             if o.occlusion and self.stage is not None:
+                stage = self.stage
+                self.processor.needs_visibility = lambda: stage.draws_surfaces  # not for overlays
                 self.set_occlusion(True)
             kept = o.output or o.vcam or o.stream is not None or o.panel is not None or o.profile
             if not o.window and not kept:

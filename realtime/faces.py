@@ -47,9 +47,11 @@ class FaceProcessor:
         max_faces: int = 4,
         device: str | torch.device = "cpu",
         visibility: VisibilityModel | None = None,
+        needs_visibility: Callable[[], bool] = lambda: True,
     ):
         self.engine, self.decoder = engine, decoder
         self.visibility = visibility  # None: effects cover the whole face
+        self.needs_visibility = needs_visibility  # e.g. only while a surface effect is drawn
         self.device = torch.device(device)
         self.detector = detector if detector is not None else MTCNN(device=self.device)
         self.tracker = tracker or Tracker(self.detector, TrackerConfig(max_faces=max_faces))
@@ -93,7 +95,7 @@ class FaceProcessor:
         with timed(frame, Stage.INFER):
             maps = self.engine.run(batch.images)  # a GPU engine's stay on the GPU for decoding
         seen = None
-        if self.visibility is not None:
+        if self.visibility is not None and self.needs_visibility():
             with timed(frame, Stage.OCCLUDE):
                 seen = visibilities(self.visibility, batch.images, batch.to_frame)
         with timed(frame, Stage.DECODE):

@@ -101,12 +101,13 @@ class TorchVisibility:
 
     def __init__(self, path: Path = DEFAULT_WEIGHTS, device: str | torch.device = "cpu"):
         net, self.resolution = load_net(path)
-        self.net = net.to(device)
+        self.device = torch.device(device)
+        self.net = net.to(self.device)
 
     @torch.inference_mode()
     def run(self, images: torch.Tensor) -> np.ndarray:
-        x = images.to(next(self.net.parameters()).device, torch.float32)
-        return torch.sigmoid(self.net(x))[:, 0].float().cpu().numpy()
+        x = images.to(self.device, torch.float32)
+        return torch.sigmoid(self.net(x))[:, 0].cpu().numpy()
 
 
 class OnnxVisibility:
@@ -143,12 +144,9 @@ class OnnxVisibility:
 
 
 def load_visibility(device: str | torch.device = "cpu", path: Path = DEFAULT_WEIGHTS) -> VisibilityModel:
-    """onnxruntime on a CPU when installed (the faster there), else PyTorch."""
+    """onnxruntime on a CPU (the faster there; a required dependency), PyTorch on a GPU."""
     if torch.device(device).type == "cpu":
-        try:
-            return OnnxVisibility(path)
-        except ImportError:
-            pass
+        return OnnxVisibility(path)
     return TorchVisibility(path, device)
 
 

@@ -118,6 +118,13 @@ def test_occlusion_is_a_stage_and_turns_off(tmp_path, carphone):
         summary = json.loads(profile.read_text())
         assert summary["meta"]["occlusion"] is on
         assert ("occlude" in summary["stages"]) is on
+    # an overlay (landmarks) reads no visibility: the network is not run for it
+    profile = tmp_path / "overlay.json"
+    proc = cli(
+        "--input", carphone, "--frames", "8", "--effect", "landmarks", "--no-window", "--profile", profile
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "occlude" not in json.loads(profile.read_text())["stages"]
 
 
 def test_demo_headless(tmp_path):

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from realtime.occlusion import DEFAULT_WEIGHTS, TorchVisibility, load_net, load_visibility
 from realtime.render.effects import MASKS
@@ -89,8 +90,8 @@ def test_the_network_sees_a_held_out_occluder(shared, bfm, visibility):
     matches the footprint left uncovered (IoU), and a clean face is seen whole."""
     from realtime.train.groundtruth import MapMaker, base_affine, load_trainset
     from realtime.train.occluders import Donor, footprint, sample
-    from realtime.train.occlusion_eval import to_input, upsample
-    from realtime.train.visibility import RESOLUTION, split
+    from realtime.train.train import to_input
+    from realtime.train.visibility import RESOLUTION, split, upsample
 
     data = load_trainset(shared)
     _, held = split(len(data.images))
@@ -110,7 +111,7 @@ def test_the_network_sees_a_held_out_occluder(shared, bfm, visibility):
             )
             imgs.append(img)
             targets.append(t > 0.5)
-        pred = upsample(visibility.run(to_input(imgs))) > 0.5
+        pred = upsample(visibility.run(to_input(np.stack(imgs), torch.device("cpu")))) > 0.5
         t = np.stack(targets)
         ious[n] = ((pred & t).sum((1, 2)) / (pred | t).sum((1, 2))).mean()
     assert ious[0] > 0.85 and ious[1] > 0.8, ious

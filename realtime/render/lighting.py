@@ -210,6 +210,18 @@ def fit_light(
     return s[:, None] * gain[None, :]
 
 
+def pixels_at(image: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(K, 3) uint8 frame pixels nearest to (K, 2) points, and (K,) whether each says
+    something of the light: inside the frame and neither clipped nor black."""
+    h, w = image.shape[:2]
+    x = (xy[:, 0] + 0.5).astype(np.int64)  # nearest pixel (x >= -0.5 on the frame)
+    y = (xy[:, 1] + 0.5).astype(np.int64)
+    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    pix = image[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)]
+    top = pix.max(1)
+    return pix, inside & (top < 250) & (top > 4)
+
+
 class _Track:
     __slots__ = ("albedo", "light")
 
@@ -233,16 +245,9 @@ class LightEstimator:
 
     def sample(self, image: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Linear colours, normals and weights (0 = unusable) of the skin samples."""
-        h, w = image.shape[:2]
-        xy = vertices[self.rows, :2]
-        x = (xy[:, 0] + 0.5).astype(np.int64)  # nearest pixel (x >= -0.5 on the frame)
-        y = (xy[:, 1] + 0.5).astype(np.int64)
-        inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-        pix = image[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)]
+        pix, usable = pixels_at(image, vertices[self.rows, :2])
         n = self.normals(vertices, self.rows)
-        top = pix.max(1)
-        lit = (top < 250) & (top > 4)  # clipped pixels say nothing of the light
-        weight = (inside & lit).astype(np.float64) * np.clip((n[:, 2] - MIN_NZ) / 0.3, 0.0, 1.0)
+        weight = usable.astype(np.float64) * np.clip((n[:, 2] - MIN_NZ) / 0.3, 0.0, 1.0)
         return to_linear(pix).astype(np.float64), n, weight
 
     def _normalise(self, albedo: np.ndarray) -> np.ndarray:

@@ -50,6 +50,12 @@ class RenderStage:
     def effect(self) -> str:
         return self.window.effect if self.window is not None else self._effect
 
+    @property
+    def draws_surfaces(self) -> bool:
+        """Whether the current effect paints the face's surface (masks, swap, depth):
+        only those read a face's visibility."""
+        return self.renderer.effect(self.effect).kind == "surface"
+
     def set_effect(self, name: str) -> None:
         """Switch to ``name`` from the next frame; EffectError (one line) if unknown."""
         if name not in self.renderer.named:

@@ -146,7 +146,8 @@ def map_correction(
     which count), each the mean of its group of the 68 landmarks, ``noise_px`` of
     error each, against the face model's prior. Pose and scale stay."""
     basis = landmark_basis(bfm)
-    cur = np.stack([landmarks_2d(p, bfm)[:, k].mean(1) for k in groups], 1)  # (M, G, 2)
+    now = landmarks_2d(p, bfm)
+    cur = np.stack([now[:, k].mean(1) for k in groups], 1)  # (M, G, 2)
     # d(crop pixels)/d(coefficients) at each group (linear in the coefficients)
     sr = p[:, :12].reshape(-1, 3, 4)[:, :2, :3]
     jac = np.einsum("mrc,gcn->mgrn", sr, np.stack([basis[k].mean(0) for k in groups]))
@@ -278,10 +279,10 @@ def augment_pixels(
     and the chances of an occluder and of blur."""
     r = img.shape[0]
     out = img.astype(np.float32) * (1 + strength * (rng.uniform(0.6, 1.4, 3) - 1))[None, None]
-    drawn = occlude is not None and landmarks is not None
-    if drawn and rng.random() < 0.4 * strength:
+    occluded = rng.random() < 0.4 * strength
+    if occluded and occlude is not None and landmarks is not None:
         out = occlude(np.clip(out, 0, 255).astype(np.uint8), landmarks, rng, donor).astype(np.float32)
-    elif not drawn and rng.random() < 0.4 * strength:
+    elif occluded:
         h, w = (rng.uniform(0.15, 0.45, 2) * r).astype(int)
         y, x = rng.integers(0, r - h), rng.integers(0, r - w)
         dy, dx = rng.integers(0, r - h), rng.integers(0, r - w)
@@ -345,9 +346,11 @@ class Batcher:
             )
             if self.augment:
                 donor = self.data.images[rng.integers(len(self.data.images))]
-                lm = self.data.pts68[i, :2].T @ a[:, :2].T + a[:, 2]
-                if not np.isfinite(lm).all():  # turned crops have no 68 labels: a box
-                    lm = None
+                lm = None
+                if self.occlude is not None:
+                    lm = self.data.pts68[i, :2].T @ a[:, :2].T + a[:, 2]
+                    if not np.isfinite(lm).all():  # turned crops have no 68 labels: a box
+                        lm = None
                 im = augment_pixels(im, rng, donor, self.strength, lm, self.occlude)
             imgs.append(im)
             affs.append(a)

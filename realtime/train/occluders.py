@@ -72,11 +72,16 @@ def aflw_points(lm: np.ndarray) -> np.ndarray:
     return np.stack([lm[k].mean(0) for k in AFLW21.values()])
 
 
+def marked21(data_dir: Path) -> dict[str, np.ndarray]:
+    """Crop name -> (21,) bool: which of AFLW's 21 points its annotator marked."""
+    with np.load(data_dir / "train" / "aflw_crops_labels21.npz") as f:  # absent: x = -1 there
+        return dict(zip(f["names"], f["pts21_orig"][:, 0] >= 0, strict=True))
+
+
 def hidden_marks(data: TrainSet, data_dir: Path, max_yaw: float = 30.0) -> np.ndarray:
     """(M, P) bool: AFLW's annotator left point ``AFLW21`` out of a face turned less
     than ``max_yaw``: there, something covered it (hair, a hand, sunglasses)."""
-    with np.load(data_dir / "train" / "aflw_crops_labels21.npz") as f:  # absent: x = -1 there
-        marked = dict(zip(f["names"], f["pts21_orig"][:, 0] >= 0, strict=True))
+    marked = marked21(data_dir)
     cols = [j - 1 for j in AFLW21]
     absent = ~np.stack([marked[n][cols] for n in data.names])
     frontal = np.abs(data.yaw) < max_yaw if data.yaw is not None else np.zeros(len(data.names), bool)

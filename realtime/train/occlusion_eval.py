@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 import torch
 
+from realtime.decode import fit_similarity
 from realtime.occlusion import DEFAULT_WEIGHTS, TorchVisibility, VisibilityModel
 from realtime.paths import MEDIA
 from realtime.train.aflw2000 import crop_affine, load_aflw2000, warp_crop
@@ -42,10 +43,12 @@ from realtime.train.groundtruth import (
     load_trainset,
     map_correction,
 )
-from realtime.train.occluders import AFLW21, Donor, aflw_points, draw_occluder, footprint, sample
-from realtime.train.visibility import RESOLUTION, split
+from realtime.train.occluders import AFLW21, Donor, aflw_points, draw_occluder, footprint, marked21, sample
+from realtime.train.train import to_input
+from realtime.train.visibility import RESOLUTION, iou, split, upsample
 from realtime.uv import load_bfm
 
+CPU = torch.device("cpu")
 EARS21 = (13, 17)  # AFLW's image-left and image-right ear: placed by the mesh (ear_points)
 
 
@@ -60,14 +63,7 @@ def fit_to_landmarks(pts: np.ndarray, bfm: dict, iters: int = 3) -> np.ndarray:
     p = np.zeros(62)
     basis = landmark_basis(bfm)
     for _ in range(iters):
-        src = mean[kpt] + basis @ p[12:]
-        mu_s, mu_t = src.mean(0), target.mean(0)
-        cov = (target - mu_t).T @ (src - mu_s) / len(src)
-        u, d, vt = np.linalg.svd(cov)
-        fix = np.diag([1, 1, np.sign(np.linalg.det(u @ vt))])
-        rot = u @ fix @ vt
-        scale = np.trace(np.diag(d) @ fix) / ((src - mu_s) ** 2).sum(1).mean()
-        t = mu_t - scale * rot @ mu_s
+        rot, scale, t = fit_similarity(mean[kpt] + basis @ p[12:], target)
         p[:12] = np.hstack([scale * rot, t[:, None]]).ravel()
         p = map_correction(
             p[None], pts[:2].T[None], np.ones((1, 68), bool), [[k] for k in range(68)], bfm, 2.0
@@ -75,10 +71,11 @@ def fit_to_landmarks(pts: np.ndarray, bfm: dict, iters: int = 3) -> np.ndarray:
     return p
 
 
-def dev_footprints(samples, bfm: dict, maker: MapMaker) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per dev face: the (120, 120) crop (RGB) and its footprint (bool)."""
+def dev_footprints(samples, bfm: dict, maker: MapMaker) -> tuple[list[np.ndarray], ...]:
+    """Per dev face: the (120, 120) crop (RGB), its footprint (bool) and its (68, 2)
+    ground-truth landmarks in the crop."""
     tris = np.ascontiguousarray(bfm["triangles"], np.int64)
-    crops, foots = [], []
+    crops, foots, lms = [], [], []
     for s in samples:
         a = crop_affine(s.pts[:2], CROP)
         crop = cv2.cvtColor(warp_crop(s.image, a, CROP), cv2.COLOR_BGR2RGB)
@@ -87,11 +84,8 @@ def dev_footprints(samples, bfm: dict, maker: MapMaker) -> tuple[list[np.ndarray
         v = maker.vertices(params[None].astype(np.float32))[0].numpy()
         crops.append(crop)
         foots.append(footprint(v, tris))
-    return crops, foots
-
-
-def to_input(imgs: list[np.ndarray]) -> torch.Tensor:
-    return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 255.0
+        lms.append(pts[:2].T)
+    return crops, foots, lms
 
 
 def held_out_iou(model: VisibilityModel, crops, foots, lms, seed: int = 0) -> dict:
@@ -108,16 +102,8 @@ def held_out_iou(model: VisibilityModel, crops, foots, lms, seed: int = 0) -> di
                 img, v = sample(crops[i], foots[i], lms[i], aff, rng, donors, True, RESOLUTION, n=k)
                 imgs.append(img)
                 vis.append(v)
-            prob = upsample(model.run(to_input(imgs)))
-            a, b = prob > 0.5, np.stack(vis) > 0.5
-            out[key] += list((a & b).sum((1, 2)) / np.maximum((a | b).sum((1, 2)), 1))
+            out[key] += list(iou(upsample(model.run(to_input(np.stack(imgs), CPU))), np.stack(vis)))
     return {k: float(np.mean(v)) for k, v in out.items()}
-
-
-def upsample(prob: np.ndarray) -> np.ndarray:
-    """(B, S, S) -> (B, 2S, 2S) bilinear, as the renderer samples the map."""
-    t = torch.from_numpy(prob)[:, None]
-    return torch.nn.functional.interpolate(t, scale_factor=2.0, mode="bilinear")[:, 0].numpy()
 
 
 def auc(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -146,21 +132,18 @@ def ear_points(v: np.ndarray, lm: np.ndarray) -> np.ndarray:
     return np.stack([band[np.argmax(side)], band[np.argmin(side)]]) + eyes
 
 
-def hand_mark_auc(model: VisibilityModel, data_dir: Path, limit: int | None) -> dict:
+def hand_mark_auc(model: VisibilityModel, data_dir: Path, maker: MapMaker, limit: int | None) -> dict:
     """Per-point and pooled AUC on held-out frontal training crops."""
     data = load_trainset(data_dir)
-    bfm = load_bfm(data_dir / "bfm" / "bfm_noneck_uv.npz")
-    maker = MapMaker(bfm, RESOLUTION)
     _, held = split(len(data.images))
     rows = held[np.abs(data.yaw[held]) < 30][:limit]
     aff = base_affine(RESOLUTION)
-    with np.load(data_dir / "train" / "aflw_crops_labels21.npz") as f:  # absent: x = -1 there
-        marked = dict(zip(f["names"], f["pts21_orig"][:, 0] >= 0, strict=True))
+    marked = marked21(data_dir)
     scores: dict[int, tuple[list[float], list[float]]] = {j: ([], []) for j in range(1, 22)}
     for s in range(0, len(rows), 64):
         idx = rows[s : s + 64]
         imgs = [cv2.warpAffine(data.images[i], aff, (RESOLUTION,) * 2, flags=cv2.INTER_LINEAR) for i in idx]
-        prob = upsample(model.run(to_input(imgs)))
+        prob = upsample(model.run(to_input(np.stack(imgs), CPU)))
         verts = maker.vertices(data.params[idx]).numpy()
         for b, i in enumerate(idx):
             lm = data.pts68[i, :2].T
@@ -281,7 +264,7 @@ def grid(
     r = bundle.config.resolution
     aff = base_affine(r)
     imgs = [cv2.warpAffine(c, aff, (r, r), flags=cv2.INTER_LINEAR) for c in crops]
-    x = to_input(imgs)
+    x = to_input(np.stack(imgs), CPU)
     prob = np.concatenate([upsample(model.run(x[s : s + 64])) for s in range(0, len(x), 64)])
     hidden = np.zeros(len(crops))
     for i, (p, lm) in enumerate(zip(prob, lms, strict=True)):
@@ -351,17 +334,13 @@ def main(argv: list[str] | None = None) -> int:
     bfm = load_bfm(args.data / "bfm" / "bfm_noneck_uv.npz")
     maker = MapMaker(bfm, RESOLUTION)
     print(f"fitting footprints of {len(samples)} dev faces", flush=True)
-    crops, foots = dev_footprints(samples, bfm, maker)
-    lms = [
-        (crop_affine(s.pts[:2], CROP)[:, :2] @ s.pts[:2] + crop_affine(s.pts[:2], CROP)[:, 2:]).T
-        for s in samples
-    ]
+    crops, foots, lms = dev_footprints(samples, bfm, maker)
     report: dict = {"weights": str(args.weights)}
     report["iou"] = held_out_iou(model, crops, foots, lms)
     print(
         f"IoU, held-out occluders: {report['iou']['occluded']:.3f} (clean faces {report['iou']['clean']:.3f})"
     )
-    report["hand_marks"] = hand_mark_auc(model, args.data, args.limit)
+    report["hand_marks"] = hand_mark_auc(model, args.data, maker, args.limit)
     hm = report["hand_marks"]
     print(f"AFLW hand marks, {hm['crops']} frontal held-out crops: AUC {hm['pooled_auc']:.3f} pooled")
     report["hand_over_face"] = hand_over_face(model, args.clip, args.frames, args.prnet)

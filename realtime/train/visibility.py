@@ -31,6 +31,7 @@ from realtime.occlusion import VisibilityNet
 from realtime.paths import CACHE
 from realtime.train.groundtruth import DEFAULT_DATA, MapMaker, TrainSet, load_trainset, random_affine
 from realtime.train.occluders import AFLW21, Donor, aflw_points, footprints, hidden_marks, sample
+from realtime.train.train import to_input
 from realtime.uv import load_bfm
 
 RESOLUTION = 128
@@ -91,7 +92,7 @@ def make_batch(
         vis.append(v)
         pts.append(aflw_points(lm) @ a[:, :2].T + a[:, 2])
         weights.append(hidden[i] if hidden is not None else np.zeros(len(AFLW21), bool))
-    x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 255.0
+    x = to_input(np.stack(imgs), torch.device("cpu"))
     return (
         x,
         torch.from_numpy(np.stack(vis))[:, None],
@@ -111,6 +112,11 @@ def point_loss(logits: torch.Tensor, pts: torch.Tensor, weight: torch.Tensor) ->
     return (per * weight).sum() / weight.sum()
 
 
+def probabilities(net: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    """(B, S, S) the map's probabilities for (B, 3, R, R) crops."""
+    return torch.sigmoid(net(x.contiguous(memory_format=torch.channels_last)))[:, 0].numpy()
+
+
 def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """BCE + soft Dice on the (R/2)-pixel map against the area-reduced target."""
     t = F.avg_pool2d(target, 2)
@@ -119,17 +125,17 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, t) + dice.mean()
 
 
-def upsampled(logits: torch.Tensor) -> torch.Tensor:
-    """Probabilities at crop resolution, as the renderer samples them (bilinear)."""
-    return torch.sigmoid(F.interpolate(logits, scale_factor=2.0, mode="bilinear"))
+def upsample(prob: np.ndarray) -> np.ndarray:
+    """(B, S, S) probabilities -> (B, 2S, 2S) at crop resolution, bilinear, as the
+    renderer samples the map."""
+    t = torch.from_numpy(np.ascontiguousarray(prob, np.float32))[:, None]
+    return F.interpolate(t, scale_factor=2.0, mode="bilinear")[:, 0].numpy()
 
 
-def iou(prob: torch.Tensor, target: torch.Tensor) -> np.ndarray:
-    """(B,) IoU of prob > 0.5 against target > 0.5."""
+def iou(prob: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(B,) IoU of prob > 0.5 against target > 0.5, both (B, H, W)."""
     a, b = prob > 0.5, target > 0.5
-    inter = (a & b).sum((1, 2, 3)).float()
-    union = (a | b).sum((1, 2, 3)).float().clamp(min=1)
-    return (inter / union).numpy()
+    return (a & b).sum((1, 2)) / np.maximum((a | b).sum((1, 2)), 1)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -207,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         net.eval()
         with torch.inference_mode():
             scores = np.concatenate(
-                [iou(upsampled(net(x.contiguous(memory_format=torch.channels_last))), t) for x, t, *_ in val]
+                [iou(upsample(probabilities(net, x)), t[:, 0].numpy()) for x, t, *_ in val]
             )
         net.train()
         return float(scores.mean())

@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from realtime.render.lighting import MeshNormals, shade, to_linear
+from realtime.render.lighting import MeshNormals, pixels_at, shade, to_linear
 from realtime.types import Reconstruction
 from realtime.uv import UVLayout
 
@@ -91,18 +91,12 @@ class Seam:
     ) -> np.ndarray:
         """This face's correction: ``albedo`` (K, 3) linear BGR and ``cover`` (K,) in
         [0, 1] are the swap texture's at the boundary samples (self.rows)."""
-        h, w = image.shape[:2]
         v = rec.vertices
-        xy = v[self.rows, :2]
-        x, y = np.round(xy[:, 0]).astype(np.int64), np.round(xy[:, 1]).astype(np.int64)
-        inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-        pix = image[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)]
+        pix, usable = pixels_at(image, v[self.rows, :2])
         n = self.normals(v, self.rows)
         predicted = albedo * shade(light, n)
-        seen = to_linear(pix)
-        d = np.log(seen + 2e-3) - np.log(predicted + 2e-3)
-        lit = (pix.max(1) < 250) & (pix.max(1) > 4)
-        wt = inside * lit * cover * np.clip((n[:, 2] - 0.15) / 0.3, 0.0, 1.0)
+        d = np.log(to_linear(pix) + 2e-3) - np.log(predicted + 2e-3)
+        wt = usable * cover * np.clip((n[:, 2] - 0.15) / 0.3, 0.0, 1.0)
         wt = wt * (np.abs(d) < MAX_LOG_GAIN).all(1)
         cnt = np.bincount(self.sample_cell, weights=wt, minlength=self.n)
         total = np.stack(
