@@ -121,7 +121,13 @@ class Tracker:
         self._since_detect = 0
         self._lost = False
         self._frame_size = (0, 0)
-        self._job: _Job | None = None  # the background detection under way
+        # The background detection under way, on one long-lived worker thread rather
+        # than a thread per detection: each new thread can take a new malloc arena, and
+        # a run that started one every 20 frames grew by tens of MB over its first
+        # minutes. The pool's thread is joined at interpreter exit, so a detection
+        # running then finishes instead of being stopped inside torch's native code
+        # (which aborts the process).
+        self._job: Future[Detections] | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect")
 
     def reset(self) -> None:
@@ -134,9 +140,9 @@ class Tracker:
         self._frame_size = _size_of(image)
         self.detected = False
         job = self._job
-        if job is not None and job.ready:
+        if job is not None and job.done():
             self._job = None
-            detections = job.result()
+            detections = job.result()  # the worker's exception, if it failed, re-raised here
             self.detected = True
             self._merge(detections, image, reframe=False)
         due = not self.tracks or self._lost
@@ -153,7 +159,9 @@ class Tracker:
         elif self._since_detect >= cfg.redetect_every and self._job is None:
             self._start()
             if cfg.background:
-                self._job = _Job(self._pool, self.detector, image)
+                if hasattr(image, "levels"):  # Octaves: the worker builds its own reductions
+                    image = type(image)(image.levels[0])
+                self._job = self._pool.submit(self.detector, image)
             else:
                 self._merge(self.detector(image), image)
                 self.detected = True
@@ -272,29 +280,6 @@ class Tracker:
         if np.linalg.norm(c - track.center) > cfg.max_jump * prev_side:
             return False
         return 1 / cfg.max_zoom <= side / prev_side <= cfg.max_zoom
-
-
-class _Job:
-    """One detection on the tracker's worker thread.
-
-    The worker is one long-lived thread (a single-thread pool) rather than a thread per
-    detection: each new thread can take a new malloc arena, and a run that started one
-    every 20 frames grew by tens of MB over its first minutes. The pool's thread is
-    joined at interpreter exit, so a detection running then finishes instead of being
-    stopped inside torch's native code (which aborts the process)."""
-
-    def __init__(self, pool: ThreadPoolExecutor, detector: Callable[[object], Detections], image):
-        if hasattr(image, "levels"):  # Octaves: the worker builds its own reductions
-            image = type(image)(image.levels[0])
-        self.future: Future[Detections] = pool.submit(detector, image)
-
-    @property
-    def ready(self) -> bool:
-        return self.future.done()
-
-    def result(self) -> Detections:
-        """The detections; the worker's exception, re-raised here, if it failed."""
-        return self.future.result()
 
 
 def _size_of(image) -> tuple[int, int]:

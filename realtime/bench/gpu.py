@@ -178,7 +178,7 @@ def parity(bundle: Bundle, frames: int = 20, device: str = "cuda") -> dict:
     """The GPU frame path against the CPU's: crop max abs difference (RGB in [0, 1]),
     decoded vertices, and the face processor's landmarks over a clip (px)."""
     from realtime.bench.pipeline import CLIP
-    from realtime.capture import VideoSource
+    from realtime.capture import VideoSource, letterbox
     from realtime.crop import Octaves, crop_affines, to_tensor, warp
     from realtime.decode import Decoder
     from realtime.engines import create_engine
@@ -186,7 +186,7 @@ def parity(bundle: Bundle, frames: int = 20, device: str = "cuda") -> dict:
     from realtime.types import Frame
 
     with VideoSource(CLIP) as src:
-        clip = [_upscale(f, 1280, 720) for f in src.read_all()[:frames]]
+        clip = [letterbox(f, (1280, 720), fill=30) for f in src.read_all()[:frames]]
     r = bundle.config.resolution
     centers = np.array([[640.0, 330.0], [500.3, 300.7]])
     sizes = np.array([420.0, 97.5])  # a big face (octaves, supersampling) and a small one
@@ -218,17 +218,6 @@ def parity(bundle: Bundle, frames: int = 20, device: str = "cuda") -> dict:
         "processor_landmark_max_px": max(lm_err) if lm_err else None,
         "processor_frames_compared": len(lm_err),
     }
-
-
-def _upscale(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    import cv2
-
-    s = min(width / img.shape[1], height / img.shape[0])
-    cell = cv2.resize(img, (int(img.shape[1] * s), int(img.shape[0] * s)), interpolation=cv2.INTER_CUBIC)
-    out = np.full((height, width, 3), 30, np.uint8)
-    y0, x0 = (height - cell.shape[0]) // 2, (width - cell.shape[1]) // 2
-    out[y0 : y0 + cell.shape[0], x0 : x0 + cell.shape[1]] = cell
-    return out
 
 
 def bench_gpu(log: Callable[[str], None], full_weights: str | None = None) -> dict:

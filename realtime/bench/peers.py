@@ -52,6 +52,7 @@ import cv2
 import numpy as np
 
 from realtime.bench.peer_mediapipe import serve
+from realtime.capture import CaptureError, VideoSource, letterbox
 from realtime.paths import CACHE, MEDIA, REPO, SHARED_DATA
 
 MEDIAPIPE_VERSION = "0.10.14"
@@ -325,25 +326,13 @@ def start(name: str, frames: Path, work: Path) -> tuple[Worker, float]:
 def clip_frames(width: int, height: int, n: int) -> np.ndarray:
     """(n, H, W, 3): the carphone clip letterboxed to width x height (as the pipeline
     benchmark's clips), played forward and back when ``n`` is longer than the clip."""
-    cap = cv2.VideoCapture(str(CLIP))
-    src = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        src.append(img)
-    cap.release()
-    if not src:
-        raise PeerError(f"cannot read the clip {CLIP}")
+    try:
+        with VideoSource(CLIP) as video:
+            src = video.read_all()
+    except CaptureError as e:
+        raise PeerError(str(e)) from None
     order = list(range(len(src))) + list(range(len(src) - 2, 0, -1))
-    out = np.full((n, height, width, 3), 30, np.uint8)
-    for k in range(n):
-        img = src[order[k % len(order)]]
-        s = min(width / img.shape[1], height / img.shape[0])
-        cell = cv2.resize(img, (int(img.shape[1] * s), int(img.shape[0] * s)), interpolation=cv2.INTER_CUBIC)
-        y0, x0 = (height - cell.shape[0]) // 2, (width - cell.shape[1]) // 2
-        out[k, y0 : y0 + cell.shape[0], x0 : x0 + cell.shape[1]] = cell
-    return out
+    return np.stack([letterbox(src[order[k % len(order)]], (width, height), fill=30) for k in range(n)])
 
 
 def still_frames(n: int = JITTER_FRAMES) -> tuple[np.ndarray, np.ndarray]:

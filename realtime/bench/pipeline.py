@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from realtime.capture import VideoSource
+from realtime.capture import VideoSource, letterbox
 from realtime.paths import CACHE, MEDIA, REPO, WEIGHTS
 
 CLIP = MEDIA / "carphone_176x144.mp4"
@@ -84,11 +84,7 @@ def make_clip(width: int, height: int, faces: int, out_dir: Path) -> Path:
     tmp = path.with_suffix(".tmp.avi")
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (width, height))
     for img in frames:
-        s = min(cw / img.shape[1], ch / img.shape[0])
-        cell = cv2.resize(img, (int(img.shape[1] * s), int(img.shape[0] * s)), interpolation=cv2.INTER_CUBIC)
-        tile = np.full((ch, cw, 3), 30, np.uint8)
-        y0, x0 = (ch - cell.shape[0]) // 2, (cw - cell.shape[1]) // 2
-        tile[y0 : y0 + cell.shape[0], x0 : x0 + cell.shape[1]] = cell
+        tile = letterbox(img, (cw, ch), fill=30)
         canvas = np.full((height, width, 3), 30, np.uint8)
         for i in range(faces):
             r, c = divmod(i, grid)

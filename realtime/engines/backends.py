@@ -175,38 +175,46 @@ def _versions_key(*parts: object) -> str:
 def export_onnx(bundle: Bundle, path: str | Path | None = None, opset: int = 17) -> Path:
     """Export the folded model (dynamic batch) to ONNX; needs the ``onnx`` package.
     Returns the file, reused when the same weights were exported before."""
-    try:
-        import onnx  # noqa: F401  (torch's exporter needs it)
-    except ImportError:
-        raise EngineError("ONNX export needs the onnx package: pip install onnx") from None
     if path is None:
         key = _versions_key(bundle_digest(bundle), torch.__version__, opset)
         path = CACHE / "onnx" / f"prnet_s{bundle.config.size}_r{bundle.config.resolution}_{key}.onnx"
     path = Path(path)
     if path.is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = FoldedPRNet(bundle.build_model("cpu"), bundle.config.output_scale)
-    r = bundle.config.resolution
+    return export_module(model, bundle.config.resolution, path, "maps", opset)
+
+
+def export_module(module: torch.nn.Module, resolution: int, path: Path, output: str, opset: int = 17) -> Path:
+    """Export ``module`` (input "images" (B, 3, R, R), one output named ``output``) to
+    ``path`` with a dynamic batch, unless the file is there; written aside and moved, so
+    an interrupted export leaves no half file for the next start to trust."""
+    if path.is_file():
+        return path
+    try:
+        import onnx  # noqa: F401  (torch's exporter needs it)
+    except ImportError:
+        raise EngineError("ONNX export needs the onnx package: pip install onnx") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.onnx")
     torch.onnx.export(
-        model,
-        (torch.rand(1, 3, r, r),),
+        module,
+        (torch.rand(1, 3, resolution, resolution),),
         str(tmp),
         dynamo=False,
         opset_version=opset,
         input_names=["images"],
-        output_names=["maps"],
-        dynamic_axes={"images": {0: "batch"}, "maps": {0: "batch"}},
+        output_names=[output],
+        dynamic_axes={"images": {0: "batch"}, output: {0: "batch"}},
     )
     tmp.replace(path)
     return path
 
 
-def ort_session(path: str | Path, device: str = "cpu"):
+def ort_session(path: str | Path, device: str = "cpu", threads: int | None = None):
     """An onnxruntime session on ``path`` (CPU, or CUDA first for a cuda device) with
     the options every onnxruntime engine shares, so the fp32 and int8 engines are timed
-    and run alike."""
+    and run alike; ``threads`` defaults to torch's count at the time."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -218,7 +226,7 @@ def ort_session(path: str | Path, device: str = "cpu"):
         providers.insert(0, "CUDAExecutionProvider")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = torch.get_num_threads()
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
     # Idle threads sleep instead of spinning: in the live loop the capture and render
     # threads share the cores, and spinning workers starved them (2-core Xeon, loaded:
     # 15 ms a call without spinning, 21-24 ms with).

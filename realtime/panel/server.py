@@ -89,6 +89,11 @@ def lan_address() -> str:
         return socket.gethostname()
 
 
+def too_big(size: int, what: str) -> str:
+    """Why a photo of ``size`` bytes is refused (the header check and the decoder agree)."""
+    return f"{what} is {size / 2**20:.1f} MB: the limit is {MAX_UPLOAD // 2**20} MB; use a smaller photo"
+
+
 def decode_photo(data: bytes, what: str = "the photo") -> np.ndarray:
     """BGR uint8 from an uploaded file's bytes, or UploadError saying why not. The
     size is read from the header before anything is decoded, so a small file that
@@ -97,7 +102,7 @@ def decode_photo(data: bytes, what: str = "the photo") -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if len(data) > MAX_UPLOAD:
-        raise UploadError(f"{what} is {len(data) / 2**20:.1f} MB: the limit is 20 MB; use a smaller photo")
+        raise UploadError(too_big(len(data), what))
     if not data:
         raise UploadError(f"{what} is empty: use a photo (JPEG, PNG or WebP)")
     unreadable = f"{what} is not a readable image: use a photo (JPEG, PNG or WebP)"
@@ -231,11 +236,10 @@ class Panel:
                 size = request.content_length
                 if size is None:
                     return _error(411, "send the body with a Content-Length")
-                if request.path == "/api/source-face" and size > MAX_UPLOAD:
-                    return _error(
-                        413, f"the file is {size / 2**20:.1f} MB: the limit is 20 MB; use a smaller photo"
-                    )
-                if request.path != "/api/source-face" and size > MAX_JSON:
+                if request.path == "/api/source-face":
+                    if size > MAX_UPLOAD:
+                        return _error(413, too_big(size, "the file"))
+                elif size > MAX_JSON:
                     return _error(413, f"the request is {size} bytes: the limit is {MAX_JSON}")
             return await handler(request)
 

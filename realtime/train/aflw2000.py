@@ -38,11 +38,12 @@ def load_aflw2000(folder: Path, limit: int | None = None) -> list[Sample]:
     return out
 
 
-def crop_affine(pts2d: np.ndarray, resolution: int) -> np.ndarray:
-    """(2, 3) frame -> crop affine for a (2, K) landmark set, training framing."""
+def crop_affine(pts2d: np.ndarray, resolution: int, framing: float = FRAMING) -> np.ndarray:
+    """(2, 3) frame -> crop affine for a (2, K) landmark set: a square ``framing`` x the
+    box's longer side, centred on it (by default the training framing)."""
     lo, hi = pts2d.min(1), pts2d.max(1)
     centre = (lo + hi) / 2
-    side = FRAMING * float((hi - lo).max())
+    side = framing * float((hi - lo).max())
     s = resolution / side
     c = (resolution - 1) / 2
     return np.array([[s, 0, c - s * centre[0]], [0, s, c - s * centre[1]]])

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import os
 import time
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,7 +65,7 @@ def calibration_crops(
     ``load_trainset`` does, each a plain resize of the 120 px crop
     (``groundtruth.base_affine``, as training's validation crops). Reads only these
     crops from the zip, not all 19k."""
-    from realtime.train.groundtruth import NME_DROP, base_affine
+    from realtime.train.groundtruth import NME_DROP, base_affine, read_crops
 
     train = Path(data) / "train"
     labels, zipped = train / "aflw_teacher_params.npz", train / "aflw_crops_120.zip"
@@ -79,12 +78,9 @@ def calibration_crops(
         names = f["names"][~(f["nme21"] > NME_DROP)]
     pick = np.sort(np.random.default_rng(0).choice(len(names), min(count, len(names)), replace=False))
     affine, size = base_affine(resolution), (resolution, resolution)
-    out = np.empty((len(pick), 3, resolution, resolution), np.float32)
-    with zipfile.ZipFile(zipped) as z:
-        for k, i in enumerate(pick):
-            bgr = cv2.imdecode(np.frombuffer(z.read(f"images/{names[i]}"), np.uint8), cv2.IMREAD_COLOR)
-            rgb = cv2.warpAffine(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), affine, size, flags=cv2.INTER_LINEAR)
-            out[k] = rgb.transpose(2, 0, 1) / 255.0
+    crops = read_crops(names[pick], Path(data))
+    out = np.stack([cv2.warpAffine(c, affine, size, flags=cv2.INTER_LINEAR) for c in crops])
+    out = out.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     return out
 
 

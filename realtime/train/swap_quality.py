@@ -37,7 +37,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime.capture import CaptureError, VideoSource, letterbox
 from realtime.paths import SHARED_DATA
+from realtime.train.aflw2000 import crop_affine
 from realtime.types import Frame, Reconstruction, UserError
 
 #: (file in media/, width, height): the clips, upscaled (aspect kept, padded) as a webcam shows them.
@@ -242,24 +244,8 @@ class Runner:
 
 def read_clip(name: str, width: int, height: int, limit: int | None) -> list[np.ndarray]:
     """A clip's frames upscaled into width x height (aspect kept, grey padding)."""
-    cap = cv2.VideoCapture(str(SHARED_DATA / "media" / name))
-    frames = []
-    while limit is None or len(frames) < limit:
-        ok, img = cap.read()
-        if not ok:
-            break
-        s = min(width / img.shape[1], height / img.shape[0])
-        cell = cv2.resize(
-            img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_CUBIC
-        )
-        canvas = np.full((height, width, 3), 30, np.uint8)
-        y0, x0 = (height - cell.shape[0]) // 2, (width - cell.shape[1]) // 2
-        canvas[y0 : y0 + cell.shape[0], x0 : x0 + cell.shape[1]] = cell
-        frames.append(canvas)
-    cap.release()
-    if not frames:
-        raise FileNotFoundError(f"cannot read {SHARED_DATA / 'media' / name}")
-    return frames
+    with VideoSource(SHARED_DATA / "media" / name) as video:  # CaptureError: one line
+        return [letterbox(f, (width, height), fill=30) for f in video.read_all()[:limit]]
 
 
 def grey_photo(photo: np.ndarray) -> np.ndarray:
@@ -425,13 +411,11 @@ def identity_scores(run: Runner, ident: Identity, pairs: int, progress: Progress
 # -- contact sheet ----------------------------------------------------------------------
 def _crop(image: np.ndarray, landmarks: np.ndarray | None) -> np.ndarray:
     """A square around the face (1.6 x the landmark box), TILE px."""
-    if landmarks is None:
-        s = min(image.shape[:2])
-        c = np.array(image.shape[1::-1]) / 2
+    if landmarks is None:  # the middle square
+        h, w = image.shape[:2]
+        a = crop_affine(np.array([[0.0, w], [0.0, h]]), TILE, framing=min(h, w) / max(h, w))
     else:
-        lo, hi = landmarks[:, :2].min(0), landmarks[:, :2].max(0)
-        c, s = (lo + hi) / 2, 1.6 * float((hi - lo).max())
-    a = np.array([[TILE / s, 0, TILE / 2 - c[0] * TILE / s], [0, TILE / s, TILE / 2 - c[1] * TILE / s]])
+        a = crop_affine(landmarks[:, :2].T, TILE, framing=1.6)
     return cv2.warpAffine(image, a, (TILE, TILE), flags=cv2.INTER_AREA, borderValue=(30, 30, 30))
 
 
@@ -540,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     run = Runner(bundle, create_engine(bundle, args.backend), shape=args.swap_shape)
     try:
         res = run_benchmark(run, clips, portraits, args.pairs, args.frames)
-    except (FileNotFoundError, UserError) as e:
+    except (CaptureError, FileNotFoundError, UserError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     res["weights"] = str(bundle.path)
