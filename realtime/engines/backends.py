@@ -59,6 +59,8 @@ class Backend:
     resolution: int = 0
     reasons: list[str]
     why: str = ""
+    #: True where every process compiles the model again (inductor), costing start-up.
+    compiles_at_start: bool = False
 
     def run(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -107,6 +109,7 @@ class CpuFastEngine(Backend):
     """
 
     name = "cpu-fast"
+    compiles_at_start = True
 
     def __init__(
         self,
@@ -300,6 +303,7 @@ class CudaFp16Engine(Backend):
     memory when the input is on the CPU) and one read-back per call."""
 
     name = "cuda-fp16"
+    compiles_at_start = True
 
     def __init__(self, bundle: Bundle, device: str = "cuda", warmup: Iterable[int] = (1,)):
         self.device = _need_cuda(device)
