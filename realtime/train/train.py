@@ -429,10 +429,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def export_bundle(ckpt_path: Path, out_path: Path, extra: dict | None = None) -> Path:
     """Turn a training checkpoint into a shippable fp16 weights bundle."""
     from realtime.uv import UVLayout
@@ -452,3 +448,7 @@ def export_bundle(ckpt_path: Path, out_path: Path, extra: dict | None = None) ->
     weights = ck.get("ema", ck["model"])  # best.pt's EMA has recalibrated batch norms
     bundle = Bundle(PRNetConfig(**ck["config"]), weights, layout, provenance)
     return save_bundle(bundle, out_path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
