@@ -222,12 +222,9 @@ def decide(times: dict[str, float], compiling: set[str]) -> tuple[str, dict[str,
     ready = [n for n in times if n not in compiling]
     quick = min(ready, key=times.__getitem__) if ready else fastest
     name = quick if times[quick] <= START_MARGIN * times[fastest] else fastest
-    verdicts = {
-        n: "built, slower here"
-        if times[n] >= times[name]
-        else "built, not enough faster to compile at every start"
-        for n in times
-    }
+    verdicts = {n: "built, slower here" for n in times}
+    if name != fastest:
+        verdicts[fastest] = "built, not enough faster to compile at every start"
     verdicts[name] = (
         "chosen, fastest measured"
         if name == fastest
