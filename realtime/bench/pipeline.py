@@ -28,9 +28,11 @@ import torch
 
 from realtime.capture import VideoSource, letterbox
 from realtime.paths import CACHE, MEDIA, REPO, WEIGHTS
+from realtime.types import Stage
 
 CLIP = MEDIA / "carphone_176x144.mp4"
 EFFECT = "tiger"  # a mask: what most live users run
+STAGES = tuple(s.value for s in Stage)  # the profiler's, in the order a frame passes them
 #: (input, width, height, faces, model, backend, paced) of the default runs on a CPU:
 #: the grid with onnxruntime, ``auto``'s choice for the lite model on our machines;
 #: paced like a camera; then the other engines and the full model at 640x480.
@@ -213,7 +215,7 @@ def markdown(p: dict) -> list[str]:
     ]
     if p.get("skipped"):
         return lines + [f"skipped: {p['skipped']}", ""]
-    stages = ("capture", "detect", "crop", "infer", "decode", "smooth", "render", "output")
+    stages = STAGES
     lines += [
         "| source | faces | model | backend | paced | fps | latency p50/p95/p99 ms | "
         + " | ".join(f"{s} p50/p95/p99" for s in stages)
@@ -245,7 +247,7 @@ def markdown(p: dict) -> list[str]:
 def plot(p: dict, ax) -> None:
     """Stacked per-stage p50 ms for each run, fps on top."""
     runs = [r for r in p.get("runs", []) if "skipped" not in r]
-    stages = ("capture", "detect", "crop", "infer", "decode", "smooth", "render", "output")
+    stages = STAGES
     bottom = np.zeros(len(runs))
     for s in stages:
         vals = np.array([((r.get("stages") or {}).get(s) or {}).get("p50", 0.0) for r in runs])
