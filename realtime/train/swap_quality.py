@@ -37,7 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.capture import CaptureError, VideoSource, letterbox
+from realtime.capture import VideoSource, letterbox
 from realtime.paths import SHARED_DATA
 from realtime.train.aflw2000 import crop_affine
 from realtime.types import Frame, Reconstruction, UserError
@@ -524,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     run = Runner(bundle, create_engine(bundle, args.backend), shape=args.swap_shape)
     try:
         res = run_benchmark(run, clips, portraits, args.pairs, args.frames)
-    except (CaptureError, FileNotFoundError, UserError) as e:
+    except (FileNotFoundError, UserError) as e:  # CaptureError is a UserError
         print(f"error: {e}", file=sys.stderr)
         return 2
     res["weights"] = str(bundle.path)
