@@ -215,12 +215,11 @@ def markdown(p: dict) -> list[str]:
     ]
     if p.get("skipped"):
         return lines + [f"skipped: {p['skipped']}", ""]
-    stages = STAGES
     lines += [
         "| source | faces | model | backend | paced | fps | latency p50/p95/p99 ms | "
-        + " | ".join(f"{s} p50/p95/p99" for s in stages)
+        + " | ".join(f"{s} p50/p95/p99" for s in STAGES)
         + " |",
-        "|" + "---|" * (7 + len(stages)),
+        "|" + "---|" * (7 + len(STAGES)),
     ]
     for r in p["runs"]:
         head = (
@@ -228,11 +227,11 @@ def markdown(p: dict) -> list[str]:
             f"| {'yes' if r.get('paced') else 'no'} |"
         )
         if "skipped" in r:
-            lines.append(head + f" skipped: {r['skipped']} |" + " |" * (len(stages) + 1))
+            lines.append(head + f" skipped: {r['skipped']} |" + " |" * (len(STAGES) + 1))
             continue
         lat = r["latency_ms"]
         cells = []
-        for s in stages:
+        for s in STAGES:
             v = (r.get("stages") or {}).get(s)
             cells.append(f"{v['p50']:.1f}/{v['p95']:.1f}/{v['p99']:.1f}" if v else "-")
         lines.append(
@@ -247,9 +246,8 @@ def markdown(p: dict) -> list[str]:
 def plot(p: dict, ax) -> None:
     """Stacked per-stage p50 ms for each run, fps on top."""
     runs = [r for r in p.get("runs", []) if "skipped" not in r]
-    stages = STAGES
     bottom = np.zeros(len(runs))
-    for s in stages:
+    for s in STAGES:
         vals = np.array([((r.get("stages") or {}).get(s) or {}).get("p50", 0.0) for r in runs])
         ax.bar(range(len(runs)), vals, bottom=bottom, label=s)
         bottom += vals
