@@ -7,10 +7,10 @@ local MJPEG stream. The same as the ``prnet-live`` command.
     python run_live.py --camera 0           # webcam
     python run_live.py --input clip.mp4 --output out.mp4 --no-window --profile out/p.json
 
-Flags: realtime/cli.py; the app, ``main`` and ``command``: realtime/app.py.
+The command, its flags and ``main``: realtime/cli.py; the app it runs: realtime/app/.
 """
 
-from realtime.app import command
+from realtime.cli import command
 
 if __name__ == "__main__":
     command()

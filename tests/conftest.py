@@ -1,4 +1,4 @@
-"""Shared fixtures: the real data in ../shared (realtime.paths.SHARED_DATA, the one
+"""Shared fixtures: the real data in ../shared (realtime.core.paths.SHARED_DATA, the one
 place its path is set), the shipped weights bundle, and a virtual X display. In CI (CI
 set) a missing prerequisite fails instead of skipping, so a broken runner cannot pass
 by running nothing."""
@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.decode import Decoder
-from realtime.paths import REPO, SHARED_DATA
-from realtime.types import Reconstruction
+from realtime.core.paths import REPO, SHARED_DATA
+from realtime.core.types import Reconstruction
+from realtime.live.decode import Decoder
 
 ROOT: Path = REPO  # the checkout, for tests that run its commands
 SHARED: Path = SHARED_DATA
@@ -62,14 +62,14 @@ def carphone(media: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def bfm(shared: Path) -> dict:
-    from realtime.uv import load_bfm
+    from realtime.core.uv import load_bfm
 
     return load_bfm(shared / "bfm" / "bfm_noneck_uv.npz")
 
 
 @pytest.fixture(scope="session")
 def bundle():
-    from realtime.weights import load_bundle
+    from realtime.core.weights import load_bundle
 
     return load_bundle()
 

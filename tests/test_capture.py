@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import MEDIA
 
-from realtime.capture import (
+from realtime.live.capture import (
     CameraSource,
     CaptureError,
     DemoSource,
@@ -21,7 +21,7 @@ from realtime.capture import (
     demo_photo_path,
     open_input,
 )
-from realtime.pipeline import CLOSED, Slot
+from realtime.live.pipeline import CLOSED, Slot
 
 CARPHONE = MEDIA / "carphone_176x144.mp4"
 WEBCAM_AVI = MEDIA / "kpa_webcam_160x120.avi"

@@ -61,31 +61,27 @@ def library():
     """The library's own pieces, one thread as in a worker."""
     import torch
 
-    from realtime.decode import Decoder
-    from realtime.engines import create_engine
-    from realtime.weights import load_bundle
+    from realtime.core.weights import load_bundle
+    from realtime.live.faces import FaceProcessor
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    bundle = load_bundle()
-    yield create_engine(bundle, backend="onnxruntime"), Decoder(bundle.layout)
+    yield FaceProcessor.from_bundle(load_bundle(), "onnxruntime", "cpu")
     torch.set_num_threads(threads)
 
 
 def library_faces(library, video: Path, settings: Settings) -> dict[int, list]:
     """frame -> reconstructions, from FaceProcessor run directly on each chunk's
     frames (read in order, no seeking), fresh per chunk as the job does."""
-    from realtime.faces import FaceProcessor
-    from realtime.types import Frame
+    from realtime.core.types import Frame
 
-    engine, decoder = library
     info = probe(video)
     cap, frames = cv2.VideoCapture(str(video)), []
     while len(frames) < (settings.max_frames or 10**9) and (got := cap.read())[0]:
         frames.append(got[1])
     out: dict[int, list] = {}
     for c in plan_chunks(info, settings):
-        proc = FaceProcessor(engine, decoder, max_faces=settings.max_faces)
+        proc = library.fresh(max_faces=settings.max_faces)
         proc.tracker.config.background = False  # the job's setting: results independent of timing
         for i in range(c.first, c.end):
             res = proc.process(Frame(frames[i], seq=i, t_capture=i / info.fps))

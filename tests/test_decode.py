@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from realtime.decode import Decoder, angles_to_rotation, rotation_to_angles
-from realtime.uv import bfm_shape, build_layout
+from realtime.core.uv import bfm_shape, build_layout
+from realtime.live.decode import Decoder, angles_to_rotation, rotation_to_angles
 
 
 @pytest.mark.parametrize("resolution", [128, 256])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.detect import MTCNN, DetectorError, nms
+from realtime.live.detect import MTCNN, DetectorError, nms
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_batched_pyramid_matches_scale_by_scale(detector, media):
     """P-Net over the packed mosaic gives the same scores as over each scale alone."""
     import torch.nn.functional as F
 
-    from realtime.crop import to_tensor
+    from realtime.live.crop import to_tensor
 
     img = to_tensor(cv2.imread(str(media / "astronaut.png")))
     levels, cw, ch, owner = detector._layout(img.shape[-1], img.shape[-2])

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from realtime import engines as E
 from realtime.bench.model import face_images, random_bundle
-from realtime.engines import backends as B
-from realtime.engines import choose as C
-from realtime.engines import rewrite as R
+from realtime.live import engines as E
+from realtime.live.engines import backends as B
+from realtime.live.engines import choose as C
+from realtime.live.engines import rewrite as R
 
 
 def _check(engine, bundle, batch: int = 2) -> dict:
@@ -35,7 +35,7 @@ def _check(engine, bundle, batch: int = 2) -> dict:
 @pytest.fixture(scope="module")
 def choice_cache(tmp_path_factory):
     """An empty cache for the remembered engine choice, so auto really times here."""
-    from realtime.engines import choose
+    from realtime.live.engines import choose
 
     saved, choose.CACHE = choose.CACHE, tmp_path_factory.mktemp("cache")
     yield choose.CACHE

@@ -4,9 +4,8 @@ import cv2
 import numpy as np
 import torch
 
-from realtime.decode import Decoder
-from realtime.engines import create_engine
-from realtime.train.evaluate import (
+from realtime.core.uv import MIRROR_68
+from realtime.eval.landmarks import (
     crop_affine,
     evaluate,
     landmark_nme,
@@ -15,7 +14,8 @@ from realtime.train.evaluate import (
     occlude,
     warp_crop,
 )
-from realtime.uv import MIRROR_68
+from realtime.live.decode import Decoder
+from realtime.live.engines import create_engine
 
 
 def test_protocol_arithmetic(shared):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from realtime import engines as E
 from realtime.bench.model import TF32, face_images
-from realtime.decode import Decoder
-from realtime.engines import backends as B
+from realtime.live import engines as E
+from realtime.live.decode import Decoder
+from realtime.live.engines import backends as B
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 
@@ -61,7 +61,7 @@ def test_pascal_cards_get_cuda_graphs_in_fp32_with_one_line_why(bundle, monkeypa
 def test_gpu_crops_equal_cpu_crops(media):
     import cv2
 
-    from realtime.crop import Octaves, crop_affines, to_tensor, warp
+    from realtime.live.crop import Octaves, crop_affines, to_tensor, warp
 
     image = cv2.resize(cv2.imread(str(media / "astronaut.png")), (1280, 720))
     _, to_frame = crop_affines(np.array([[640.0, 330.0], [500.3, 300.7]]), np.array([420.0, 97.5]), 128)
@@ -76,7 +76,7 @@ def test_gpu_stages_equal_cpu_stages_on_the_same_faces(bundle, media):
     crops within 1e-3, the landmarks within 0.05 px (fp32, TF32 off)."""
     import cv2
 
-    from realtime.crop import Octaves, crop_faces, to_tensor
+    from realtime.live.crop import Octaves, crop_faces, to_tensor
 
     image = cv2.resize(cv2.imread(str(media / "obama_portrait.jpg")), (1280, 720))
     centers, sizes = np.array([[640.0, 300.0], [300.5, 200.25]]), np.array([430.0, 180.0])
@@ -98,18 +98,13 @@ def test_face_processor_on_the_gpu_follows_the_cpu(bundle, carphone):
     MTCNN's boxes differ by rounding on the GPU, the tracker frames the next crop on the
     landmarks, so small differences carry on (0.76 px at most on the H100 over these
     frames, the face about 80 px wide)."""
-    from realtime.capture import VideoSource
-    from realtime.faces import FaceProcessor
-    from realtime.types import Frame
+    from realtime.core.types import Frame
+    from realtime.live.capture import VideoSource
+    from realtime.live.faces import FaceProcessor
 
     with VideoSource(carphone) as src:
         frames = src.read_all()[:15]
-    procs = {
-        d: FaceProcessor(
-            E.create_engine(bundle, "eager", d), Decoder(bundle.layout), filter_factory=None, device=d
-        )
-        for d in ("cpu", "cuda")
-    }
+    procs = {d: FaceProcessor.from_bundle(bundle, "eager", d, filter_factory=None) for d in ("cpu", "cuda")}
     errors = []
     for i, image in enumerate(frames):
         res = {d: p.process(Frame(image, i, i / 30)) for d, p in procs.items()}

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
+from realtime.core.uv import MIRROR_68
 from realtime.train.groundtruth import (
     CROP,
     HUMAN21_TO_68,
@@ -14,7 +15,6 @@ from realtime.train.groundtruth import (
     random_affine,
     refit_to_human,
 )
-from realtime.uv import MIRROR_68
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""The architecture as the layout promises it: no import cycles, and the frame path
-never reads the shared data folder (only offline code and tests do)."""
+"""The architecture as the layout promises it: no import cycles (between modules, type-only
+imports included, and between the folders by role), and the frame path never reads the
+shared data folder (only offline code and tests do)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from conftest import ROOT
 
 PACKAGE = ROOT / "realtime"
-OFFLINE = ("realtime.train", "realtime.bench", "realtime.corpus")
+OFFLINE = ("realtime.train", "realtime.eval", "realtime.export", "realtime.bench", "realtime.corpus")
 
 
 def _module_name(path: Path) -> str:
@@ -23,25 +24,14 @@ def _modules() -> dict[str, Path]:
     return {_module_name(p): p for p in PACKAGE.rglob("*.py")}
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
-
-
 def _imports(path: Path, name: str, modules: dict[str, Path]) -> set[str]:
-    """Modules of the package that ``path`` imports at run time (anywhere in the file,
-    function bodies too; not under ``if TYPE_CHECKING``)."""
+    """Modules of the package that ``path`` imports (anywhere in the file: function
+    bodies and ``if TYPE_CHECKING`` too, since a type-only import is a dependency of the
+    code all the same)."""
     tree = ast.parse(path.read_text())
-    skip = {
-        id(n)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and _is_type_checking(node)
-        for n in ast.walk(node)
-    }
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out: set[str] = set()
     for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name in modules}
         elif isinstance(node, ast.ImportFrom):
@@ -60,9 +50,7 @@ def _imports(path: Path, name: str, modules: dict[str, Path]) -> set[str]:
     return out
 
 
-def test_no_module_imports_one_that_imports_it_back():
-    modules = _modules()
-    graph = {name: _imports(path, name, modules) for name, path in modules.items()}
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     cycles = []
     state: dict[str, int] = {}  # 1 on the stack, 2 done
 
@@ -78,13 +66,34 @@ def test_no_module_imports_one_that_imports_it_back():
     for name in sorted(graph):
         if name not in state:
             visit(name, [name])
+    return cycles
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _imports(path, name, modules) for name, path in modules.items()}
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    cycles = _cycles(_graph())
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_folders_by_role_depend_one_way():
+    """realtime.core, realtime.live, realtime.render, realtime.app, ...: what one folder
+    uses never uses it back (a top-level module such as realtime.cli is its own role)."""
+    role = lambda m: ".".join(m.split(".")[:2])  # noqa: E731
+    folders: dict[str, set[str]] = {}
+    for name, deps in _graph().items():
+        folders.setdefault(role(name), set()).update(role(d) for d in deps if role(d) != role(name))
+    cycles = _cycles(folders)
+    assert not cycles, "folder cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
 def test_frame_path_does_not_read_shared_data():
     offenders = []
     for name, path in _modules().items():
-        if name.startswith(OFFLINE) or name == "realtime.paths":
+        if name.startswith(OFFLINE) or name == "realtime.core.paths":
             continue
         text = path.read_text()
         if "SHARED_DATA" in text or "MEDIA" in text or '"shared"' in text:

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from realtime.core.types import Reconstruction
 from realtime.render.effects.relight import Relight
 from realtime.render.effects.uvdraw import not_skin
 from realtime.render.lighting import (
@@ -22,7 +23,6 @@ from realtime.render.lighting import (
     shade,
 )
 from realtime.render.renderer import Renderer
-from realtime.types import Reconstruction
 
 LEFT_LAMP = np.array([-0.8, -0.3, 0.5])  # toward the light: the image's left, above, in front
 
@@ -30,12 +30,10 @@ LEFT_LAMP = np.array([-0.8, -0.3, 0.5])  # toward the light: the image's left, a
 @pytest.fixture(scope="module")
 def portrait(bundle, media):
     """The astronaut portrait and its reconstruction by the shipped pipeline."""
-    from realtime.decode import Decoder
-    from realtime.engines import create_engine
-    from realtime.faces import FaceProcessor
+    from realtime.live.faces import FaceProcessor
 
     photo = cv2.imread(str(media / "astronaut.png"))
-    proc = FaceProcessor(create_engine(bundle, "eager"), Decoder(bundle.layout), filter_factory=None)
+    proc = FaceProcessor.from_bundle(bundle, "eager", "cpu", filter_factory=None)
     return photo, proc.reconstruct_photo(photo)
 
 

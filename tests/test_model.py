@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from realtime.model import PRNet, PRNetConfig, count_flops
+from realtime.core.model import PRNet, PRNetConfig, count_flops
 
 
 def test_architecture_matches_the_original():
@@ -50,7 +50,7 @@ def test_output_shape_and_range():
 def test_same_padding_places_a_single_pixel_like_tensorflow():
     # A stride-1 4x4 'SAME' conv in TF pads 1 before and 2 after: an impulse at (0, 0)
     # through an all-ones kernel lights up rows/cols 0..1 (kernel taps 1..2 cover it).
-    from realtime.model import ConvBN
+    from realtime.core.model import ConvBN
 
     conv = ConvBN(1, 1, 4, 1, norm=False)
     nn.init.ones_(conv.conv.weight)

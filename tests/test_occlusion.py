@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.occlusion import DEFAULT_WEIGHTS, TorchVisibility, load_net, load_visibility
+from realtime.core.types import UserError, Visibility
+from realtime.eval.occlusion import clip_frames, hand_trial, painted
+from realtime.live.occlusion import DEFAULT_WEIGHTS, TorchVisibility, load_net, load_visibility
 from realtime.render.effects import MASKS
 from realtime.render.effects.swap import FaceSwap
 from realtime.render.renderer import Renderer
-from realtime.train.occlusion_eval import clip_frames, hand_trial, painted
-from realtime.types import UserError, Visibility
 
 
 def half_hidden(width: int, height: int, side: int = 64) -> Visibility:
@@ -59,13 +59,9 @@ def visibility():
 
 @pytest.fixture(scope="module")
 def processor(bundle, visibility):
-    from realtime.decode import Decoder
-    from realtime.engines import create_engine
-    from realtime.faces import FaceProcessor
+    from realtime.live.faces import FaceProcessor
 
-    p = FaceProcessor(create_engine(bundle, "eager"), Decoder(bundle.layout), filter_factory=None)
-    p.visibility = visibility
-    return p
+    return FaceProcessor.from_bundle(bundle, "eager", "cpu", filter_factory=None, visibility=visibility)
 
 
 @pytest.mark.gl

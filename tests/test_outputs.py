@@ -13,15 +13,9 @@ import pytest
 import pyvirtualcam
 from conftest import read_frames
 
-from realtime.capture import DemoSource
-from realtime.outputs import (
-    ImageFileOutput,
-    MjpegStreamOutput,
-    OutputError,
-    VideoFileOutput,
-    VirtualCamOutput,
-    open_file_output,
-)
+from realtime.live.capture import DemoSource
+from realtime.outputs import ImageFileOutput, OutputError, VideoFileOutput, VirtualCamOutput, open_file_output
+from realtime.outputs.http import StreamOutput
 
 
 def demo_frames(n: int, w: int = 320, h: int = 240) -> list[np.ndarray]:
@@ -111,7 +105,7 @@ def test_virtual_camera_through_a_custom_backend():
 
 
 def test_mjpeg_stream_opens_in_opencv_and_http():
-    stream = MjpegStreamOutput(0)
+    stream = StreamOutput(0)
     frames = demo_frames(60)
     stop = threading.Event()
 
@@ -136,7 +130,7 @@ def test_mjpeg_stream_opens_in_opencv_and_http():
         with urllib.request.urlopen(base + "/", timeout=5) as r:
             assert b"stream.mjpg" in r.read()
         with pytest.raises(OutputError, match="pick another --stream port"):
-            MjpegStreamOutput(stream.port)
+            StreamOutput(stream.port)
     finally:
         stop.set()
         feeder.join()

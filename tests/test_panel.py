@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import parse_qs, urlparse
 
 import cv2
@@ -319,7 +318,7 @@ def test_screenshot(page, run: Run) -> None:
 
 def test_flags() -> None:
     from realtime.cli import check_flags, parse_args
-    from realtime.types import UsageError
+    from realtime.core.types import UsageError
 
     assert parse_args(["--panel"]).panel == 8090
     assert parse_args(["--panel", "9000"]).panel == 9000
@@ -334,15 +333,14 @@ def test_flags() -> None:
 
 
 def test_photo_checks_and_smoothing_round_trip() -> None:
-    from realtime.app import App
-    from realtime.panel.server import UploadError, decode_photo, smoothing_strength
-    from realtime.smooth import OneEuroConfig
+    from realtime.live.smooth import OneEuroConfig
+    from realtime.panel.server import UploadError, decode_photo
 
     big = cv2.imencode(".png", np.zeros((3000, 2000, 3), np.uint8))[1].tobytes()
     assert decode_photo(big).shape == (1600, 1067, 3)  # scaled for the network, aspect kept
     with pytest.raises(UploadError, match="empty"):
         decode_photo(b"")
     for strength in (0.0, 0.25, 0.5, 1.0):
-        app = SimpleNamespace(smoothing=OneEuroConfig())
-        App.set_smoothing(app, strength)  # type: ignore[arg-type]
-        assert smoothing_strength(app.smoothing.min_cutoff) == pytest.approx(strength)
+        config = OneEuroConfig()
+        config.strength = strength
+        assert config.strength == pytest.approx(strength)

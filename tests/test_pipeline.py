@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pytest
 
-from realtime.capture import DemoSource, VideoSource
-from realtime.pipeline import CLOSED, Pipeline, Slot
-from realtime.profiler import Profiler
-from realtime.types import timed
+from realtime.core.types import timed
+from realtime.live.capture import DemoSource, VideoSource
+from realtime.live.pipeline import CLOSED, Pipeline, Slot
+from realtime.live.profiler import Profiler
 
 
 class Collect:

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from realtime.profiler import STAGES, Profiler
-from realtime.types import Frame
+from realtime.core.types import Frame
+from realtime.live.profiler import STAGES, Profiler
 
 
 def frames_with_known_times(n: int = 100) -> tuple[Profiler, list[float]]:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.decode import Decoder, rotation_to_angles
+from realtime.live.decode import Decoder, rotation_to_angles
 from realtime.train.groundtruth import Batcher, MapMaker, TrainSet, landmarks_2d
 from realtime.train.profiling import (
     Profiler,

@@ -14,9 +14,9 @@ import pytest
 import torch
 from conftest import need
 
-from realtime import engines as E
-from realtime.engines.backends import OnnxRuntimeInt8Engine
-from realtime.train.quantize import quantize_onnx
+from realtime.export.quantize import quantize_onnx
+from realtime.live import engines as E
+from realtime.live.engines.backends import OnnxRuntimeInt8Engine
 
 pytest.importorskip("onnx", reason="onnx not installed")
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
@@ -31,7 +31,7 @@ MAX_TOL_PX = 1.0
 def face_crops(folder: Path, resolution: int, n: int = 8) -> torch.Tensor:
     """The first ``n`` AFLW2000-3D faces cut as the evaluation cuts them (0-90 degrees
     of yaw among them), RGB in [0, 1]."""
-    from realtime.train.evaluate import crop_affine, load_aflw2000, warp_crop
+    from realtime.eval.landmarks import crop_affine, load_aflw2000, warp_crop
 
     crops = [
         cv2.cvtColor(warp_crop(s.image, crop_affine(s.pts[:2], resolution), resolution), cv2.COLOR_BGR2RGB)
@@ -65,10 +65,10 @@ def test_missing_calibration_data_is_one_line(bundle, tmp_path):
 
 
 def test_without_its_model_the_engine_says_how_to_build_it(bundle, tmp_path, monkeypatch):
-    from realtime.engines import backends
+    from realtime.live.engines import backends
 
     monkeypatch.setattr(backends, "CACHE", tmp_path)  # an empty cache: no int8 model yet
-    with pytest.raises(E.EngineError, match="python -m realtime.train.quantize"):
+    with pytest.raises(E.EngineError, match="python -m realtime.export.quantize"):
         E.create_engine(bundle, "onnxruntime-int8")
 
 

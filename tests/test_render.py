@@ -13,10 +13,10 @@ import scipy.io
 import torch
 
 from realtime.bench.components import synthetic_faces
+from realtime.core.types import Reconstruction
 from realtime.render.effects import DEBUG_VIEWS, MASKS, EffectError, get_effect
 from realtime.render.effects.swap import FaceSwap, SwapError
 from realtime.render.renderer import Renderer
-from realtime.types import Reconstruction
 
 MODEL_NME_OK = 0.08  # the network's face is used for region checks only when it is this good
 
@@ -32,7 +32,7 @@ def crop_affine(points: np.ndarray, resolution: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def network(bundle, decoder):
     """(image, 68 x 2 framing points) -> Reconstruction from the shipped network."""
-    from realtime.engines import create_engine
+    from realtime.live.engines import create_engine
 
     engine = create_engine(bundle, "eager")
     r = bundle.config.resolution

@@ -7,19 +7,16 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.decode import Decoder
-from realtime.detect import MTCNN
-from realtime.engines import create_engine
-from realtime.faces import FaceProcessor
-from realtime.smooth import OneEuroFilter, Smoother
-from realtime.types import Frame, Pose, Reconstruction
+from realtime.core.types import Frame, Pose, Reconstruction
+from realtime.live.faces import FaceProcessor
+from realtime.live.smooth import OneEuroFilter, Smoother
 
 FPS = 30.0
 
 
 @pytest.fixture(scope="module")
 def proc_parts(bundle):
-    return create_engine(bundle, backend="eager"), Decoder(bundle.layout), MTCNN()
+    return FaceProcessor.from_bundle(bundle, "eager", "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +30,7 @@ def _shift(im: np.ndarray, dx: float, dy: float) -> np.ndarray:
 
 
 def _run(parts, frames: list[np.ndarray]) -> tuple[list[Reconstruction], list[Reconstruction]]:
-    engine, decoder, detector = parts
-    proc = FaceProcessor(engine, decoder, detector=detector)
+    proc = parts.fresh()
     raw, smooth = [], []
     for i, im in enumerate(frames):
         res = proc.process(Frame(im, i, i / FPS))

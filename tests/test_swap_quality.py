@@ -1,4 +1,4 @@
-"""The swap-quality benchmark (realtime.train.swap_quality) at CI size, asserting what
+"""The swap-quality benchmark (realtime.eval.swap) at CI size, asserting what
 a user would check: passing a clip through is lossless to the measure, a self-swap
 beats a flat grey texture, and the identity distance to the source falls when the
 source's texture is used. Plus its measures and its one-line answer without dlib."""
@@ -11,27 +11,29 @@ import numpy as np
 import pytest
 from conftest import need
 
+from realtime.eval import identity as ident
+from realtime.eval import measures as ms
+from realtime.eval import swap as sq
 from realtime.render.context import GLContextError, create_context
-from realtime.train import swap_quality as sq
 
 pytestmark = pytest.mark.gl
 
 
 @pytest.fixture(scope="module")
 def run(bundle, shared):
-    from realtime.engines import create_engine
+    from realtime.live.faces import FaceProcessor
 
     try:
         create_context().release()
     except GLContextError as e:
         need(False, str(e))
-    return sq.Runner(bundle, create_engine(bundle, "eager"))
+    return sq.Runner(bundle, FaceProcessor.from_bundle(bundle, "eager", "cpu"))
 
 
 def dlib_ok() -> bool:
     try:
-        sq.Identity()
-    except sq.IdentityUnavailable:
+        ident.Identity()
+    except ident.IdentityUnavailable:
         return False
     return True
 
@@ -88,26 +90,26 @@ def test_measures():
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (120, 160, 3), np.uint8)
     lm = np.stack([40 + 80 * rng.random(68), 20 + 80 * rng.random(68)], 1)
-    hull = sq.face_hull(img.shape, lm)
-    assert sq.psnr(img, img, hull) == sq.PSNR_CAP and sq.ssim(img, img, hull) == pytest.approx(1.0)
+    hull = ms.face_hull(img.shape, lm)
+    assert ms.psnr(img, img, hull) == ms.PSNR_CAP and ms.ssim(img, img, hull) == pytest.approx(1.0)
     noisy = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
-    assert 25 < sq.psnr(noisy, img, hull) < 35 and sq.ssim(noisy, img, hull) < 0.999
-    band = sq.boundary_band(img.shape, lm)
+    assert 25 < ms.psnr(noisy, img, hull) < 35 and ms.ssim(noisy, img, hull) < 0.999
+    band = ms.boundary_band(img.shape, lm)
     assert band.any() and (band & hull).any() and (band & ~hull).any()
 
 
 def test_missing_dlib_is_one_clear_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "dlib", None)  # import dlib raises ImportError
-    with pytest.raises(sq.IdentityUnavailable) as e:
-        sq.Identity()
+    with pytest.raises(ident.IdentityUnavailable) as e:
+        ident.Identity()
     msg = str(e.value)
     assert "\n" not in msg and "pip install -e '.[eval]'" in msg
 
 
 def test_evaluate_dispatches_the_swap_subcommand(capsys):
-    from realtime.train.evaluate import main
+    from realtime.eval.__main__ import main
 
     with pytest.raises(SystemExit) as e:
         main(["swap", "--help"])
     assert e.value.code == 0
-    assert "evaluate swap" in capsys.readouterr().out
+    assert "realtime.eval swap" in capsys.readouterr().out

@@ -15,8 +15,8 @@ import pytest
 import torch
 from conftest import ROOT, SHARED
 
-from realtime.train.tf_import import UV_DATA, import_prnet, is_optimizer_variable, name_map, read_index
-from realtime.weights import BundleError, load_bundle
+from realtime.core.weights import BundleError, load_bundle
+from realtime.export.tf_import import UV_DATA, import_prnet, is_optimizer_variable, name_map, read_index
 
 PRNET_UV = SHARED / "prnet-uv"
 REAL_INDEX = PRNET_UV / "256_256_resfcn256_weight.index"
@@ -45,7 +45,7 @@ def test_incomplete_checkout_is_one_clear_line(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "realtime.train.tf_import",
+        "realtime.export.tf_import",
         str(tmp_path),
         "-o",
         str(tmp_path / "o.pt"),

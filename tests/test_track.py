@@ -11,24 +11,20 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.capture import VideoSource
-from realtime.crop import crop_affines, crop_faces
-from realtime.decode import Decoder
-from realtime.detect import MTCNN
-from realtime.engines import create_engine
-from realtime.faces import FaceProcessor
-from realtime.track import CROP_SCALE, Tracker, TrackerConfig, landmark_crop
-from realtime.types import FaceTrack, Frame
+from realtime.core.types import FaceTrack, Frame
+from realtime.live.capture import VideoSource
+from realtime.live.crop import crop_affines, crop_faces
+from realtime.live.faces import FaceProcessor
+from realtime.live.track import CROP_SCALE, Tracker, TrackerConfig, landmark_crop
 
 
 @pytest.fixture(scope="module")
 def parts(bundle):
-    return create_engine(bundle, backend="eager"), Decoder(bundle.layout), MTCNN()
+    return FaceProcessor.from_bundle(bundle, "eager", "cpu")
 
 
 def _processor(parts, **kw) -> FaceProcessor:
-    engine, decoder, detector = parts
-    return FaceProcessor(engine, decoder, detector=detector, **kw)
+    return parts.fresh(**kw)
 
 
 def _clip(path) -> tuple[list[np.ndarray], float]:
@@ -39,7 +35,7 @@ def _clip(path) -> tuple[list[np.ndarray], float]:
 def test_carphone_tracked_with_few_detections(parts, media):
     frames, fps = _clip(media / "carphone_176x144.mp4")
     proc = _processor(parts)
-    detector = parts[2]
+    detector = parts.detector
     detected = with_face = on_face = checked = 0
     for i, im in enumerate(frames):
         res = proc.process(Frame(im, i, i / fps))
@@ -98,9 +94,8 @@ def test_new_face_found_while_tracking(parts, media, background):
     h, w = im.shape[:2]
     one = im.copy()
     one[:, w // 2 :] = 90  # only the left person at first
-    engine, decoder, detector = parts
-    tracker = Tracker(detector, TrackerConfig(redetect_every=5, background=background))
-    proc = FaceProcessor(engine, decoder, detector=detector, tracker=tracker)
+    tracker = Tracker(parts.detector, TrackerConfig(redetect_every=5, background=background))
+    proc = parts.fresh(tracker=tracker)
     first = proc.process(Frame(one, 0, 0.0))
     assert first.status == "1 face"
     tid = first.reconstructions[0].track_id

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from realtime.model import PRNet, PRNetConfig
+from realtime.core.model import PRNet, PRNetConfig
+from realtime.core.weights import default_bundle_path, load_bundle
 from realtime.train.groundtruth import Batcher, MapMaker, TrainSet
 from realtime.train.train import StepBatches, initial_weights, weighted_loss, yaw_balanced
-from realtime.weights import default_bundle_path, load_bundle
 
 
 def _crops(shared, n: int) -> TrainSet:

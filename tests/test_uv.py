@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from realtime.uv import WEIGHT_FACE, WEIGHT_KPT, WEIGHT_REGION, build_layout
+from realtime.core.uv import WEIGHT_FACE, WEIGHT_KPT, WEIGHT_REGION, build_layout
 
 
 def test_layout_matches_prnet_files(bfm, shared):

@@ -6,8 +6,8 @@ import sys
 import pytest
 import torch
 
-from realtime.model import PRNetConfig
-from realtime.weights import Bundle, BundleError, load_bundle, save_bundle
+from realtime.core.model import PRNetConfig
+from realtime.core.weights import Bundle, BundleError, load_bundle, save_bundle
 
 
 def test_shipped_bundle_is_complete(bundle):
@@ -70,7 +70,7 @@ def test_cli_reports_a_bad_bundle_without_traceback(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a bundle")
     r = subprocess.run(
-        [sys.executable, "-m", "realtime.weights", "info", str(bad)], capture_output=True, text=True
+        [sys.executable, "-m", "realtime.core.weights", "info", str(bad)], capture_output=True, text=True
     )
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.window, pytest.mark.gl]
 def test_window_shows_frames_and_closes(xvfb, bundle, media):
     import glfw
 
-    from realtime.render.window import Window
+    from realtime.outputs.window import Window
 
     layout = bundle.layout
     cap = cv2.VideoCapture(str(media / "carphone_176x144.mp4"))

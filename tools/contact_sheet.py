@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.capture import CaptureError, VideoSource
+from realtime.live.capture import CaptureError, VideoSource
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
 """One-off: convert the original MTCNN weights (as shipped, MIT, in the facenet-pytorch
-wheel) into weights/mtcnn.pt, a plain dict of tensors that realtime.detect loads.
+wheel) into weights/mtcnn.pt, a plain dict of tensors that realtime.live.detect loads.
 
     pip download --no-deps facenet-pytorch==2.6.0 -d /tmp/fp && (cd /tmp/fp && unzip -q *.whl)
     python tools/convert_mtcnn.py /tmp/fp/facenet_pytorch/data

@@ -16,9 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.paths import SHARED_DATA as DATA
+from realtime.core.paths import SHARED_DATA as DATA
+from realtime.core.types import Frame, Reconstruction
 from realtime.render.effects import DEBUG_VIEWS, MASKS
-from realtime.types import Frame, Reconstruction
 
 LIVE = (("aflw2000/image00014.jpg", 1.0), ("aflw2000/image00020.jpg", 1.0), ("carphone_176x144.mp4#60", 3.0))
 SOURCE = "media/obama_portrait.jpg"
@@ -61,16 +61,14 @@ def _tile(img: np.ndarray, label: str) -> np.ndarray:
 
 
 def make_grid(weights: str | None = None) -> np.ndarray:
-    from realtime.decode import Decoder
-    from realtime.engines import create_engine
-    from realtime.faces import FaceProcessor
+    from realtime.core.weights import load_bundle
+    from realtime.live.faces import FaceProcessor
     from realtime.render.effects.swap import ALBEDO_MAX, FaceSwap
     from realtime.render.renderer import Renderer
-    from realtime.weights import load_bundle
 
     bundle = load_bundle(weights)
-    engine, decoder = create_engine(bundle, "eager"), Decoder(bundle.layout)
-    factory = lambda: FaceProcessor(engine, decoder, filter_factory=None)
+    base = FaceProcessor.from_bundle(bundle, "eager", "cpu", filter_factory=None)
+    factory = base.fresh
     photo = cv2.imread(str(DATA / SOURCE))
     source = _faces(factory, photo)
     if not source:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from realtime.bench import model as M
-from realtime.weights import BundleError, load_bundle
+from realtime.core.weights import BundleError, load_bundle
 
 PARTS = ("all", "model", "pipeline", "components", "startup", "peers", "gpu", "roofline", "soak")
 

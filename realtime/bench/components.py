@@ -15,12 +15,12 @@ import moderngl
 import numpy as np
 import torch
 
-from realtime.decode import Decoder
-from realtime.faces import FaceProcessor
-from realtime.paths import MEDIA
+from realtime.core.paths import MEDIA
+from realtime.core.types import Frame, Reconstruction
+from realtime.core.uv import UVLayout
+from realtime.live.decode import Decoder
+from realtime.live.faces import FaceProcessor
 from realtime.render.renderer import Renderer
-from realtime.types import Frame, Reconstruction
-from realtime.uv import UVLayout
 
 
 def _bench_frame(n_faces: int) -> np.ndarray:
@@ -48,15 +48,13 @@ def faces_benchmark(n_faces: int = 1, frames: int = 20) -> dict[str, float]:
     visibility network on all faces, onnxruntime) and
     smooth (One Euro on landmarks, vertices and pose of all faces), for ``n_faces``
     faces. Prints and returns the figures."""
-    from realtime.engines import create_engine
-    from realtime.occlusion import load_visibility
-    from realtime.weights import load_bundle
+    from realtime.core.weights import load_bundle
+    from realtime.live.occlusion import load_visibility
 
     image = _bench_frame(n_faces)
     bundle = load_bundle()
-    engine = create_engine(bundle, backend="eager")  # infer is not what this measures
-    proc = FaceProcessor(
-        engine, Decoder(bundle.layout), max_faces=max(4, n_faces), visibility=load_visibility()
+    proc = FaceProcessor.from_bundle(  # eager: infer is not what this measures
+        bundle, "eager", "cpu", max_faces=max(4, n_faces), visibility=load_visibility()
     )
     detector = proc.detector
     found = len(detector(image))
@@ -94,7 +92,7 @@ def faces_benchmark(n_faces: int = 1, frames: int = 20) -> dict[str, float]:
 def synthetic_faces(layout: UVLayout, width: int, height: int, n_faces: int) -> list[Reconstruction]:
     """``n_faces`` copies of the layout's mean face placed on a grid across the frame,
     each turned a little: stand-ins with a real mesh for benchmarks, no network needed."""
-    from realtime.decode import angles_to_rotation
+    from realtime.live.decode import angles_to_rotation
 
     dec = Decoder(layout)
     cols = int(np.ceil(np.sqrt(n_faces)))
@@ -122,7 +120,7 @@ def render_benchmark(
 ) -> float:
     """Mean milliseconds per rendered frame (upload, draw, read-back) at a frame size
     with ``n_faces`` faces, on a headless context unless one is given."""
-    from realtime.weights import load_bundle
+    from realtime.core.weights import load_bundle
 
     layout = load_bundle().layout
     renderer = Renderer(layout, width, height, ctx)

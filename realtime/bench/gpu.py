@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from realtime.bench.model import TF32, face_images, random_bundle
-from realtime.engines import backends as B
-from realtime.engines import compare
-from realtime.weights import Bundle, load_bundle
+from realtime.core.weights import Bundle, load_bundle
+from realtime.live.engines import backends as B
+from realtime.live.engines import compare
 
 PRECISIONS = ("fp32", "tf32", "fp16")
 T = TypeVar("T")
@@ -49,9 +49,9 @@ def _cuda_ms(fn: Callable[[], object], reps: int) -> tuple[list[float], list[flo
     return gpu, wall
 
 
-def _engines(bundle: Bundle, batches: tuple[int, ...], inductor: bool) -> dict[str, B.Backend | str]:
+def _engines(bundle: Bundle, batches: tuple[int, ...], inductor: bool) -> dict[str, B.Engine | str]:
     """Each engine by name, or why it could not be built."""
-    out: dict[str, B.Backend | str] = {}
+    out: dict[str, B.Engine | str] = {}
     for precision in PRECISIONS:
         with TF32(precision == "tf32"):  # the kernels a graph replays are chosen at capture
             e = B.CudaGraphEngine(bundle, "cuda", warmup=batches, half=precision == "fp16")
@@ -113,13 +113,11 @@ def profile_frames(
     CPU time per frame, and the top kernels."""
     from torch.profiler import ProfilerActivity, profile
 
-    from realtime.decode import Decoder
-    from realtime.engines import create_engine
-    from realtime.faces import FaceProcessor
-    from realtime.types import Frame
+    from realtime.core.types import Frame
+    from realtime.live.faces import FaceProcessor
 
     image = _frame(width, height)
-    proc = FaceProcessor(create_engine(bundle, backend, device), Decoder(bundle.layout), device=device)
+    proc = FaceProcessor.from_bundle(bundle, backend, device)
     for i in range(10):  # detection, tracking, graph capture
         proc.process(Frame(image, i, time.perf_counter()))
     wall = []
@@ -162,7 +160,7 @@ def _frame(width: int, height: int) -> np.ndarray:
     """The astronaut portrait, face about a third of the frame's height, on grey."""
     import cv2
 
-    from realtime.paths import MEDIA
+    from realtime.core.paths import MEDIA
 
     face = cv2.imread(str(MEDIA / "astronaut.png"))
     if face is None:
@@ -178,12 +176,11 @@ def parity(bundle: Bundle, frames: int = 20, device: str = "cuda") -> dict:
     """The GPU frame path against the CPU's: crop max abs difference (RGB in [0, 1]),
     decoded vertices, and the face processor's landmarks over a clip (px)."""
     from realtime.bench.pipeline import CLIP
-    from realtime.capture import VideoSource, letterbox
-    from realtime.crop import Octaves, crop_affines, to_tensor, warp
-    from realtime.decode import Decoder
-    from realtime.engines import create_engine
-    from realtime.faces import FaceProcessor
-    from realtime.types import Frame
+    from realtime.core.types import Frame
+    from realtime.live.capture import VideoSource, letterbox
+    from realtime.live.crop import Octaves, crop_affines, to_tensor, warp
+    from realtime.live.decode import Decoder
+    from realtime.live.faces import FaceProcessor
 
     with VideoSource(CLIP) as src:
         clip = [letterbox(f, (1280, 720), fill=30) for f in src.read_all()[:frames]]
@@ -201,10 +198,7 @@ def parity(bundle: Bundle, frames: int = 20, device: str = "cuda") -> dict:
     vert_err = float(np.abs(dec.vertices(maps, to_frame) - dec.vertices(maps.cpu().numpy(), to_frame)).max())
     lm_err = []
     procs = {
-        dev: FaceProcessor(
-            create_engine(bundle, "eager", dev), Decoder(bundle.layout), filter_factory=None, device=dev
-        )
-        for dev in ("cpu", device)
+        dev: FaceProcessor.from_bundle(bundle, "eager", dev, filter_factory=None) for dev in ("cpu", device)
     }
     for i, image in enumerate(clip):
         res = [p.process(Frame(image, i, i / 30)) for p in procs.values()]

@@ -20,12 +20,12 @@ import time
 import numpy as np
 import torch
 
-from realtime import engines as E
-from realtime.engines import backends as B
-from realtime.model import PRNet, PRNetConfig, count_flops
-from realtime.paths import MEDIA, SHARED_DATA
-from realtime.uv import UVLayout
-from realtime.weights import Bundle, load_bundle
+from realtime.core.model import PRNet, PRNetConfig, count_flops
+from realtime.core.paths import MEDIA, SHARED_DATA
+from realtime.core.uv import UVLayout
+from realtime.core.weights import Bundle, load_bundle
+from realtime.live import engines as E
+from realtime.live.engines import backends as B
 
 #: Engines the model benchmark tries, in table order; cpu-bf16 is measured to show
 #: what bf16 buys and costs in accuracy, never chosen by auto (it misses tolerance).
@@ -76,7 +76,7 @@ def random_bundle(size: int = 16, resolution: int = 256, seed: int = 0) -> Bundl
             model(torch.rand(2, 3, resolution, resolution))
     model.eval()
     try:
-        from realtime.uv import build_layout, load_bfm
+        from realtime.core.uv import build_layout, load_bfm
 
         layout, _ = build_layout(load_bfm(SHARED_DATA / "bfm" / "bfm_noneck_uv.npz"), resolution)
     except Exception:  # no BFM here: the shipped layout, rescaled

@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 import torch
 
-from realtime.capture import VideoSource, letterbox
-from realtime.paths import CACHE, MEDIA, REPO, WEIGHTS
-from realtime.types import Stage
+from realtime.core.paths import CACHE, MEDIA, REPO, WEIGHTS
+from realtime.core.types import Stage
+from realtime.live.capture import VideoSource, letterbox
 
 CLIP = MEDIA / "carphone_176x144.mp4"
 EFFECT = "tiger"  # a mask: what most live users run
@@ -101,7 +101,7 @@ def _weights(model: str) -> tuple[list[str], str | None]:
     path = CACHE / "bench" / "random_full256.pt"
     if not path.is_file():
         from realtime.bench.model import random_bundle
-        from realtime.weights import save_bundle
+        from realtime.core.weights import save_bundle
 
         save_bundle(random_bundle(16, 256), path)
     return ["--weights", str(path)], None

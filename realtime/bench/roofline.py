@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from realtime.weights import Bundle, load_bundle
+from realtime.core.weights import Bundle, load_bundle
 
 LAUNCH_US = 4.0  # per kernel launched from Python (no graph): a few microseconds on any CUDA GPU
 
@@ -83,9 +83,9 @@ def stage_layers(
 ) -> dict[str, list[Layer]]:
     """Per stage, the layers of one frame with ``faces`` faces (counted on the CPU)."""
     from realtime.bench.gpu import _frame
-    from realtime.crop import Octaves, to_tensor
-    from realtime.detect import MTCNN
-    from realtime.engines.rewrite import FoldedPRNet
+    from realtime.live.crop import Octaves, to_tensor
+    from realtime.live.detect import MTCNN
+    from realtime.live.engines.rewrite import FoldedPRNet
 
     image = _frame(width, height)
     det = MTCNN()

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from realtime.paths import REPO
+from realtime.core.paths import REPO
 
 WARMUP_S = 60.0
 SAMPLE_S = 5.0

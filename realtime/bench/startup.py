@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.paths import REPO
+from realtime.core.paths import REPO
 
 
 def _start(cache: Path, out: Path, backend: str) -> tuple[float, str]:

@@ -10,7 +10,7 @@ per video, with a manifest that makes reruns resume.
 from realtime.corpus.inputs import Settings, expand_inputs, plan_chunks, probe
 from realtime.corpus.job import Resources, Summary, run
 from realtime.corpus.tracks import read_tracks, read_vertices
-from realtime.corpus.worker import Chunk, make_processor, run_chunk
+from realtime.corpus.worker import Chunk, chunk_processor, run_chunk
 
 __all__ = [
     "Chunk",
@@ -18,7 +18,7 @@ __all__ = [
     "Settings",
     "Summary",
     "expand_inputs",
-    "make_processor",
+    "chunk_processor",
     "plan_chunks",
     "probe",
     "read_tracks",

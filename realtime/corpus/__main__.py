@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from realtime.core.types import UserError
 from realtime.corpus.inputs import Settings
 from realtime.corpus.job import Resources, run
-from realtime.types import UserError
 
 
 def _positive(kind: type):

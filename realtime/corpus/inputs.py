@@ -8,8 +8,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from realtime.core.types import UserError
 from realtime.corpus.worker import Chunk
-from realtime.types import UserError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
@@ -93,7 +93,7 @@ def content_hash(path: Path, known: dict[str, dict] | None = None) -> str:
 
 def probe(path: Path, known: dict[str, dict] | None = None) -> Video:
     """Hash and open the file; an unreadable one comes back with ``error`` set."""
-    from realtime.capture import VideoSource
+    from realtime.live.capture import VideoSource
 
     sha = content_hash(path, known)
     video = Video(path, sha, f"{path.stem}-{sha[:8]}")

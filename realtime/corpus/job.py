@@ -18,11 +18,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from realtime.core.types import UserError
 from realtime.corpus.inputs import Settings, Video, expand_inputs, plan_chunks, probe
 from realtime.corpus.pool import pool_rows
 from realtime.corpus.store import Manifest, assemble, part_path, write_atomic
 from realtime.corpus.worker import WORKER_FAILED, Chunk
-from realtime.types import UserError
 
 #: Seconds between manifest writes while videos finish (and always at the end): the
 #: parts on disk are the record of finished chunks, so a hard kill loses little.
@@ -312,7 +312,7 @@ def run(
     inputs: list[str], out: str | Path, settings: Settings, res: Resources, weights: str | None = None
 ) -> Summary:
     """The whole job (module docstring). Raises UserError, one line, for bad input."""
-    from realtime.weights import load_bundle
+    from realtime.core.weights import load_bundle
 
     t0 = time.perf_counter()
     paths = expand_inputs(inputs)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from realtime.core.types import UserError
 from realtime.corpus.inputs import Settings, Video
 from realtime.corpus.tracks import column, match_tracks, relabel
 from realtime.corpus.worker import Chunk
-from realtime.types import UserError
 
 FORMAT = "prnet-live-corpus/1"
 

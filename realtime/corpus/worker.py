@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from realtime.core.types import UserError
 from realtime.corpus.tracks import faces_table, new_rows, vertices_table
-from realtime.types import UserError
 
 #: How a chunk's error starts when its worker could not build its engine.
 WORKER_FAILED = "worker could not start"
@@ -101,7 +101,7 @@ def run_chunk(
 ) -> ChunkResult:
     """Process one chunk with a fresh ``processor`` (a FaceProcessor). Never raises:
     a failure is the result's ``error``, so one bad chunk cannot stop the corpus."""
-    from realtime.types import Frame
+    from realtime.core.types import Frame
 
     t0 = time.perf_counter()
     rows, verts = new_rows(), ([], [], [])
@@ -163,12 +163,10 @@ def run_chunk(
     )
 
 
-def make_processor(engine, decoder, detector=None, max_faces: int = 4, device: str = "cpu"):
-    """A fresh FaceProcessor sharing ``engine``, ``decoder`` and ``detector`` (their
+def chunk_processor(base):
+    """A fresh FaceProcessor sharing ``base``'s engine, decoder and detector (their
     weights load once per worker), its tracker set to detect inline (module docstring)."""
-    from realtime.faces import FaceProcessor
-
-    proc = FaceProcessor(engine, decoder, detector=detector, max_faces=max_faces, device=device)
+    proc = base.fresh()
     config = getattr(proc.tracker, "config", None)
     if config is not None and hasattr(config, "background"):
         config.background = False
@@ -194,22 +192,20 @@ class ChunkWorker:
     ):
         import torch
 
-        from realtime.decode import Decoder
-        from realtime.engines import create_engine
-        from realtime.weights import load_bundle
+        from realtime.core.weights import load_bundle
+        from realtime.live.faces import FaceProcessor
 
         torch.set_num_threads(threads)
         cv2.setNumThreads(threads)
-        self.threads, self.device, self.max_faces = threads, device, max_faces
+        self.threads = threads
         self.vertices, self.raw = vertices, raw
-        self.detector, self.error = None, ""
+        self.error = ""
         try:
             with tempfile.TemporaryDirectory() as tmp:  # the bundle travels as bytes: no shared disk needed
                 path = Path(tmp) / "weights.pt"
                 path.write_bytes(weights)
                 bundle = load_bundle(path)
-            self.engine = create_engine(bundle, backend=backend, device=device)
-            self.decoder = Decoder(bundle.layout)
+            self.processor = FaceProcessor.from_bundle(bundle, backend, device, max_faces=max_faces)
         except Exception as e:  # reported with each chunk: the driver stops with this one line
             self.error = f"{WORKER_FAILED}: {e}" if isinstance(e, UserError) else f"{WORKER_FAILED}: {e!r}"
 
@@ -220,8 +216,7 @@ class ChunkWorker:
             if self.error:
                 results.append(asdict(ChunkResult(chunk.video, chunk.index, 0, 0, 0.0, self.error, b"", b"")))
                 continue
-            proc = make_processor(self.engine, self.decoder, self.detector, self.max_faces, self.device)
-            self.detector = proc.detector
+            proc = chunk_processor(self.processor)
             results.append(asdict(run_chunk(proc, chunk, self.vertices, self.raw, self.threads)))
         return pa.Table.from_pylist(results)
 

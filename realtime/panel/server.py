@@ -1,5 +1,6 @@
-"""The control panel's web server: aiohttp on its own thread and event loop, beside the
-pipeline, steering the run only through the App's thread-safe methods.
+"""The control panel's web server, on the one HTTP stack (realtime.outputs.http: aiohttp
+on its own thread and event loop, beside the pipeline), steering the run only through
+its Controls (realtime.app.controls).
 
 Routes (JSON unless said; POSTs change state):
     GET  /                      the page (static/index.html, panel.js, panel.css)
@@ -29,34 +30,32 @@ import hmac
 import io
 import ipaddress
 import json
-import math
 import secrets
 import socket
 import threading
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
 import cv2
 import numpy as np
 from aiohttp import web
 
-from realtime.outputs import OutputError
-from realtime.panel.feed import PanelFeed, Recording
+from realtime.app.controls import Controls
+from realtime.core.types import UserError
+from realtime.outputs.files import Recording
+from realtime.outputs.http import Feed, HttpServer
 from realtime.panel.thumbs import Thumbnails
-from realtime.types import UserError
-
-if TYPE_CHECKING:
-    from realtime.app import App
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD = 20 * 1024 * 1024  # bytes of a source-face photo
 MAX_SIDE = 8000  # pixels, either side of a source-face photo
 MAX_JSON = 16 * 1024  # bytes of any other request body
 WORK_SIDE = 1600  # photos are scaled down to this before reconstruction: faces stay sharp, MTCNN fast
-BOUNDARY = "prnetframe"
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
@@ -127,23 +126,20 @@ def decode_photo(data: bytes, what: str = "the photo") -> np.ndarray:
     return bgr
 
 
-def smoothing_strength(min_cutoff: float) -> float:
-    """The 0..1 strength App.set_smoothing turned into this One Euro cut-off."""
-    if min_cutoff >= 1e8:
-        return 0.0
-    return round(min(max(0.5 - math.log10(min_cutoff / 0.1) / 2, 0.0), 1.0), 3)
-
-
 class Panel:
-    """Serves the control page for ``app`` on http://HOST:PORT/ (port 0: a free one)
-    from construction until ``close()``. Fails at once with an OutputError when the
-    address cannot be bound."""
+    """Serves the control page for a run's ``controls`` on http://HOST:PORT/ (port 0: a
+    free one) from construction until ``close()``. Fails at once with an OutputError
+    when the address cannot be bound."""
 
     def __init__(
-        self, app: App, port: int = 8090, host: str = "127.0.0.1", record_dir: str | Path = "recordings"
+        self,
+        controls: Controls,
+        port: int = 8090,
+        host: str = "127.0.0.1",
+        record_dir: str | Path = "recordings",
+        notify: Callable[[str], None] = print,
     ):
-        assert app.pipeline is not None, "build the App's pipeline before its panel"
-        self.app, self.host, self.pipeline = app, host, app.pipeline
+        self.controls, self.host = controls, host
         self.local = is_loopback(host)
         self.token = None if self.local else secrets.token_urlsafe(18)
         self.record_dir = Path(record_dir)
@@ -152,47 +148,44 @@ class Panel:
         self._record_lock = threading.Lock()
         self._upload_lock = asyncio.Lock()
         self._closed = False
-        self.loop = asyncio.new_event_loop()
-        self.feed = PanelFeed(self.loop)
+        self.feed = Feed()
 
-        web_app = web.Application(client_max_size=MAX_UPLOAD, middlewares=[self._guard()])
-        web_app.on_response_prepare.append(self._headers)
-        r = web_app.router
-        r.add_get("/", self._index)
-        r.add_static("/static", STATIC)
-        r.add_get("/stream.mjpg", self._stream)
-        r.add_get("/api/state", self._state)
-        r.add_get("/api/thumb", self._thumb)
-        r.add_get("/api/snapshot.png", self._snapshot)
-        r.add_get("/api/recording.mp4", self._recording)
-        r.add_post("/api/effect", self._effect)
-        r.add_post("/api/settings", self._settings)
-        r.add_post("/api/source-face", self._source_face)
-        r.add_post("/api/record", self._record)
-        self.runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=1.0)
-        try:
-            self.loop.run_until_complete(self.runner.setup())
-            site = web.TCPSite(self.runner, host, port, shutdown_timeout=1.0)
-            self.loop.run_until_complete(site.start())
-        except OSError as e:
-            self.loop.run_until_complete(self.runner.cleanup())
-            self.loop.close()
-            raise OutputError(
-                f"cannot serve the panel on {host}:{port}: {e.strerror or e}: pick another --panel port"
-            ) from None
-        self.port = self.runner.addresses[0][1]
-        stage = app.stage
-        self.thumbs = Thumbnails(
-            app.bundle.layout,
-            app.processor.reconstruct_photo,
-            stage.renderer.effect if stage is not None else lambda name: None,
-            app.effects if stage is not None else [],
-            notify=app.notify,
+        def routes(web_app: web.Application) -> None:
+            web_app.on_response_prepare.append(self._headers)
+            r = web_app.router
+            r.add_get("/", self._index)
+            r.add_static("/static", STATIC)
+            r.add_get("/stream.mjpg", self.feed.stream)
+            r.add_get("/api/state", self._state)
+            r.add_get("/api/thumb", self._thumb)
+            r.add_get("/api/snapshot.png", self._snapshot)
+            r.add_get("/api/recording.mp4", self._recording)
+            r.add_post("/api/effect", self._effect)
+            r.add_post("/api/settings", self._settings)
+            r.add_post("/api/source-face", self._source_face)
+            r.add_post("/api/record", self._record)
+
+        self.server = HttpServer(
+            host,
+            port,
+            routes,
+            "--panel",
+            (self.feed,),
+            name="panel-http",
+            client_max_size=MAX_UPLOAD,
+            middlewares=[self._guard()],
         )
-        # Bound but not yet serving: connections wait in the backlog until the loop runs.
-        self.thread = threading.Thread(target=self.loop.run_forever, name="panel-http", daemon=True)
-        self.thread.start()
-        self.pipeline.add_output(self.feed)
+        self.port, self.loop = self.server.port, self.server.loop
+        drawn = controls.stage is not None
+        self.thumbs = Thumbnails(
+            controls.layout,
+            controls.reconstruct,
+            controls.effect_for if drawn else lambda name: None,
+            controls.effects if drawn else [],
+            notify=notify,
+        )
+        self.server.start()
+        controls.add_output(self.feed)
 
     @property
     def url(self) -> str:
@@ -206,16 +199,8 @@ class Panel:
         if self._closed:
             return
         self._closed = True
-        self.feed.close()
         self._stop_recording()
-        try:
-            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(timeout=3)
-        except Exception:  # a handler that would not stop: the thread is a daemon
-            pass
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(2)
-        if not self.thread.is_alive():
-            self.loop.close()
+        self.server.close()
         self.thumbs.close()
 
     # -- security ----------------------------------------------------------------------
@@ -259,29 +244,6 @@ class Panel:
     async def _index(self, request):
         return web.FileResponse(STATIC / "index.html")
 
-    async def _stream(self, request):
-        feed = self.feed
-        response = web.StreamResponse(
-            headers={"Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}", "Pragma": "no-cache"}
-        )
-        await response.prepare(request)
-        feed.viewers += 1
-        try:
-            seen = 0
-            while not feed.closed:
-                if await feed.next_frame(seen) == seen:
-                    continue
-                seen, jpeg = await feed.jpeg()
-                if jpeg is not None:
-                    head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-                    # A slow viewer waits here; frames written meanwhile are skipped, not queued.
-                    await response.write(head.encode() + jpeg + b"\r\n")
-        except (ConnectionResetError, ConnectionError):
-            pass  # the viewer went away
-        finally:
-            feed.viewers -= 1
-        return response
-
     async def _thumb(self, request):
         jpeg = self.thumbs.images.get(request.query.get("effect", ""))
         if jpeg is None:
@@ -310,31 +272,17 @@ class Panel:
 
     # -- state ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        """Everything the page shows, read from the app (the window's keys change it too)."""
-        app = self.app
-        s = app.profiler.rolling()
+        """Everything the page shows: the run's ControlState (the window's keys change
+        it too), the thumbnails' versions, the recording and the newest frame's count."""
         rec = self.recording
-        stages = {k: {"p50": v["p50"], "p95": v["p95"]} for k, v in s["stages"].items()}
+        state = asdict(self.controls.state())
+        del state["source_fps"]
         return {
-            "effect": app.effect,
-            "effects": app.effects,
+            **state,
             "thumbs": dict(self.thumbs.versions),
-            "hud": bool(self.pipeline.hud),
-            "mirror": bool(app.mirror),
-            "smoothing": smoothing_strength(app.smoothing.min_cutoff),
-            "occlusion": app.occlusion,  # None: this run draws nothing over faces
             "recording": {"path": str(rec.path), "seconds": round(rec.seconds, 1)} if rec else None,
             "last_recording": str(self.last_recording) if self.last_recording else None,
-            "status": app.status,
-            "source": app.source.name,
             "frame": self.feed.latest()[0],
-            "figures": {
-                "fps": s["fps"],
-                "latency_p50": s["latency_ms"]["p50"],
-                "latency_p95": s["latency_ms"]["p95"],
-                "dropped": app.profiler.dropped,
-                "stages": stages,
-            },
         }
 
     async def _state(self, request):
@@ -363,7 +311,7 @@ class Panel:
         name = (await self._json(request)).get("name")
         if not isinstance(name, str) or not name:
             return _error(400, 'send {"name": EFFECT}')
-        await self._call(self.app.set_effect, name)
+        await self._call(self.controls.set_effect, name)
         frame = self.feed.latest()[0]  # frames after the next one show the new effect
         if name not in self.thumbs.images:
             self.thumbs.request(name)  # mask:PATH and the like: drawn on first use
@@ -371,12 +319,12 @@ class Panel:
 
     async def _settings(self, request):
         body = await self._json(request)
-        app = self.app
+        c = self.controls
         setters = {
-            "hud": (bool, app.set_hud),
-            "mirror": (bool, app.set_mirror),
-            "smoothing": ((int, float), app.set_smoothing),
-            "occlusion": (bool, app.set_occlusion),
+            "hud": (bool, c.set_hud),
+            "mirror": (bool, c.set_mirror),
+            "smoothing": ((int, float), c.set_smoothing),
+            "occlusion": (bool, c.set_occlusion),
         }
         for key, value in body.items():
             kind, setter = setters.get(key, (None, None))
@@ -392,7 +340,7 @@ class Panel:
         data = await request.read()  # in memory only; Content-Length was checked
         async with self._upload_lock:  # one at a time: each is a network pass
             photo = await self._call(decode_photo, data, name)
-            await self._call(self.app.set_source_face, photo, name)
+            await self._call(self.controls.set_source_face, photo, name)
         self.thumbs.request("swap")
         return web.json_response({**self.state(), "message": f"face swap on, with the face in {name}"})
 
@@ -407,10 +355,11 @@ class Panel:
         with self._record_lock:
             if self.recording is not None:
                 return f"already recording to {self.recording.path}"
-            fps = self.app.profiler.rolling()["fps"] or self.app.source.fps
+            state = self.controls.state()
+            fps = state.figures["fps"] or state.source_fps
             path = self.record_dir / f"prnet-live-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
             self.recording = Recording(path, fps)  # OutputError (a UserError) if not writable
-            self.pipeline.add_output(self.recording)
+            self.controls.add_output(self.recording)
             return f"recording to {path}"
 
     def _stop_recording(self) -> str:
@@ -418,7 +367,7 @@ class Panel:
             rec, self.recording = self.recording, None
             if rec is None:
                 return "not recording"
-            self.pipeline.remove_output(rec)
+            self.controls.remove_output(rec)
             rec.close()
             self.last_recording = rec.path
             return f"saved {rec.path} ({rec.frames} frames, {rec.seconds:.1f} s)"

@@ -34,7 +34,7 @@ def private_copy(effect):
 
 def demo_face() -> np.ndarray:
     """The demo photo cropped square around its face, SIZE pixels."""
-    from realtime.capture.demo import FACE_CENTER, FACE_HEIGHT, demo_photo_path
+    from realtime.live.capture.demo import FACE_CENTER, FACE_HEIGHT, demo_photo_path
 
     photo = cv2.imread(str(demo_photo_path()), cv2.IMREAD_COLOR)
     if photo is None:

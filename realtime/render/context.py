@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, cast
 
 import moderngl
 
-from realtime.types import UserError
+from realtime.core.types import UserError
 
 if TYPE_CHECKING:  # glfw's stub names a window handle; glfw itself is imported only when used
     from glfw import _GLFWwindowPointerT as GlfwWindow

@@ -19,8 +19,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from realtime.types import Reconstruction
-from realtime.uv import UVLayout
+from realtime.core.types import Reconstruction
+from realtime.core.uv import UVLayout
 
 #: Linear BGR albedo the mean skin sample is assumed to have (sRGB ~ (225, 175, 150)):
 #: shading is then about 1 where a well exposed face is lit head-on.
@@ -40,11 +40,6 @@ def to_linear(bgr: np.ndarray) -> np.ndarray:
     """uint8 (or 0-255 float) BGR -> linear float32 in [0, 1] (gamma 2)."""
     c = np.asarray(bgr, np.float32) / 255.0
     return c * c
-
-
-def to_display(linear: np.ndarray) -> np.ndarray:
-    """Linear -> 0-255 float32 (gamma 2), not clipped."""
-    return np.sqrt(np.maximum(linear, 0.0)) * 255.0
 
 
 def sh_basis(normals: np.ndarray) -> np.ndarray:

@@ -20,13 +20,13 @@ import cv2
 import moderngl
 import numpy as np
 
-from realtime.paths import SHADERS
+from realtime.core.paths import SHADERS
+from realtime.core.types import Reconstruction, Visibility
+from realtime.core.uv import UVLayout, grid_triangles
 from realtime.render.context import create_context
 from realtime.render.effects import Effect, get_effect
 from realtime.render.effects.uvdraw import TEX, effect_region
 from realtime.render.lighting import MeshNormals
-from realtime.types import Reconstruction, Visibility
-from realtime.uv import UVLayout, grid_triangles
 
 DEPTH_ONLY = "depth_only.frag"  # the first pass of every surface effect
 #: The feathered region is smooth: 256 x 256 holds it, and a small texture samples fast
@@ -182,7 +182,7 @@ class Renderer:
         self.size = (0, 0)
         self.frame_tex = self.color = self.depth = self.fbo = None
         self.resize(width, height)
-        self.overlay = Overlay(self)
+        self.overlay = GLOverlay(self)
 
     def program(self, fragment: str, vertex: str = "mesh.vert") -> moderngl.Program:
         """The mesh program with these shaders, compiled on first use."""
@@ -415,10 +415,10 @@ class Renderer:
         self.size = (0, 0)
 
 
-class Overlay:
-    """What overlay effects draw with, in frame pixels; colours are BGRA in [0, 1]
-    (the framebuffer holds BGR). ``unit`` is the frame's size over 640 px, to scale
-    marks with the frame."""
+class GLOverlay:
+    """The renderer's ``effects.base.Overlay``: what overlay effects draw with, in frame
+    pixels; colours are BGRA in [0, 1] (the framebuffer holds BGR). ``unit`` is the
+    frame's size over 640 px, to scale marks with the frame."""
 
     def __init__(self, renderer: Renderer):
         self.r = renderer

@@ -1,3 +1,3 @@
-"""Offline PRNet work, apart from the frame path: training (``python -m realtime.train``),
-its ground truth, AFLW2000-3D evaluation (``python -m realtime.train.evaluate``) and the
-import of the official TF weights (``python -m realtime.train.tf_import``)."""
+"""Training, apart from the frame path: PRNet (``python -m realtime.train``), its ground
+truth from 3DMM fits, the synthetic occluders and turned (profiled) crops, and the
+visibility network (``python -m realtime.train.visibility``)."""

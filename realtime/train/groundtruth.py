@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 import torch
 
-from realtime.paths import CACHE
-from realtime.paths import SHARED_DATA as DEFAULT_DATA
-from realtime.uv import UVLayout, UVRaster, build_layout, load_bfm, mirror_vertices
+from realtime.core.paths import CACHE
+from realtime.core.paths import SHARED_DATA as DEFAULT_DATA
+from realtime.core.uv import UVRaster, build_layout, mirror_vertices
 
 CROP = 120  # side of the training crops in pixels
 NME_DROP = 0.15  # fits worse than this against AFLW's own labels are bad crops
@@ -362,7 +362,3 @@ class Batcher:
             imgs.append(im)
             affs.append(a)
         return np.stack(imgs), np.stack(affs)
-
-
-def layout_for(resolution: int, data: Path = DEFAULT_DATA) -> UVLayout:
-    return build_layout(load_bfm(data / "bfm" / "bfm_noneck_uv.npz"), resolution)[0]

@@ -1,4 +1,4 @@
-"""Training data for the visibility network (realtime.occlusion): real face crops with
+"""Training data for the visibility network (realtime.live.occlusion): real face crops with
 synthetic things in front of them, and where the face still shows.
 
 - **The face's footprint** comes from each crop's 3DMM fit: its dense mesh rasterised
@@ -14,7 +14,7 @@ synthetic things in front of them, and where the face still shows.
 **Held out.** Every occluder's shape comes from a numbered shape (its own random
 generator); numbers divisible by 5 are never drawn in training. Textures and skin
 come from donor images: training crops in training, AFLW2000-3D faces in evaluation.
-So ``python -m realtime.train.evaluate occlusion`` meets shapes and textures the
+So ``python -m realtime.eval occlusion`` meets shapes and textures the
 network never saw.
 """
 
@@ -27,9 +27,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.paths import CACHE
+from realtime.core.paths import CACHE
+from realtime.core.raster import rasterise
 from realtime.train.groundtruth import CROP, HUMAN21_TO_68, MapMaker, TrainSet
-from realtime.train.profiling import rasterise
 
 KINDS = ("hand", "object", "hair", "glasses", "mic")
 KIND_P = (0.4, 0.2, 0.15, 0.1, 0.15)

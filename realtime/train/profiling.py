@@ -26,14 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import numba
 import numpy as np
 
-from realtime.decode import angles_to_rotation, rotation_to_angles
-from realtime.paths import CACHE
-from realtime.paths import SHARED_DATA as DEFAULT_DATA
+from realtime.core.paths import CACHE
+from realtime.core.paths import SHARED_DATA as DEFAULT_DATA
+from realtime.core.raster import rasterise
+from realtime.core.uv import load_bfm
+from realtime.live.decode import angles_to_rotation, rotation_to_angles
 from realtime.train.groundtruth import CROP, TrainSet, landmarks_2d, load_trainset
-from realtime.uv import load_bfm
 
 CACHE_DIR = CACHE / "profiled"
 VERSION = 2  # of the renderer: part of the cache's name, so a change rebuilds it
@@ -96,57 +96,6 @@ def pick_turn(
     lo = min(abs(yaw0) + 15.0, hi)
     target = rng.uniform(lo, hi) if hi > lo else hi
     return Turn(float(sign * max(target - abs(yaw0), 0.0)), float(rng.uniform(-pitch, pitch)))
-
-
-@numba.njit(cache=True)
-def _rasterise(xy, z, attr, tris, zbuf, out):  # pragma: no cover - compiled
-    """Z-buffered triangles (nearest = largest z) with per-vertex attributes
-    interpolated linearly (orthographic, so screen-linear is exact); pixel centres
-    at integer coordinates."""
-    h, w = zbuf.shape
-    nc = attr.shape[1]
-    for t in range(tris.shape[0]):
-        a, b, c = tris[t, 0], tris[t, 1], tris[t, 2]
-        x0, y0, x1, y1, x2, y2 = xy[a, 0], xy[a, 1], xy[b, 0], xy[b, 1], xy[c, 0], xy[c, 1]
-        den = (y1 - y2) * (x0 - x2) + (x2 - x1) * (y0 - y2)
-        if abs(den) < 1e-12:
-            continue
-        cmin = max(int(np.ceil(min(x0, x1, x2))), 0)
-        cmax = min(int(np.floor(max(x0, x1, x2))), w - 1)
-        rmin = max(int(np.ceil(min(y0, y1, y2))), 0)
-        rmax = min(int(np.floor(max(y0, y1, y2))), h - 1)
-        for r in range(rmin, rmax + 1):
-            for col in range(cmin, cmax + 1):
-                w0 = ((y1 - y2) * (col - x2) + (x2 - x1) * (r - y2)) / den
-                w1 = ((y2 - y0) * (col - x2) + (x0 - x2) * (r - y2)) / den
-                w2 = 1.0 - w0 - w1
-                if w0 < -1e-7 or w1 < -1e-7 or w2 < -1e-7:
-                    continue
-                zz = w0 * z[a] + w1 * z[b] + w2 * z[c]
-                if zz > zbuf[r, col]:
-                    zbuf[r, col] = zz
-                    for ch in range(nc):
-                        out[r, col, ch] = w0 * attr[a, ch] + w1 * attr[b, ch] + w2 * attr[c, ch]
-
-
-def rasterise(
-    xy: np.ndarray,
-    z: np.ndarray,
-    tris: np.ndarray,
-    shape: tuple[int, int],
-    attr: np.ndarray | None = None,
-    zbuf: np.ndarray | None = None,
-    out: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W) z-buffer (-inf where empty) and (H, W, C) attributes of a triangle mesh,
-    drawn over ``zbuf`` and ``out`` (in place) when given."""
-    attr = np.zeros((len(xy), 0), np.float32) if attr is None else np.ascontiguousarray(attr, np.float32)
-    zbuf = np.full(shape, -np.inf, np.float32) if zbuf is None else zbuf
-    out = np.zeros((*shape, attr.shape[1]), np.float32) if out is None else out
-    _rasterise(
-        np.ascontiguousarray(xy, np.float32), np.ascontiguousarray(z, np.float32), attr, tris, zbuf, out
-    )
-    return zbuf, out
 
 
 def grid_triangles(h: int, w: int) -> np.ndarray:

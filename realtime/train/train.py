@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realtime.model import PRNet, PRNetConfig
+from realtime.core.model import PRNet, PRNetConfig
+from realtime.core.uv import load_bfm
 from realtime.train.groundtruth import CACHE, DEFAULT_DATA, Batcher, MapMaker, load_trainset, refit_to_human
-from realtime.uv import load_bfm
 
 
 def weighted_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -224,7 +224,7 @@ def save_curve(history: list[dict], path: Path) -> None:
 def initial_weights(path: Path) -> tuple[PRNetConfig, dict]:
     """A weights bundle's, or a training checkpoint's averaged weights (best.pt,
     last.pt), so that a later phase starts from a run without an export in between."""
-    from realtime.weights import BundleError, load_bundle
+    from realtime.core.weights import BundleError, load_bundle
 
     try:
         init = load_bundle(path)
@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                 if nme < state["best"]:
                     state["best"] = nme
                     save(out / "best.pt")
-                if args.keep_epochs:  # to pick by another yardstick later (python -m realtime.train.evaluate)
+                if args.keep_epochs:  # to pick by another yardstick later (python -m realtime.eval)
                     save(out / f"epoch{nth:03d}.pt")
                 save_curve(state["history"], out / "loss_curve.png")
                 (out / "history.json").write_text(json.dumps(state["history"]))
@@ -431,8 +431,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def export_bundle(ckpt_path: Path, out_path: Path, extra: dict | None = None) -> Path:
     """Turn a training checkpoint into a shippable fp16 weights bundle."""
-    from realtime.uv import UVLayout
-    from realtime.weights import Bundle, save_bundle
+    from realtime.core.uv import UVLayout
+    from realtime.core.weights import Bundle, save_bundle
 
     ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     st = ck["state"]

@@ -1,4 +1,4 @@
-"""Train the face-visibility network (realtime.occlusion) on AFLW crops with synthetic
+"""Train the face-visibility network (realtime.live.occlusion) on AFLW crops with synthetic
 occluders (realtime.train.occluders), checkpointed so a stopped run resumes.
 
     python -m realtime.train.visibility --steps 4000        # ~/.cache/prnet-live/train/visibility
@@ -27,12 +27,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from realtime.occlusion import VisibilityNet
-from realtime.paths import CACHE
+from realtime.core.paths import CACHE
+from realtime.core.uv import load_bfm
+from realtime.live.occlusion import VisibilityNet
 from realtime.train.groundtruth import DEFAULT_DATA, MapMaker, TrainSet, load_trainset, random_affine
 from realtime.train.occluders import AFLW21, Donor, aflw_points, footprints, hidden_marks, sample
 from realtime.train.train import to_input
-from realtime.uv import load_bfm
 
 RESOLUTION = 128
 HOLD_EVERY = 10  # crops i % 10 == 0 are held out

@@ -23,9 +23,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from realtime.core.uv import UVLayout
 from realtime.render.effects.base import REGISTRY, Effect, register
 from realtime.render.effects.uvdraw import EffectError
-from realtime.uv import UVLayout
 
 __all__ = ["DEBUG_VIEWS", "EFFECTS", "MASKS", "Effect", "EffectError", "get_effect", "register"]
 
@@ -36,9 +36,6 @@ class NoEffect(Effect):
     name = "none"
     kind = "none"
     order = 0
-
-    def __init__(self, layout: UVLayout | None = None, argument: str = ""):
-        super().__init__()
 
 
 register(NoEffect)

@@ -4,21 +4,39 @@ realtime.render.effects for what the renderer reads of an effect)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import ClassVar, Protocol, TypeVar
 
 import numpy as np
 
+from realtime.core.types import Reconstruction
+from realtime.core.uv import UVLayout
 from realtime.render.effects.uvdraw import not_skin
 from realtime.render.lighting import LightEstimator, shader_coefficients
-from realtime.types import Reconstruction
-from realtime.uv import UVLayout
 
-if TYPE_CHECKING:
-    from realtime.render.renderer import Overlay
+
+class Overlay(Protocol):
+    """What overlay effects draw with (the renderer gives one), in frame pixels;
+    colours are BGRA in [0, 1] (the framebuffer holds BGR). ``unit`` is the frame's
+    size over 640 px, to scale marks with the frame."""
+
+    unit: float
+
+    def points(self, points: np.ndarray, colour: tuple[float, ...], size: float) -> None:
+        """(N, 3) points as round dots ``size`` pixels across."""
+        ...
+
+    def bars(self, segments: np.ndarray, colour: tuple[float, ...], width: float) -> None:
+        """(N, 2, 3) segments as bars ``width`` pixels wide."""
+        ...
+
+    def wire(self, face: int, colour: tuple[float, ...]) -> None:
+        """Face number ``face``'s UV grid lines."""
+        ...
 
 
 class Effect:
     """One visual effect (see the module docstring for what the renderer reads).
+    Built by the registry as ``cls(layout, argument)``.
 
     name: what users pick it by; ``takes_argument`` effects are named NAME:ARGUMENT
         (mask:PATH.png). group: "mask", "debug" or "" (where lists show it).
@@ -40,7 +58,10 @@ class Effect:
     listed: ClassVar[bool] = True
     takes_argument: ClassVar[bool] = False
 
-    def __init__(self) -> None:
+    def __init__(self, layout: UVLayout | None = None, argument: str = ""):
+        """What the registry passes every effect: the UV layout and, for
+        ``takes_argument`` effects, the text after the colon (mask:PATH)."""
+        self.layout = layout
         self.texture: np.ndarray | None = None
         self.opacity = 1.0
         self.version = 0
@@ -70,8 +91,8 @@ class LitEffect(Effect):
 
     normals = True
 
-    def __init__(self, layout: UVLayout):
-        super().__init__()
+    def __init__(self, layout: UVLayout, argument: str = ""):
+        super().__init__(layout, argument)
         self.light = LightEstimator(layout, not_skin(layout))
 
     def face_uniforms(self, image: np.ndarray, rec: Reconstruction) -> dict:
@@ -85,7 +106,7 @@ class PaintedMask(LitEffect):
     paint: ClassVar[Callable[[UVLayout], np.ndarray]]
 
     def __init__(self, layout: UVLayout, argument: str = ""):
-        super().__init__(layout)
+        super().__init__(layout, argument)
         self.texture = self.paint(layout)
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from realtime.core.types import Reconstruction
 from realtime.render.effects.base import Effect, register
-from realtime.types import Reconstruction
-from realtime.uv import UVLayout
 
 
 @register
@@ -16,9 +15,6 @@ class Depth(Effect):
     whole_face = True
     group = "debug"
     order = 90
-
-    def __init__(self, layout: UVLayout | None = None, argument: str = ""):
-        super().__init__()
 
     def face_uniforms(self, image: np.ndarray, rec: Reconstruction) -> dict:
         z = rec.vertices[:, 2]

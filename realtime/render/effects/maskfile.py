@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from realtime.core.uv import UVLayout
 from realtime.render.effects.base import LitEffect, register
 from realtime.render.effects.uvdraw import load_mask
-from realtime.uv import UVLayout
 
 
 @register
@@ -14,5 +14,5 @@ class MaskFile(LitEffect):
     order = 50
 
     def __init__(self, layout: UVLayout, argument: str = ""):
-        super().__init__(layout)
+        super().__init__(layout, argument)
         self.texture = load_mask(argument)

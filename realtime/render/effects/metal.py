@@ -6,6 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from realtime.core.types import Reconstruction
+from realtime.core.uv import UVLayout
 from realtime.render.effects.base import PaintedMask, register
 from realtime.render.effects.uvdraw import (
     EYE_L,
@@ -15,38 +17,40 @@ from realtime.render.effects.uvdraw import (
     NOSE_BRIDGE,
     SS,
     TEX,
-    _canvas,
-    _eye_centre,
-    _finish,
-    _pts,
-    _width,
+    canvas,
+    canvas_points,
+    eye_centre,
+    finish_canvas,
+    stroke_width,
     uv_landmarks,
 )
 from realtime.render.lighting import dominant_direction, shade, shader_coefficients
-from realtime.types import Reconstruction
-from realtime.uv import UVLayout
 
 
 def make_metal(layout: UVLayout, size: int = TEX) -> np.ndarray:
     """A chrome mask for the metal shader, which lights it from the mesh normals;
     engraved rings around the eyes, eye and mouth holes left open."""
     k = uv_landmarks(layout, size)
-    cv = _canvas(size)
+    cv = canvas(size)
     face_w = k[16, 0] - k[0, 0]
     cv[...] = (200, 198, 192, 255)
     for eye in (EYE_L, EYE_R):
-        c = _eye_centre(k, eye)
+        c = eye_centre(k, eye)
         cc = tuple(int(v) for v in np.round(c * SS))
         for r, col in ((0.15, (150, 140, 130, 255)), (0.12, (225, 220, 215, 255))):
             cv2.circle(cv, cc, int(r * face_w * SS), col, -1, cv2.LINE_AA)
-        hull = cv2.convexHull(_pts(k, eye))
+        hull = cv2.convexHull(canvas_points(k, eye))
         cv2.fillPoly(cv, [hull], (0, 0, 0, 0), cv2.LINE_AA)
-    bridge = _pts(k, NOSE_BRIDGE)
-    cv2.polylines(cv, [bridge], False, (240, 240, 240, 255), _width(size, 2), cv2.LINE_AA)
-    cv2.polylines(cv, [_pts(k, JAW)], False, (130, 120, 115, 255), _width(size, 3), cv2.LINE_AA)
-    cv2.fillPoly(cv, [_pts(k, LIPS)], (0, 0, 0, 0), cv2.LINE_AA)
-    cv2.polylines(cv, [_pts(k, LIPS)], True, (120, 110, 100, 255), _width(size, 2), cv2.LINE_AA)
-    return _finish(cv, size)
+    bridge = canvas_points(k, NOSE_BRIDGE)
+    cv2.polylines(cv, [bridge], False, (240, 240, 240, 255), stroke_width(size, 2), cv2.LINE_AA)
+    cv2.polylines(
+        cv, [canvas_points(k, JAW)], False, (130, 120, 115, 255), stroke_width(size, 3), cv2.LINE_AA
+    )
+    cv2.fillPoly(cv, [canvas_points(k, LIPS)], (0, 0, 0, 0), cv2.LINE_AA)
+    cv2.polylines(
+        cv, [canvas_points(k, LIPS)], True, (120, 110, 100, 255), stroke_width(size, 2), cv2.LINE_AA
+    )
+    return finish_canvas(cv, size)
 
 
 @register

@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from realtime.core.types import Reconstruction
 from realtime.render.effects.base import Effect, register
-from realtime.types import Reconstruction
-from realtime.uv import UVLayout
 
 if TYPE_CHECKING:
-    from realtime.render.renderer import Overlay
+    from realtime.render.effects.base import Overlay
 
 AXIS_COLOURS = ((0.1, 0.1, 1.0, 1.0), (0.1, 1.0, 0.1, 1.0), (1.0, 0.3, 0.1, 1.0))
 
@@ -23,9 +22,6 @@ class PoseAxes(Effect):
     kind = "overlay"
     group = "debug"
     order = 80
-
-    def __init__(self, layout: UVLayout | None = None, argument: str = ""):
-        super().__init__()
 
     def draw_overlay(self, overlay: Overlay, faces: list[Reconstruction]) -> None:
         for rec in faces:

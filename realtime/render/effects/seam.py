@@ -17,9 +17,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from realtime.core.types import Reconstruction
+from realtime.core.uv import UVLayout
 from realtime.render.lighting import MeshNormals, pixels_at, shade, to_linear
-from realtime.types import Reconstruction
-from realtime.uv import UVLayout
 
 GRID = 16  # cells per UV side; texel k sits at layout uv k / (GRID - 1)
 BAND = (0.2, 0.97)  # region alpha of the skin sampled for the boundary values

@@ -22,6 +22,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from realtime.core.types import Reconstruction, UserError
+from realtime.core.uv import UVLayout
 from realtime.render.effects.base import Effect, register
 from realtime.render.effects.seam import Seam
 from realtime.render.effects.uvdraw import (
@@ -38,8 +40,6 @@ from realtime.render.effects.uvdraw import (
     not_skin,
 )
 from realtime.render.lighting import LUMA, LightEstimator, shade, shader_coefficients, to_linear
-from realtime.types import Reconstruction, UserError
-from realtime.uv import UVLayout
 
 SOURCE_BLUR = 0.8  # layout pixels
 NEUTRAL_RATE = 0.05  # weight of the newest frame in a track's running neutral mesh
@@ -173,8 +173,7 @@ class FaceSwap(Effect):
         source: Reconstruction | None = None,
         shape: float = 0.0,
     ):
-        super().__init__()
-        self.layout = layout
+        super().__init__(layout)
         self.shape = float(shape)
         self.source_shape: np.ndarray | None = None
         self.neutral: dict[int, np.ndarray] = {}  # per track: the running pose-free mesh

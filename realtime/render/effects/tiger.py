@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from realtime.core.uv import UVLayout
 from realtime.render.effects.base import PaintedMask, register
 from realtime.render.effects.uvdraw import (
     BROW_L,
@@ -15,20 +16,19 @@ from realtime.render.effects.uvdraw import (
     MOUTH_IN,
     SS,
     TEX,
-    _canvas,
-    _eye_centre,
-    _finish,
-    _pts,
-    _width,
+    canvas,
+    canvas_points,
+    eye_centre,
+    finish_canvas,
+    stroke_width,
     uv_landmarks,
 )
-from realtime.uv import UVLayout
 
 
 def make_tiger(layout: UVLayout, size: int = TEX) -> np.ndarray:
     """Tiger: orange fur, white muzzle and brows, black stripes from the sides and brow."""
     k = uv_landmarks(layout, size)
-    cv = _canvas(size)
+    cv = canvas(size)
     s = size * SS
     face_w = k[16, 0] - k[0, 0]
     yy, xx = np.mgrid[0:s, 0:s] / SS
@@ -52,7 +52,7 @@ def make_tiger(layout: UVLayout, size: int = TEX) -> np.ndarray:
         white_patch((k[corner] + k[33]) / 2, 0.16, 0.11)
     white_patch((k[8] + k[57]) / 2, 0.17, 0.09)
     for eye, brow in ((EYE_L, BROW_L), (EYE_R, BROW_R)):  # white patch above each eye
-        white_patch((k[brow].mean(0) + _eye_centre(k, eye)) / 2, 0.12, 0.06)
+        white_patch((k[brow].mean(0) + eye_centre(k, eye)) / 2, 0.12, 0.06)
     black = (15, 10, 10, 250)
     rng = np.random.default_rng(7)
     for sgn in (-1, 1):  # cheek stripes: tapered wedges pointing inward
@@ -82,14 +82,21 @@ def make_tiger(layout: UVLayout, size: int = TEX) -> np.ndarray:
         poly = np.array([[x - w, top - 0.1 * face_w], [x + w, top - 0.1 * face_w], [x, top + length]])
         cv2.fillPoly(cv, [np.round(poly * SS).astype(np.int32)], black, cv2.LINE_AA)
     for eye in (EYE_L, EYE_R):  # dark rim around the eyes, eye itself left live
-        cv2.polylines(cv, [_pts(k, eye)], True, black, _width(size, 3), cv2.LINE_AA)
-        cv2.fillPoly(cv, [_pts(k, eye)], (0, 0, 0, 0), cv2.LINE_AA)
+        cv2.polylines(cv, [canvas_points(k, eye)], True, black, stroke_width(size, 3), cv2.LINE_AA)
+        cv2.fillPoly(cv, [canvas_points(k, eye)], (0, 0, 0, 0), cv2.LINE_AA)
     nose = np.concatenate([k[[31, 32, 33, 34, 35]], k[[30]]])  # black nose pad
-    cv2.fillPoly(cv, [cv2.convexHull(_pts(nose))], black, cv2.LINE_AA)
-    cv2.line(cv, tuple(_pts(k[[33]])[0]), tuple(_pts(k[[51]])[0]), black, _width(size, 2), cv2.LINE_AA)
-    cv2.fillPoly(cv, [_pts(k, LIPS)], (20, 20, 30, 240), cv2.LINE_AA)
-    cv2.fillPoly(cv, [_pts(k, MOUTH_IN)], (0, 0, 0, 0), cv2.LINE_AA)
-    return _finish(cv, size)
+    cv2.fillPoly(cv, [cv2.convexHull(canvas_points(nose))], black, cv2.LINE_AA)
+    cv2.line(
+        cv,
+        tuple(canvas_points(k[[33]])[0]),
+        tuple(canvas_points(k[[51]])[0]),
+        black,
+        stroke_width(size, 2),
+        cv2.LINE_AA,
+    )
+    cv2.fillPoly(cv, [canvas_points(k, LIPS)], (20, 20, 30, 240), cv2.LINE_AA)
+    cv2.fillPoly(cv, [canvas_points(k, MOUTH_IN)], (0, 0, 0, 0), cv2.LINE_AA)
+    return finish_canvas(cv, size)
 
 
 @register

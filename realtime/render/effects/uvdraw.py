@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.types import UserError
-from realtime.uv import UVLayout
+from realtime.core.types import UserError
+from realtime.core.uv import UVLayout
 
 TEX = 1024  # UV texture side: masks, the swap's source and the regions are drawn at this size
 SS = 2  # supersampling when drawing masks, for smooth edges
@@ -79,23 +79,24 @@ def not_skin(layout: UVLayout, size: int = 256) -> np.ndarray:
     return ~inner | feature_mask(layout, size, groups, 0.025)
 
 
-def _canvas(size: int) -> np.ndarray:
+def canvas(size: int) -> np.ndarray:
+    """A transparent (size, size) BGRA mask canvas at the supersampled resolution."""
     return np.zeros((size * SS, size * SS, 4), np.uint8)
 
 
-def _width(size: int, px: float) -> int:
+def stroke_width(size: int, px: float) -> int:
     """A stroke ``px`` pixels wide on a 256 texture, at ``size``, on the supersampled canvas:
     masks keep their look at any texture size."""
     return max(1, int(round(px * size / 256 * SS)))
 
 
-def _pts(k: np.ndarray, idx: list[int] | None = None) -> np.ndarray:
+def canvas_points(k: np.ndarray, idx: list[int] | None = None) -> np.ndarray:
     """Landmarks as int32 points at supersampled resolution (cv2 drawing takes ints)."""
     p = k if idx is None else k[idx]
     return np.round(p * SS).astype(np.int32)
 
 
-def _finish(canvas: np.ndarray, size: int) -> np.ndarray:
+def finish_canvas(canvas: np.ndarray, size: int) -> np.ndarray:
     """Down-sample the supersampled canvas, averaging colour by alpha (so soft edges
     keep their colour instead of darkening toward the transparent black around them)."""
     c = canvas.astype(np.float32)
@@ -106,7 +107,8 @@ def _finish(canvas: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([rgb, alpha * 255], -1).clip(0, 255).round().astype(np.uint8)
 
 
-def _eye_centre(k: np.ndarray, eye: list[int]) -> np.ndarray:
+def eye_centre(k: np.ndarray, eye: list[int]) -> np.ndarray:
+    """The mean of an eye's six landmarks."""
     return k[eye].mean(0)
 
 

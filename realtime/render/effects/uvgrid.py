@@ -5,12 +5,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from realtime.core.uv import UVLayout
 from realtime.render.effects.base import Effect, register
 from realtime.render.effects.uvdraw import (
     TEX,
     uv_landmarks,
 )
-from realtime.uv import UVLayout
 
 
 def make_uv_grid(layout: UVLayout, size: int = TEX) -> np.ndarray:
@@ -42,5 +42,5 @@ class UVGrid(Effect):
     order = 40
 
     def __init__(self, layout: UVLayout, argument: str = ""):
-        super().__init__()
+        super().__init__(layout, argument)
         self.texture = make_uv_grid(layout)

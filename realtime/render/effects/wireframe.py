@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from realtime.core.types import Reconstruction
 from realtime.render.effects.base import Effect, register
-from realtime.types import Reconstruction
-from realtime.uv import UVLayout
 
 if TYPE_CHECKING:
-    from realtime.render.renderer import Overlay
+    from realtime.render.effects.base import Overlay
 
 
 @register
@@ -18,9 +17,6 @@ class Wireframe(Effect):
     kind = "overlay"
     group = "debug"
     order = 70
-
-    def __init__(self, layout: UVLayout | None = None, argument: str = ""):
-        super().__init__()
 
     def draw_overlay(self, overlay: Overlay, faces: list[Reconstruction]) -> None:
         for i in range(len(faces)):

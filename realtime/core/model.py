@@ -1,0 +1,165 @@
+"""PRNet (Feng et al. 2018): the ResFCN256 position-map regressor, layer for layer.
+
+The layer list, names and padding follow the original TF1 graph (``resfcn256``) so
+that its checkpoint imports one to one (see ``realtime.core.weights``):
+
+* TensorFlow 'SAME' padding is reproduced exactly. For a 4x4 kernel it is symmetric
+  (1, 1) at stride 2 but asymmetric (1 before, 2 after) at stride 1; the stride-1
+  transposed convolutions are the adjoint of that, i.e. the full transposed
+  convolution cropped by one pixel at the start.
+* No convolution has a bias; every batch norm has a learned scale and TF's
+  epsilon of 1e-3.
+* The strided 1x1 shortcut is written as "subsample, then stride-1 1x1 conv". That is
+  the same function and the same weights, and it sidesteps a torch 2.13 CPU crash in
+  the weight gradient of a strided 1x1 conv under channels_last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BN_EPS = 1e-3  # tf_slim.batch_norm default; imported moving statistics assume it
+#: Decoder (channels as multiples of ``size``, stride) for the 17 transposed convs.
+DECODER = (
+    (32, 1), (16, 2), (16, 1), (16, 1), (8, 2), (8, 1), (8, 1), (4, 2), (4, 1),
+    (4, 1), (2, 2), (2, 1), (1, 2), (1, 1), (0, 1), (0, 1), (0, 1),
+)  # fmt: skip
+#: Encoder residual blocks (channels as multiples of ``size``, stride).
+ENCODER = ((2, 2), (2, 1), (4, 2), (4, 1), (8, 2), (8, 1), (16, 2), (16, 1), (32, 2), (32, 1))
+
+
+@dataclass(frozen=True)
+class PRNetConfig:
+    """Architecture of one PRNet.
+
+    size: base width (the original's 16; 8 is the lite model at ~1/4 of the FLOPs).
+    resolution: input crop and output position-map side in pixels (256 original; the
+        network is fully convolutional, 128 runs 4x faster on a CPU).
+    output_scale: the sigmoid output times this is a position in crop pixels
+        (the original uses 256 * 1.1).
+    """
+
+    size: int = 16
+    resolution: int = 256
+
+    @property
+    def output_scale(self) -> float:
+        return self.resolution * 1.1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _pad_same(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """TF 'SAME' padding for an even input: total k - s, the extra pixel after."""
+    total = max(kernel - stride, 0)
+    before = total // 2
+    after = total - before
+    return F.pad(x, (before, after, before, after)) if total else x
+
+
+class ConvBN(nn.Module):
+    """tf_slim conv2d with SAME padding, no bias, optional batch norm + ReLU."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, norm: bool = True):
+        super().__init__()
+        self.kernel, self.stride = kernel, stride
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=BN_EPS) if norm else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(_pad_same(x, self.kernel, self.stride))
+        return torch.relu(self.bn(x)) if self.bn is not None else x
+
+
+class ResBlock(nn.Module):
+    """resBlock of the original: 1x1 -> 4x4 (strided) -> 1x1, add shortcut, BN, ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.shortcut = nn.Conv2d(cin, cout, 1, bias=False) if stride != 1 or cin != cout else None
+        self.conv1 = ConvBN(cin, cout // 2, 1)
+        self.conv2 = ConvBN(cout // 2, cout // 2, 4, stride)
+        self.conv3 = ConvBN(cout // 2, cout, 1, norm=False)
+        self.bn = nn.BatchNorm2d(cout, eps=BN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shortcut is None:
+            short = x
+        else:
+            short = self.shortcut(x[:, :, :: self.stride, :: self.stride])
+        y = self.conv3(self.conv2(self.conv1(x)))
+        return torch.relu(self.bn(y + short))
+
+
+class DeconvBN(nn.Module):
+    """tf_slim conv2d_transpose, SAME padding, no bias, batch norm, ReLU (or sigmoid)."""
+
+    def __init__(self, cin: int, cout: int, stride: int, final: bool = False):
+        super().__init__()
+        self.stride, self.final = stride, final
+        self.deconv = nn.ConvTranspose2d(cin, cout, 4, stride, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=BN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        y = self.deconv(x)
+        # Full transposed conv gives (n-1)s + 4; SAME keeps n*s starting at offset
+        # (4 - s) // 2 ... which is 1 for both s = 1 and s = 2.
+        y = y[:, :, 1 : 1 + h * self.stride, 1 : 1 + w * self.stride]
+        y = self.bn(y)
+        return torch.sigmoid(y) if self.final else torch.relu(y)
+
+
+class PRNet(nn.Module):
+    """ResFCN256. Input (B, 3, R, R) RGB in [0, 1]; output (B, 3, R, R) in (0, 1).
+
+    Multiply the output by ``config.output_scale`` for x, y, z in crop pixels.
+    """
+
+    def __init__(self, config: PRNetConfig = PRNetConfig()):
+        super().__init__()
+        self.config = config
+        s = config.size
+        self.conv = ConvBN(3, s, 4, 1)
+        blocks, cin = [], s
+        for mult, stride in ENCODER:
+            blocks.append(ResBlock(cin, s * mult, stride))
+            cin = s * mult
+        self.encoder = nn.Sequential(*blocks)
+        layers = []
+        for i, (mult, stride) in enumerate(DECODER):
+            cout = s * mult if mult else 3
+            layers.append(DeconvBN(cin, cout, stride, final=i == len(DECODER) - 1))
+            cin = cout
+        self.decoder = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(self.conv(x)))
+
+
+def count_flops(config: PRNetConfig) -> float:
+    """Multiply-accumulates x 2 for one forward pass, in FLOPs."""
+    model = PRNet(config)
+    total = 0.0
+
+    def hook(mod: nn.Module, inp: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(mod, nn.Conv2d):
+            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels
+            total += 2.0 * k * out.numel()
+        elif isinstance(mod, nn.ConvTranspose2d):
+            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.out_channels
+            total += 2.0 * k * inp[0].numel()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, config.resolution, config.resolution))
+    for h in handles:
+        h.remove()
+    return total

@@ -1,0 +1,180 @@
+"""Weights bundles: one file with everything needed to run a PRNet.
+
+A bundle holds the state dict, the architecture, the UV layout the weights were
+trained with, the input normalisation, provenance and a SHA-256 over all of it.
+Weights never travel without their layout, because a map decoded with the wrong
+landmark indices looks plausible and is silently wrong.
+
+CLI: ``python -m realtime.core.weights info|verify PATH``; the official TF weights import
+with ``python -m realtime.export.tf_import PRNET_CHECKOUT [-o OUT]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from realtime.core.model import PRNet, PRNetConfig
+from realtime.core.paths import WEIGHTS
+from realtime.core.types import UserError
+from realtime.core.uv import UVLayout
+
+FORMAT = "prnet-live-bundle/1"
+#: Shipped bundles, best first: the pipeline loads the first that exists.
+DEFAULT_BUNDLES = ("prnet_full256.pt", "prnet_lite128.pt")
+NORMALISATION = {"input": "RGB / 255", "output": "sigmoid * resolution * 1.1 = crop pixels"}
+
+
+class BundleError(UserError, ValueError):
+    """A bundle that cannot be used; the message is one line saying why and what to do."""
+
+
+@dataclass
+class Bundle:
+    """A loaded, validated bundle; ``state_dict`` is float32 whatever was stored."""
+
+    config: PRNetConfig
+    state_dict: dict[str, torch.Tensor]
+    layout: UVLayout
+    provenance: dict = field(default_factory=dict)
+    normalisation: dict = field(default_factory=lambda: dict(NORMALISATION))
+    path: Path | None = None
+
+    def build_model(self, device: str | torch.device = "cpu") -> PRNet:
+        model = PRNet(self.config)
+        model.load_state_dict(self.state_dict)
+        return model.eval().to(device)
+
+
+def _digest(config: dict, state: dict[str, torch.Tensor], layout: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    for group in (state, layout):
+        for k in sorted(group):
+            h.update(k.encode())
+            h.update(group[k].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_bundle(bundle: Bundle, path: str | Path, dtype: torch.dtype = torch.float16) -> Path:
+    """Write ``bundle``; floating-point weights stored as ``dtype`` (fp16 halves the
+    file and changes outputs by far less than the engines' 2e-3 tolerance)."""
+    state = {
+        k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in bundle.state_dict.items()
+    }
+    layout = {k: torch.as_tensor(np.asarray(v)).contiguous() for k, v in bundle.layout.to_arrays().items()}
+    config = bundle.config.to_dict()
+    payload = {
+        "format": FORMAT,
+        "config": config,
+        "state_dict": state,
+        "layout": layout,
+        "normalisation": bundle.normalisation,
+        "provenance": bundle.provenance,
+        "sha256": _digest(config, state, layout),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+    return path
+
+
+def load_bundle(path: str | Path | None = None) -> Bundle:
+    """Load and validate a bundle (default: the best shipped one).
+
+    Raises BundleError, with one line saying what is wrong and how to fix it, for a
+    missing, truncated, corrupt, tampered, mismatched or non-finite bundle."""
+    path = Path(path) if path is not None else default_bundle_path()
+    hint = "re-download or re-export it, or pass another with --weights"
+    if not path.is_file():
+        raise BundleError(f"weights bundle {path} not found: {hint}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for a damaged zip/pickle
+        raise BundleError(
+            f"weights bundle {path} is unreadable (truncated or corrupt: {type(e).__name__}): {hint}"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise BundleError(
+            f"{path} is not a PRNet Live weights bundle (expected format "
+            f"{FORMAT}); import official weights with "
+            "'python -m realtime.export.tf_import'"
+        )
+    try:
+        config = PRNetConfig(**payload["config"])
+        state, layout_t = payload["state_dict"], payload["layout"]
+        digest = _digest(payload["config"], state, layout_t)
+    except Exception as e:
+        raise BundleError(f"weights bundle {path} is incomplete ({e}): {hint}") from None
+    if digest != payload.get("sha256"):
+        raise BundleError(f"weights bundle {path} fails its checksum (modified or damaged): {hint}")
+    for k, v in state.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise BundleError(f"weights bundle {path} has non-finite values in {k}: {hint}")
+    layout = UVLayout.from_arrays({k: v.numpy() for k, v in layout_t.items()})
+    if layout.resolution != config.resolution:
+        raise BundleError(
+            f"weights bundle {path}: layout is {layout.resolution}px but the "
+            f"network is {config.resolution}px: {hint}"
+        )
+    expected = PRNet(config).state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    bad = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or extra or bad:
+        what = (missing or extra or bad)[0]
+        raise BundleError(
+            f"weights bundle {path} does not match PRNet(size={config.size}): "
+            f"{len(missing)} missing, {len(extra)} unexpected, {len(bad)} mis-shaped "
+            f"tensors (first: {what}): {hint}"
+        )
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    return Bundle(
+        config,
+        state,
+        layout,
+        payload.get("provenance", {}),
+        payload.get("normalisation", dict(NORMALISATION)),
+        path,
+    )
+
+
+def default_bundle_path() -> Path:
+    for name in DEFAULT_BUNDLES:
+        if (WEIGHTS / name).is_file():
+            return WEIGHTS / name
+    return WEIGHTS / DEFAULT_BUNDLES[-1]
+
+
+def _info(path: Path) -> int:
+    b = load_bundle(path)
+    n = sum(v.numel() for v in b.state_dict.values())
+    print(
+        f"{b.path}: PRNet size={b.config.size} resolution={b.config.resolution} "
+        f"params={n / 1e6:.2f}M face_pixels={int(b.layout.face_mask.sum())} checksum ok"
+    )
+    print(json.dumps(b.provenance, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m realtime.core.weights", description=__doc__)
+    ap.add_argument("cmd", choices=("info", "verify"), help="check a bundle and print what it holds")
+    ap.add_argument("path", type=Path, nargs="?", default=None)
+    args = ap.parse_args(argv)
+    try:
+        return _info(args.path or default_bundle_path())
+    except BundleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

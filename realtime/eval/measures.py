@@ -1,0 +1,57 @@
+"""What the swap benchmark measures in an image, each one number a user would check:
+the face region (the landmark hull), PSNR and SSIM over it, gradient energy and the
+band across the blend boundary (a visible seam)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+PSNR_CAP = 100.0  # identical images
+
+
+def face_hull(shape: tuple[int, ...], landmarks: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the convex hull of the 68 landmarks, the face region measured."""
+    m = np.zeros(shape[:2], np.uint8)
+    cv2.fillConvexPoly(m, cv2.convexHull(np.round(landmarks[:, :2]).astype(np.int32)), 1)
+    return m > 0
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """PSNR (dB) over the masked pixels, all channels; PSNR_CAP when identical."""
+    d = a[mask].astype(np.float64) - b[mask]
+    mse = float((d * d).mean()) if d.size else 0.0
+    return PSNR_CAP if mse <= 1e-10 else min(PSNR_CAP, 10 * np.log10(255.0**2 / mse))
+
+
+def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """Mean SSIM (Wang et al. 2004: Gaussian window sigma 1.5, K1 0.01, K2 0.03) over
+    the masked pixels, averaged over the colour channels."""
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    out = []
+    for ch in range(a.shape[2]):
+        x, y = a[..., ch].astype(np.float64), b[..., ch].astype(np.float64)
+        blur = lambda z: cv2.GaussianBlur(z, (11, 11), 1.5)  # noqa: E731
+        mx, my = blur(x), blur(y)
+        vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+        s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+        out.append(s[mask].mean())
+    return float(np.mean(out))
+
+
+def gradient_energy(image: np.ndarray) -> np.ndarray:
+    """(H, W) squared gradient magnitude of the grey image (Sobel)."""
+    g = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
+    return gx * gx + gy * gy
+
+
+def boundary_band(shape: tuple[int, ...], landmarks: np.ndarray, width: float = 0.08) -> np.ndarray:
+    """(H, W) bool: pixels within ``width`` x the face's size (sqrt of the hull's area)
+    of the landmark hull's edge, on either side: where the swap meets the frame."""
+    hull = face_hull(shape, landmarks).astype(np.uint8)
+    size = np.sqrt(max(hull.sum(), 1))
+    inside = cv2.distanceTransform(hull, cv2.DIST_L2, 3)
+    outside = cv2.distanceTransform(1 - hull, cv2.DIST_L2, 3)
+    return np.maximum(inside, outside) <= width * size
