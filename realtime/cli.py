@@ -30,6 +30,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "Exit status: 0 done; 1 input ended early (damaged video, camera lost), outputs still "
         "written; 2 bad input or flags.",
     )
+    p.add_argument(
+        "--version",
+        action="store_true",
+        help="print the version, the weights' checksum and the engine --backend auto would run, and exit",
+    )
     src = p.add_argument_group("input (pick one)")
     src.add_argument("--camera", metavar="N", help="webcam index (0, 1, ...) or device path (/dev/video2)")
     src.add_argument("--input", metavar="PATH", help="a video file, an image, or a folder of images")
@@ -178,8 +183,8 @@ def check_flags(args: argparse.Namespace) -> None:
     if args.panel is not None:
         import importlib.util
 
-        if importlib.util.find_spec("aiohttp") is None:
-            raise UsageError("--panel needs aiohttp: pip install 'prnet-live[panel]'")
+        if importlib.util.find_spec("PIL") is None:
+            raise UsageError("--panel needs pillow: pip install 'prnet-live[panel]'")
     if args.profile and not args.profile.endswith(".json"):
         raise UsageError(f"--profile {args.profile}: give a .json path, e.g. out/profile.json")
     if args.source_face and args.effect not in (None, "swap"):
@@ -217,6 +222,32 @@ def check_flags(args: argparse.Namespace) -> None:
             )
 
 
+def version_text(weights: str | None = None, device: str = "auto") -> str:
+    """What ``--version`` prints: the package version, the weights bundle and its
+    checksum, and the engine ``--backend auto`` would run (nothing is built)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from realtime.core.weights import load_bundle
+    from realtime.live.engines import resolve_device
+    from realtime.live.engines.choose import auto_choice
+
+    try:
+        package = version("prnet-live")
+    except PackageNotFoundError:
+        package = "unknown (not installed)"
+    bundle = load_bundle(weights)
+    device = resolve_device(device)
+    name = bundle.path.name if bundle.path is not None else "?"
+    return "\n".join(
+        [
+            f"prnet-live {package}",
+            f"weights: {name} (PRNet size {bundle.config.size}, {bundle.config.resolution} px), "
+            f"sha256 {bundle.sha256[:16]}",
+            f"engine (--backend auto on {device}): {auto_choice(bundle, device)}",
+        ]
+    )
+
+
 def command() -> None:
     """The ``prnet-live`` command (and ``python run_live.py``): ``main``, then exit at
     once. By then every output is closed and playable; what is left is the interpreter's
@@ -232,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     """Flags, run, exit status: the command's work, callable in-process (tests, scripts)."""
     args = parse_args(argv)
     try:
+        if args.version:
+            print(version_text(args.weights, args.device))
+            return 0
         check_flags(args)
         from realtime.app import App, Options
 

@@ -1,5 +1,5 @@
 """One-off: convert the original MTCNN weights (as shipped, MIT, in the facenet-pytorch
-wheel) into weights/mtcnn.pt, a plain dict of tensors that realtime.live.detect loads.
+wheel) into realtime/weights/mtcnn.pt, a plain dict of tensors that realtime.live.detect loads.
 
     pip download --no-deps facenet-pytorch==2.6.0 -d /tmp/fp && (cd /tmp/fp && unzip -q *.whl)
     python tools/convert_mtcnn.py /tmp/fp/facenet_pytorch/data
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-OUT = Path(__file__).resolve().parent.parent / "weights" / "mtcnn.pt"
+OUT = Path(__file__).resolve().parent.parent / "realtime" / "weights" / "mtcnn.pt"
 #: dense layer fed by the flattened conv output -> (channels, height, width) of that output
 DENSE_INPUTS = {"rnet.dense4.weight": (64, 3, 3), "onet.dense5.weight": (128, 3, 3)}
 

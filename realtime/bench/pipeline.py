@@ -1,14 +1,15 @@
 """Part (b) of ``python -m realtime.bench``: the real pipeline, unpaced and paced.
 
-Each run is ``run_live.py --no-window --profile`` in a child process (the exact code
-a user runs, a fresh process per backend so compile caches and GL contexts do not
-leak between runs) on a recorded clip, carphone_176x144.mp4 upscaled to 640x480 or
-1280x720, one face or the clip tiled 2x2 for four faces, and on the demo source. The
-profiler's summary gives per-stage p50/p95/p99, end-to-end fps and capture->output
-latency. Unpaced runs take every frame as fast as possible (throughput; their latency
-includes frames queued behind one another). Paced runs (``--realtime``) feed frames at
-the source's 30 fps and keep only the newest, as a camera does: their latency is the
-one a user sees live. Anything missing is skipped with the reason.
+Each run is ``python -m realtime --no-window --profile`` (what ``prnet-live`` and
+run_live.py run) in a child process (the exact code a user runs, a fresh process per
+backend so compile caches and GL contexts do not leak between runs) on a recorded
+clip, carphone_176x144.mp4 upscaled to 640x480 or 1280x720, one face or the clip tiled
+2x2 for four faces, and on the demo source. The profiler's summary gives per-stage
+p50/p95/p99, end-to-end fps and capture->output latency. Unpaced runs take every frame
+as fast as possible (throughput; their latency includes frames queued behind one
+another). Paced runs (``--realtime``) feed frames at the source's 30 fps and keep only
+the newest, as a camera does: their latency is the one a user sees live. Anything
+missing is skipped with the reason.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def run_one(
     paced: bool = False,
     effect: str = EFFECT,
 ) -> dict:
-    """One run_live.py run; its profile summary plus how it was made."""
+    """One ``python -m realtime`` run; its profile summary plus how it was made."""
     run = {
         "input": inp,
         "width": width,
@@ -148,7 +149,8 @@ def run_one(
     profile = work / f"{inp}_{width}x{height}_{faces}f_{model}_{backend}{'_paced' * paced}.json"
     cmd = [
         sys.executable,
-        str(REPO / "run_live.py"),
+        "-m",
+        "realtime",
         *src,
         "--no-window",
         "--profile",
@@ -169,7 +171,7 @@ def run_one(
     run["wall_s"] = round(time.perf_counter() - t0, 1)
     if proc.returncode not in (0, 1) or not profile.is_file():
         last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-        run["skipped"] = f"run_live.py exited {proc.returncode}: {last[:300]}"
+        run["skipped"] = f"prnet-live exited {proc.returncode}: {last[:300]}"
         return run
     summary = json.loads(profile.read_text())
     run.update({k: summary.get(k) for k in ("frames", "fps", "latency_ms", "stages", "dropped")})
@@ -181,8 +183,6 @@ def bench_pipeline(
     frames: int, log: Callable[[str], None], runs: list | None = None, effect: str = EFFECT
 ) -> dict:
     """All pipeline runs (CPU_RUNS, or GPU_RUNS when CUDA is here)."""
-    if not (REPO / "run_live.py").is_file():
-        return {"runs": [], "skipped": "run_live.py not found"}
     if not CLIP.is_file():
         return {"runs": [], "skipped": f"the recorded clip {CLIP} is missing"}
     runs = runs or (GPU_RUNS if torch.cuda.is_available() else CPU_RUNS)

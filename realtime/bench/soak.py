@@ -35,7 +35,7 @@ def _rss_mb(pid: int) -> float | None:
 def bench_soak(log: Callable[[str], None], minutes: float = 30.0, out: Path | None = None) -> dict:
     """RSS samples (s, MB) of a paced demo run and the growth after warm-up."""
     with tempfile.TemporaryDirectory(prefix="prnet-soak-") as tmp:
-        cmd = [sys.executable, str(REPO / "run_live.py"), "--demo", "--no-window", "--realtime"]
+        cmd = [sys.executable, "-m", "realtime", "--demo", "--no-window", "--realtime"]
         cmd += ["--effect", "tiger", "--profile", str(Path(tmp) / "soak.json")]
         proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         samples: list[tuple[float, float]] = []

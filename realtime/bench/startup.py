@@ -1,6 +1,6 @@
 """Start-up as a user meets it: ``python -m realtime.bench --part startup``.
 
-Time from launching ``run_live.py --demo --no-window --frames 1`` to its exit with the
+Time from launching ``python -m realtime --demo --no-window --frames 1`` to its exit with the
 first frame written, in a fresh process each time: once with an empty cache folder
 (cold: ``auto`` builds and times every CPU engine, exports ONNX, compiles) and then
 with the cache that run left (warm: the remembered engine alone is built). Numba's
@@ -24,7 +24,7 @@ from realtime.core.paths import REPO
 
 
 def _start(cache: Path, out: Path, backend: str) -> tuple[float, str]:
-    cmd = [sys.executable, str(REPO / "run_live.py"), "--demo", "--no-window", "--frames", "1"]
+    cmd = [sys.executable, "-m", "realtime", "--demo", "--no-window", "--frames", "1"]
     cmd += ["--output", str(out), "--backend", backend, "--device", "cpu"]
     env = dict(os.environ, PRNET_LIVE_CACHE=str(cache))
     env.pop("TORCHINDUCTOR_CACHE_DIR", None)  # inside the cache folder, cold with it
@@ -32,7 +32,7 @@ def _start(cache: Path, out: Path, backend: str) -> tuple[float, str]:
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
     wall = time.perf_counter() - t0
     if proc.returncode != 0 or not out.is_file():
-        raise RuntimeError(f"run_live.py exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
+        raise RuntimeError(f"prnet-live exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
     chosen = [ln for ln in proc.stderr.splitlines() if "chosen" in ln]
     return wall, (chosen[-1] if chosen else "")
 

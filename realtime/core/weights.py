@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from realtime.core.model import PRNet, PRNetConfig
-from realtime.core.paths import WEIGHTS
+from realtime.core.paths import WEIGHTS, Traversable, resource
 from realtime.core.types import UserError
 from realtime.core.uv import UVLayout
 
@@ -45,7 +45,8 @@ class Bundle:
     layout: UVLayout
     provenance: dict = field(default_factory=dict)
     normalisation: dict = field(default_factory=lambda: dict(NORMALISATION))
-    path: Path | None = None
+    path: Path | Traversable | None = None
+    sha256: str = ""  # the checksum over config, weights and layout, as stored and verified
 
     def build_model(self, device: str | torch.device = "cpu") -> PRNet:
         model = PRNet(self.config)
@@ -86,17 +87,18 @@ def save_bundle(bundle: Bundle, path: str | Path, dtype: torch.dtype = torch.flo
     return path
 
 
-def load_bundle(path: str | Path | None = None) -> Bundle:
+def load_bundle(path: str | Path | Traversable | None = None) -> Bundle:
     """Load and validate a bundle (default: the best shipped one).
 
     Raises BundleError, with one line saying what is wrong and how to fix it, for a
     missing, truncated, corrupt, tampered, mismatched or non-finite bundle."""
-    path = Path(path) if path is not None else default_bundle_path()
+    path = resource(path) if path is not None else default_bundle_path()
     hint = "re-download or re-export it, or pass another with --weights"
     if not path.is_file():
         raise BundleError(f"weights bundle {path} not found: {hint}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with path.open("rb") as f:
+            payload = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for a damaged zip/pickle
         raise BundleError(
             f"weights bundle {path} is unreadable (truncated or corrupt: {type(e).__name__}): {hint}"
@@ -143,10 +145,11 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
         payload.get("provenance", {}),
         payload.get("normalisation", dict(NORMALISATION)),
         path,
+        digest,
     )
 
 
-def default_bundle_path() -> Path:
+def default_bundle_path() -> Traversable:
     for name in DEFAULT_BUNDLES:
         if (WEIGHTS / name).is_file():
             return WEIGHTS / name

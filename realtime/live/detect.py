@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from realtime.core.paths import WEIGHTS as MODEL_DIR
+from realtime.core.paths import resource
 from realtime.core.types import Detections, UserError
 from realtime.live.crop import Octaves, area_resize, to_tensor, warp
 
@@ -175,14 +176,15 @@ class MTCNN:
         thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
         factor: float = 0.709,
     ):
-        path = Path(weights) if weights is not None else WEIGHTS
+        path = resource(weights if weights is not None else WEIGHTS)
         if not path.is_file():
             raise DetectorError(
                 f"MTCNN weights {path} not found: restore weights/mtcnn.pt from the "
                 "repository or rebuild it with tools/convert_mtcnn.py"
             )
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with path.open("rb") as f:
+                state = torch.load(f, map_location="cpu", weights_only=True)
             self.pnet, self.rnet, self.onet = PNet(), RNet(), ONet()
             for name in ("pnet", "rnet", "onet"):
                 sub = {k[len(name) + 1 :]: v for k, v in state.items() if k.startswith(name + ".")}

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from realtime.core.paths import CACHE, WEIGHTS
+from realtime.core.paths import CACHE, WEIGHTS, Traversable, resource
 from realtime.core.types import UserError, Visibility
 
 DEFAULT_WEIGHTS = WEIGHTS / "visibility128.pt"
@@ -81,12 +81,14 @@ class VisibilityModel(Protocol):
         ...
 
 
-def load_net(path: Path = DEFAULT_WEIGHTS) -> tuple[VisibilityNet, int]:
+def load_net(path: str | Path | Traversable = DEFAULT_WEIGHTS) -> tuple[VisibilityNet, int]:
     """The trained network (eval mode, fp32) and the crop side it was trained at."""
-    if not Path(path).is_file():
+    path = resource(path)
+    if not path.is_file():
         raise UserError(f"{path}: no visibility weights; run with --no-occlusion or restore weights/")
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
+        with path.open("rb") as f:
+            ck = torch.load(f, map_location="cpu", weights_only=True)
         net = VisibilityNet()
         net.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
     except Exception as e:  # a damaged or foreign file
@@ -99,7 +101,7 @@ def load_net(path: Path = DEFAULT_WEIGHTS) -> tuple[VisibilityNet, int]:
 class TorchVisibility:
     """The network in PyTorch, on any device (the GPU path keeps crops there)."""
 
-    def __init__(self, path: Path = DEFAULT_WEIGHTS, device: str | torch.device = "cpu"):
+    def __init__(self, path: str | Path | Traversable = DEFAULT_WEIGHTS, device: str | torch.device = "cpu"):
         net, self.resolution = load_net(path)
         self.device = torch.device(device)
         self.net = net.to(self.device)
@@ -114,11 +116,11 @@ class OnnxVisibility:
     """The network exported once to ONNX (cached by the weights' checksum) and run by
     onnxruntime, with the engines' session options."""
 
-    def __init__(self, path: Path = DEFAULT_WEIGHTS):
+    def __init__(self, path: str | Path | Traversable = DEFAULT_WEIGHTS):
         from realtime.live.engines.backends import export_module, ort_session
 
         net, self.resolution = load_net(path)
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+        digest = hashlib.sha256(resource(path).read_bytes()).hexdigest()[:16]
         onnx_path = CACHE / "onnx" / f"visibility_{digest}_{torch.__version__}.onnx"
         export_module(net, self.resolution, onnx_path, "logits")
         # One thread: for a network this small a second one buys nothing (1.3-1.5 ms a
@@ -131,7 +133,9 @@ class OnnxVisibility:
         return 1.0 / (1.0 + np.exp(-logits))
 
 
-def load_visibility(device: str | torch.device = "cpu", path: Path = DEFAULT_WEIGHTS) -> VisibilityModel:
+def load_visibility(
+    device: str | torch.device = "cpu", path: str | Path | Traversable = DEFAULT_WEIGHTS
+) -> VisibilityModel:
     """onnxruntime on a CPU (the faster there; a required dependency), PyTorch on a GPU."""
     if torch.device(device).type == "cpu":
         return OnnxVisibility(path)

@@ -211,6 +211,21 @@ def pick(bundle: Bundle, device: str, batch: int, retime: bool = False, **kw: An
     return engine
 
 
+def auto_choice(bundle: Bundle, device: str, batch: int = 1) -> str:
+    """What ``auto`` would run here, without building anything: the remembered choice
+    on a CPU (or that the first start times the candidates), the first available in
+    AUTO_ORDER on a GPU."""
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    if kind == "cpu":
+        prior = remembered(choice_key(bundle, batch))
+        if prior is not None:
+            return f"{prior.get('backend')} (timed here {prior.get('when', '?')})"
+        return "not timed on this machine yet: the first start times " + ", ".join(AUTO_ORDER["cpu"][:2])
+    ready = available_backends(device)
+    name = next((n for n in AUTO_ORDER[kind] if ready.get(n, None) is None), "eager")
+    return f"{name} (the first available of {', '.join(AUTO_ORDER[kind])})"
+
+
 def decide(times: dict[str, float], compiling: set[str]) -> tuple[str, dict[str, str]]:
     """The backend to keep, from measured ms per call, and a verdict for each. The
     fastest wins, except that one which compiles at every start (inductor: warm caches
