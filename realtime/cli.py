@@ -103,7 +103,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="effect to render: none, paint, tiger, metal, grid, landmarks, "
         "wireframe, pose, depth, mask:PATH.png (default none; swap with --source-face)",
     )
-    fx.add_argument("--source-face", metavar="PATH", help="photo of a face to swap onto the live face(s)")
+    fx.add_argument(
+        "--source-face",
+        metavar="PATH",
+        action="append",
+        help="photo of a face to swap onto a live face; give it again for more people: faces take the "
+        "photos left to right, in the order they are first found, and keep theirs while they stay in view",
+    )
+    fx.add_argument(
+        "--source-face-rest",
+        choices=("first", "none"),
+        default=None,
+        help="faces beyond the --source-face photos: swapped with the first photo, or left as they are "
+        "(default: first with one photo, none with several)",
+    )
     fx.add_argument(
         "--swap-shape",
         metavar="S",
@@ -199,8 +212,13 @@ def check_flags(args: argparse.Namespace) -> None:
         )
     if args.swap_shape and not args.source_face:
         raise UsageError("--swap-shape shapes a face swap: add --source-face PHOTO")
-    if args.source_face and not Path(args.source_face).is_file():
-        raise UsageError(f"--source-face {args.source_face}: no such file")
+    for path in args.source_face or []:
+        if not Path(path).is_file():
+            raise UsageError(f"--source-face {path}: no such file")
+    if args.source_face and len(set(args.source_face)) < len(args.source_face):
+        raise UsageError("the same --source-face photo is given twice: give each person's photo once")
+    if args.source_face_rest and not args.source_face:
+        raise UsageError("--source-face-rest says what faces beyond the --source-face photos get: add them")
     if args.output and args.input:
         same = Path(args.output).resolve() == Path(args.input).resolve()
         if same:

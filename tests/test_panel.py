@@ -306,6 +306,40 @@ def test_beyond_localhost_needs_the_token(photo: Path, tmp_path: Path, browser) 
     assert r.proc.returncode == 0, "".join(r.lines)
 
 
+def test_a_source_for_one_face_of_two(media: Path, tmp_path: Path, browser) -> None:
+    """Two people in view: a photo dropped on one face's card swaps that face only."""
+    r = Run(tmp_path, media / "two_people.jpg", "--effect", "none")
+    pg = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    try:
+        pg.goto(r.url)
+        pg.wait_for_function("document.querySelectorAll('#faces .face').length === 2", timeout=60_000)
+        faces = json.loads(r.request("GET", "/api/state")[2])["faces"]
+        left, right = sorted(faces, key=lambda f: f["box"][0])
+        frame, before = r.snapshot()
+        card = f'#faces .face[data-track="{left["track"]}"]'
+        pg.set_input_files(f"{card} input[type=file]", str(media / "miranda_portrait.png"))
+        pg.wait_for_selector(f"#message.ok:has-text('face #{left['track']}')", timeout=60_000)
+        _, after = r.snapshot(after=json.loads(r.request("GET", "/api/state")[2])["frame"] + 2)
+
+        def change(face: dict) -> float:
+            x0, y0, x1, y1 = (int(v) for v in face["box"])
+            return float(np.abs(after[y0:y1, x0:x1].astype(np.int16) - before[y0:y1, x0:x1]).mean())
+
+        assert change(left) > 5, "the face given a source did not change"
+        assert change(right) < 1, "the other face changed too"
+        pg.wait_for_selector(f"{card}:has-text('miranda_portrait.png')", timeout=60_000)
+        state = json.loads(r.request("GET", "/api/state")[2])
+        sources = {f["track"]: f["source"] for f in state["faces"]}
+        assert sources == {left["track"]: "miranda_portrait.png", right["track"]: None}
+        pg.click(f"{card} button")  # back to its live self
+        pg.wait_for_selector("#message.ok:has-text('itself again')", timeout=60_000)
+        _, after = r.snapshot(after=json.loads(r.request("GET", "/api/state")[2])["frame"] + 2)
+        assert change(left) < 1, "the face did not go back to its live self"
+    finally:
+        pg.close()
+        r.stop()
+
+
 def test_screenshot(page, run: Run) -> None:
     """The README's picture of the page (only when asked for: it changes every run)."""
     out = os.environ.get("PRNET_PANEL_SCREENSHOT")

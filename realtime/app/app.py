@@ -59,7 +59,10 @@ class Options:
     reconnect: float = 10.0
     frames: int | None = None
     effect: str | None = None
-    source_face: str | None = None
+    source_face: list[str] | str | None = None  # photos; faces take them left to right
+    source_face_rest: str | None = (
+        None  # faces beyond them: "first" or "none" (default: first with one photo)
+    )
     swap_shape: float = 0.0  # 0: the live face's geometry; 1: the source's face shape
     faces: int = 4
     weights: str | None = None
@@ -165,7 +168,7 @@ class App:
                 max_faces=o.faces,
             )
             settle_threads(self.processor.engine, self.device)
-            effect = "swap" if o.source_face else (o.effect or "none")
+            effect = "swap" if o.source_face else (o.effect or "none")  # a str or a non-empty list
             window = self._make_window(effect) if o.window else None
             if window is not None or effect != "none" or o.panel is not None:
                 self._make_stage(effect, window)
@@ -218,11 +221,17 @@ class App:
 
         w, h = self.source.size
         window = Window(w, h, title="PRNet Live", effect=effect)
-        self.view = WindowView(window, lambda: [*self.profiler.hud_lines(), self.controls.status])
+        self.view = WindowView(window, self._hud_lines)
         return window
+
+    def _hud_lines(self) -> list[str]:
+        """The window's HUD: the figures, the faces' status and their numbers."""
+        numbers = " ".join(f"#{f['track']}" for f in self.controls.faces())
+        return [*self.profiler.hud_lines(), self.controls.status + (f": {numbers}" if numbers else "")]
 
     def _make_stage(self, effect: str, window) -> None:
         from realtime.render.context import create_context
+        from realtime.render.effects.facemap import FaceMap
         from realtime.render.renderer import Renderer
         from realtime.render.stage import RenderStage
 
@@ -231,12 +240,25 @@ class App:
         ctx = window.ctx if window is not None else self.render_ctx
         w, h = self.source.size
         self.renderer = Renderer(self.bundle.layout, w, h, ctx)
-        if self.options.source_face:
-            photo = read_photo(self.options.source_face)
-            source = self.processor.reconstruct_photo(photo, f"--source-face {self.options.source_face}")
-            self.renderer.add_effect(self._swap_effect(photo, source))
+        paths = self.source_faces
+        if paths:
+            swaps = []
+            for path in paths:
+                what = f"--source-face {path}"
+                photo = read_photo(path)
+                swaps.append(
+                    self._swap_effect(photo, self.processor.reconstruct_photo(photo, what, alone=True))
+                )
+            rest = self.options.source_face_rest or ("first" if len(paths) == 1 else "none")
+            self.renderer.add_effect(FaceMap(swaps, [Path(p).name for p in paths], rest=rest))
         drawn = self.view.drawn if self.view is not None else None
         self.stage = RenderStage(self.renderer, effect, read=bool(self.outputs), on_drawn=drawn)
+
+    @property
+    def source_faces(self) -> list[str]:
+        """The --source-face photos, in the order faces take them."""
+        given = self.options.source_face
+        return [given] if isinstance(given, str) else list(given or [])
 
     def _swap_effect(self, photo: np.ndarray, source):
         from realtime.render.effects.swap import FaceSwap

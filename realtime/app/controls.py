@@ -22,6 +22,7 @@ from realtime.live.pipeline import Output, Pipeline
 from realtime.live.profiler import Profiler
 from realtime.live.smooth import OneEuroConfig
 from realtime.render.effects import Effect
+from realtime.render.effects.facemap import FaceMap
 from realtime.render.stage import RenderStage
 
 NOTHING_DRAWN = "this run draws nothing (effect none, no window): start it with an --effect"
@@ -37,6 +38,8 @@ class ControlState:
         drawn over faces. hud: figures drawn on the picture.
     status: the last frame's face line ("1 face", "no face", ...). source: the input's
         name; source_fps: its frame rate.
+    faces: the faces in view, left to right: {"track": id, "box": [x0, y0, x1, y1] frame
+        pixels, "source": the swap source's name, or None (its live self)}.
     figures: fps, latency_p50 / latency_p95 (ms), dropped (frames), stages (name ->
         p50 / p95 ms), over the last seconds.
     """
@@ -51,6 +54,7 @@ class ControlState:
     source: str
     source_fps: float
     figures: dict = field(default_factory=dict)
+    faces: list[dict] = field(default_factory=list)
 
 
 class Controls:
@@ -130,6 +134,7 @@ class Controls:
             status=self.status,
             source=self._source[0],
             source_fps=self._source[1],
+            faces=self.faces(),
             figures={
                 "fps": s["fps"],
                 "latency_p50": s["latency_ms"]["p50"],
@@ -171,12 +176,40 @@ class Controls:
         (one line naming ``what``) when there is no usable face."""
         return self.processor.reconstruct_photo(photo, what)
 
-    def set_source_face(self, photo: np.ndarray, what: str = "source face") -> None:
-        """Swap onto the live faces the face in ``photo`` (BGR uint8), and switch to the
-        swap; UserError (one line) when it holds no usable face."""
+    def faces(self) -> list[dict]:
+        """The faces in view (see ControlState.faces)."""
+        if self.stage is None:
+            return []
+        mapping = self._face_map().mapping() if self._face_map() is not None else {}
+        return [
+            {"track": t, "box": box, "source": mapping.get(t)}
+            for t, box in sorted(self.stage.boxes.items(), key=lambda kv: kv[1][0])
+        ]
+
+    def _face_map(self) -> FaceMap | None:
+        effect = self.stage.renderer.named.get("swap") if self.stage is not None else None
+        return effect if isinstance(effect, FaceMap) else None
+
+    def set_source_face(self, photo: np.ndarray, track: int | None = None, what: str = "source face") -> None:
+        """Swap the face in ``photo`` (BGR uint8) onto face ``track`` (a track id from
+        ``faces()``), or with None onto every face; and switch to the swap. UserError
+        (one line naming ``what``) when the photo holds no face or several."""
         stage = self._drawing()
-        effect = self._make_swap(photo, self.reconstruct(photo, what))
-        stage.add_effect(effect)
+        effect = self._make_swap(photo, self.processor.reconstruct_photo(photo, what, alone=True))
+        face_map = self._face_map()
+        if track is None or face_map is None:
+            face_map = FaceMap([effect], [what], rest="first") if track is None else FaceMap([], rest="none")
+        if track is not None:
+            face_map.pin(track, effect, what)
+        stage.add_effect(face_map)
+
+    def set_live_face(self, track: int) -> None:
+        """Face ``track`` back to its live self (no swap) while its track lives."""
+        face_map = self._face_map()
+        if face_map is None:
+            face_map = FaceMap([], rest="none")
+            self._drawing().add_effect(face_map, select=False)
+        face_map.pin(track, None)
 
     # -- the face processor ----------------------------------------------------------
     def set_mirror(self, on: bool) -> None:

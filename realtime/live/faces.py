@@ -151,16 +151,27 @@ class FaceProcessor:
         others = self.tracker.n_other
         return FaceResult(smoothed, others, _status(len(smoothed), others), detected, raw=recs)
 
-    def reconstruct_photo(self, photo: np.ndarray, what: str = "photo") -> Reconstruction:
+    def reconstruct_photo(
+        self, photo: np.ndarray, what: str = "photo", alone: bool = False
+    ) -> Reconstruction:
         """The largest face of a still photo (e.g. the face swap's source), with this
         processor's engine and detector and no smoothing; UserError (one line naming
-        ``what``) when there is no usable face."""
+        ``what``) when there is no usable face, or with ``alone`` when another face at
+        least half its size shares the photo (whose face is meant is then a guess)."""
         once = self.fresh(filter_factory=None, max_faces=1, visibility=None)
         with self.lock:
             result = once.process(Frame(photo, 0, 0.0))
+            found = self.detector(photo) if alone and result.reconstructions else None
         if not result.reconstructions:
             why = result.status + (f" ({once.last_error})" if once.last_error else "")
             raise UserError(f"{what}: {why}; use a clear photo of one face looking at the camera")
+        if found is not None and len(found) > 1:
+            sides = np.sqrt(np.prod(found.boxes[:, 2:] - found.boxes[:, :2], axis=1))
+            if (sides >= 0.5 * sides.max()).sum() > 1:
+                raise UserError(
+                    f"{what}: {int((sides >= 0.5 * sides.max()).sum())} faces: use a photo of one person "
+                    "(crop it to the face you want)"
+                )
         return result.reconstructions[0]
 
 

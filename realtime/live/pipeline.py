@@ -150,6 +150,13 @@ def draw_status(image: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
+def face_tags(result: FaceResult | None) -> tuple:
+    """(track id, top-left of its landmarks) of each face, for the HUD's numbers."""
+    if result is None:
+        return ()
+    return tuple((r.track_id, tuple(r.landmarks[:, :2].min(0))) for r in result.reconstructions)
+
+
 class Pipeline:
     """Wire a source to stages and outputs; ``run()`` blocks on the calling (GL) thread.
 
@@ -242,7 +249,7 @@ class Pipeline:
                 if image is None:  # an output joined since the renderer was told no one reads
                     image = self._read_back()
                 status = getattr(result, "status", "")
-                shown = self.profiler.draw_hud(image, status) if self.hud else image
+                shown = self.profiler.draw_hud(image, status, face_tags(result)) if self.hud else image
                 for out in outputs:
                     out.write(shown, frame)
             if self.window is not None:

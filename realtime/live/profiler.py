@@ -143,11 +143,20 @@ class Profiler:
         lines += [f"{k:<7} {v['p50']:6.1f} {v['p95']:6.1f} ms" for k, v in s["stages"].items()]
         return lines
 
-    def draw_hud(self, image: np.ndarray, status: str = "") -> np.ndarray:
+    def draw_hud(self, image: np.ndarray, status: str = "", faces: tuple = ()) -> np.ndarray:
         """A copy of ``image`` with the rolling figures (and the faces' status, e.g.
-        "no face") in its top-left corner."""
+        "no face") in its top-left corner, and each face's number (its track id, as the
+        control panel's cards show it) above it: ``faces`` are (track id, (x, y)) pairs."""
         out = image.copy()
         scale = max(0.35, min(out.shape[:2]) / 1000)
+        for track, (x, y) in faces:
+            org = (int(x), max(int(y) - 6, 12))
+            cv2.putText(
+                out, f"#{track}", org, cv2.FONT_HERSHEY_SIMPLEX, 1.4 * scale, (0, 0, 0), 3, cv2.LINE_AA
+            )
+            cv2.putText(
+                out, f"#{track}", org, cv2.FONT_HERSHEY_SIMPLEX, 1.4 * scale, (120, 255, 120), 1, cv2.LINE_AA
+            )
         step = int(22 * scale / 0.5)
         lines = [status, *self.hud_lines()] if status else self.hud_lines()
         width = int(max(len(t) for t in lines) * 11 * scale / 0.5)

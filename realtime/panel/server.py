@@ -7,11 +7,14 @@ Routes (JSON unless said; POSTs change state):
     GET  /stream.mjpg           the live output, multipart JPEG (as --stream serves it)
     GET  /api/state             effect, effects, toggles, recording, live figures
     GET  /api/thumb?effect=N    an effect's thumbnail (JPEG; 404 until drawn)
+    GET  /api/face.jpg?track=N  a face in view, cut from the newest output frame
     GET  /api/snapshot.png      the newest output frame, as a download
     GET  /api/recording.mp4     the last finished recording, as a download
     POST /api/effect            {"name": "tiger"}
     POST /api/settings          {"hud": bool, "mirror": bool, "smoothing": 0..1, "occlusion": bool}
-    POST /api/source-face       the photo's bytes as the body (kept in memory only)
+    POST /api/source-face       the photo's bytes as the body (kept in memory only), for every
+                                face, or with ?track=N for that face only
+    POST /api/live-face         {"track": N}: that face back to its live self
     POST /api/record            {"on": bool}
 
 Security: on a loopback host only requests naming that host are served (a web page
@@ -158,11 +161,13 @@ class Panel:
             r.add_get("/stream.mjpg", self.feed.stream)
             r.add_get("/api/state", self._state)
             r.add_get("/api/thumb", self._thumb)
+            r.add_get("/api/face.jpg", self._face)
             r.add_get("/api/snapshot.png", self._snapshot)
             r.add_get("/api/recording.mp4", self._recording)
             r.add_post("/api/effect", self._effect)
             r.add_post("/api/settings", self._settings)
             r.add_post("/api/source-face", self._source_face)
+            r.add_post("/api/live-face", self._live_face)
             r.add_post("/api/record", self._record)
 
         self.server = HttpServer(
@@ -249,6 +254,24 @@ class Panel:
         if jpeg is None:
             return _error(404, "no thumbnail yet")
         return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+    async def _face(self, request):
+        track = _track(request.query.get("track"))
+        box = next((f["box"] for f in self.controls.faces() if f["track"] == track), None)
+        image = self.feed.latest()[1]
+        if box is None or image is None:
+            return _error(404, f"no face #{track} in view")
+        x0, y0, x1, y1 = box
+        side = 1.5 * max(x1 - x0, y1 - y0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        h, w = image.shape[:2]
+        a, b = int(max(cx - side / 2, 0)), int(max(cy - side / 2, 0))
+        crop = image[b : int(min(cy + side / 2, h)), a : int(min(cx + side / 2, w))]
+        if crop.size == 0:
+            return _error(404, f"face #{track} is out of the frame")
+        crop = cv2.resize(crop, (96, 96), interpolation=cv2.INTER_AREA)
+        ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        return web.Response(body=buf.tobytes(), content_type="image/jpeg")
 
     async def _snapshot(self, request):
         count, image = self.feed.latest()
@@ -337,12 +360,21 @@ class Panel:
     async def _source_face(self, request):
         name = unquote(request.headers.get("X-File-Name", ""))[:120].strip()
         name = "".join(c for c in name if c.isprintable()) or "the photo"
+        track = _track(request.query.get("track")) if "track" in request.query else None
         data = await request.read()  # in memory only; Content-Length was checked
         async with self._upload_lock:  # one at a time: each is a network pass
             photo = await self._call(decode_photo, data, name)
-            await self._call(self.controls.set_source_face, photo, name)
+            await self._call(self.controls.set_source_face, photo, track, name)
         self.thumbs.request("swap")
-        return web.json_response({**self.state(), "message": f"face swap on, with the face in {name}"})
+        who = "every face" if track is None else f"face #{track}"
+        return web.json_response({**self.state(), "message": f"face swap on {who}, with the face in {name}"})
+
+    async def _live_face(self, request):
+        track = (await self._json(request)).get("track")
+        if not isinstance(track, int) or isinstance(track, bool):
+            return _error(400, 'send {"track": N}, a face number from the state')
+        await self._call(self.controls.set_live_face, track)
+        return web.json_response({**self.state(), "message": f"face #{track} is itself again"})
 
     async def _record(self, request):
         on = (await self._json(request)).get("on")
@@ -371,6 +403,14 @@ class Panel:
             rec.close()
             self.last_recording = rec.path
             return f"saved {rec.path} ({rec.frames} frames, {rec.seconds:.1f} s)"
+
+
+def _track(text: str | None) -> int:
+    """A face's track id from a query parameter, or a 400 saying what to send."""
+    try:
+        return int(text or "")
+    except ValueError:
+        raise _failure(web.HTTPBadRequest, "give track=N, a face number from the state") from None
 
 
 def _error(status: int, message: str) -> web.Response:

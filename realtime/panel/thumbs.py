@@ -22,12 +22,17 @@ SIZE = 160  # pixels, square; shown at about half that, sharp on high-density sc
 
 
 def private_copy(effect):
-    """A shallow copy of ``effect`` with its own dicts and lists: effects keep per-face
-    state (the swap's colour statistics by track), which the live run must not see
-    the thumbnail's face in."""
+    """A shallow copy of ``effect`` with its own dicts and lists, and private copies of
+    the effects it holds (a face mapping's swaps): effects keep per-face state (the
+    swap's running face shape by track), which the live run must not see the
+    thumbnail's face in."""
+    from realtime.render.effects import Effect
+
     twin = copy.copy(effect)
     for key, value in vars(effect).items():
-        if isinstance(value, dict | list):
+        if isinstance(value, list):
+            setattr(twin, key, [private_copy(v) if isinstance(v, Effect) else v for v in value])
+        elif isinstance(value, dict):
             setattr(twin, key, copy.copy(value))
     return twin
 

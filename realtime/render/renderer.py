@@ -294,33 +294,39 @@ class Renderer:
         self, image: np.ndarray, faces: list[Reconstruction], effect: Effect | str = "none", read: bool = True
     ) -> np.ndarray | None:
         """Draw ``image`` (H, W, 3) uint8 BGR with ``effect`` on ``faces``; return the
-        result as BGR uint8 when ``read`` (else None: call ``read()`` later if needed)."""
+        result as BGR uint8 when ``read`` (else None: call ``read()`` later if needed).
+        An effect may give different faces different effects (``Effect.per_face``: one
+        swap source per person); each face is drawn with its own."""
         h, w = image.shape[:2]
         self.resize(w, h)
         ctx = self.ctx
         eff = self.effect(effect)
+        groups = eff.per_face(faces) if faces and eff.kind != "none" else []
         self.fbo.use()
         ctx.viewport = (0, 0, w, h)
         ctx.disable(moderngl.DEPTH_TEST | moderngl.BLEND | moderngl.CULL_FACE)
         self.fbo.clear(depth=1.0)
         cv2.cvtColor(np.ascontiguousarray(image, np.uint8), cv2.COLOR_BGR2BGRA, dst=self.bgra)
         self.color.write(self.bgra)
-        if eff.reads_frame:
+        if any(e.reads_frame for e, _ in groups):
             self.frame_tex.write(np.ascontiguousarray(image, np.uint8))
-        if faces and eff.kind != "none":
-            for i, rec in enumerate(faces):
+        for e, which in groups:
+            for i in which:  # slot i holds face i, whichever effect draws it
                 slot = self._slot(i)
-                vertices = eff.vertices(rec)
+                vertices = e.vertices(faces[i])
                 slot.pos.write(np.ascontiguousarray(vertices, np.float32))
-                if eff.normals:
+                if e.normals:
                     slot.nrm.write(self.normals(vertices))
-            if eff.kind == "surface":
-                self._draw_surfaces(image, faces, eff)
+            if e.kind == "surface":
+                self._draw_surfaces(image, faces, e, which)
             else:
-                self._draw_overlays(faces, eff)
+                self._draw_overlays([faces[i] for i in which], e)
         return self.read() if read else None
 
-    def _draw_surfaces(self, image: np.ndarray, faces: list[Reconstruction], eff: Effect) -> None:
+    def _draw_surfaces(
+        self, image: np.ndarray, faces: list[Reconstruction], eff: Effect, which: list[int]
+    ) -> None:
+        """Faces number ``which`` of ``faces`` (their slots are written) drawn with ``eff``."""
         ctx = self.ctx
         ctx.enable(moderngl.DEPTH_TEST)
         # Pass 1: depth only, so that pass 2 colours just the nearest surface.
@@ -328,7 +334,7 @@ class Renderer:
         ctx.depth_func = "<"
         self.fbo.color_mask = (False, False, False, False)
         self.fbo.use()  # moderngl applies a framebuffer's masks when it is bound
-        for i in range(len(faces)):
+        for i in which:
             self._vao(self.slots[i], f"mesh.vert|{DEPTH_ONLY}{part}").render(moderngl.TRIANGLES)
         self.fbo.color_mask = (True, True, True, True)
         self.fbo.depth_mask = False
@@ -346,7 +352,8 @@ class Renderer:
             self._texture(eff).use(0)
             _set(prog, "u_tex", 0)
         _set(prog, "u_opacity", float(eff.opacity))
-        for i, rec in enumerate(faces):
+        for i in which:
+            rec = faces[i]
             uniforms = eff.face_uniforms(image, rec)
             uniforms["u_occlusion"] = rec.visibility is not None
             if rec.visibility is not None:  # what covers the face stays in front

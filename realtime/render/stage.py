@@ -34,6 +34,7 @@ class RenderStage:
     ):
         self.renderer, self.read_back, self.on_drawn = renderer, read, on_drawn
         self.status = ""
+        self.boxes: dict[int, list[float]] = {}  # track id -> landmark box, last frame drawn
         self._effect = effect
         self._lock = threading.Lock()
         renderer.effect(effect)  # an unknown name or a bad mask fails here, before the run
@@ -72,6 +73,10 @@ class RenderStage:
     def __call__(self, frame: Frame, result: FaceResult | None) -> np.ndarray | None:
         faces = result.reconstructions if result is not None else []
         self.status = result.status if result is not None else ""
+        self.boxes = {
+            r.track_id: [*map(float, r.landmarks[:, :2].min(0)), *map(float, r.landmarks[:, :2].max(0))]
+            for r in faces
+        }
         image = self.renderer.render(frame.image, faces, self.effect, read=self.read_back)
         if self.on_drawn is not None:
             self.on_drawn(image, self.renderer.output)

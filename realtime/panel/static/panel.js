@@ -156,7 +156,8 @@ function renderRecording(state) {
 }
 
 // -- source face ------------------------------------------------------------------------
-async function upload(file) {
+/** Send a source photo: for every face, or (``track``) for one face's card. */
+async function upload(file, track = null) {
   if (!file) return;
   if (file.size > MAX_UPLOAD) {
     say(`${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MB: the limit is 20 MB; use a smaller photo`, "error");
@@ -165,14 +166,17 @@ async function upload(file) {
   say(`looking for a face in ${file.name}…`, "busy");
   $("drop").classList.add("busy");
   try {
-    const state = await api("/api/source-face", file, {
+    const path = track === null ? "/api/source-face" : withToken("/api/source-face", { track });
+    const state = await api(path, file, {
       "Content-Type": file.type || "application/octet-stream",
       "X-File-Name": encodeURIComponent(file.name),
     });
-    const preview = $("face-preview");
-    if (preview.src) URL.revokeObjectURL(preview.src);
-    preview.src = URL.createObjectURL(file);
-    preview.hidden = false;
+    if (track === null) {
+      const preview = $("face-preview");
+      if (preview.src) URL.revokeObjectURL(preview.src);
+      preview.src = URL.createObjectURL(file);
+      preview.hidden = false;
+    }
     render(state);
     say(state.message, "ok");
   } catch (e) {
@@ -181,6 +185,53 @@ async function upload(file) {
     $("drop").classList.remove("busy");
     $("face-file").value = "";
   }
+}
+
+let shownFaces = "";
+
+/** A card per face in view: its number (the track id), a picture, its source, a drop
+ *  zone for its own source and a button back to its live self. */
+function renderFaces(state) {
+  const key = state.faces.map((f) => `${f.track}:${f.source}`).join(",");
+  if (key === shownFaces) return;
+  shownFaces = key;
+  $("faces").replaceChildren(...state.faces.map((f) => {
+    const card = document.createElement("label");
+    card.className = "face";
+    card.dataset.track = f.track;
+    const img = document.createElement("img");
+    img.alt = `face ${f.track}`;
+    img.src = withToken("/api/face.jpg", { track: f.track, t: Date.now() });
+    const name = document.createElement("span");
+    name.textContent = `#${f.track}: ${f.source || "live"}`;
+    const input = document.createElement("input");
+    input.type = "file";
+    input.accept = "image/*";
+    input.addEventListener("change", () => upload(input.files[0], f.track));
+    const live = document.createElement("button");
+    live.type = "button";
+    live.textContent = "Live";
+    live.disabled = !f.source;
+    live.addEventListener("click", async (e) => {
+      e.preventDefault();
+      try {
+        const state = await api("/api/live-face", { track: f.track });
+        render(state);
+        say(state.message, "ok");
+      } catch (err) {
+        say(err.message, "error");
+      }
+    });
+    card.addEventListener("dragover", (e) => { e.preventDefault(); card.classList.add("over"); });
+    card.addEventListener("dragleave", () => card.classList.remove("over"));
+    card.addEventListener("drop", (e) => {
+      e.preventDefault();
+      card.classList.remove("over");
+      upload(e.dataTransfer.files[0], f.track);
+    });
+    card.append(img, name, input, live);
+    return card;
+  }));
 }
 
 // -- the whole state ------------------------------------------------------------------
@@ -192,6 +243,7 @@ function render(state) {
   renderFigures(state.figures);
   renderSettings(state);
   renderRecording(state);
+  renderFaces(state);
 }
 
 let offline = false;

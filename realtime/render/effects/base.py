@@ -82,6 +82,12 @@ class Effect:
     def draw_overlay(self, overlay: Overlay, faces: list[Reconstruction]) -> None:
         """Overlay effects draw here; surface effects need not."""
 
+    def per_face(self, faces: list[Reconstruction]) -> list[tuple[Effect, list[int]]]:
+        """Which effect draws which of this frame's faces, as (effect, face numbers)
+        pairs: this one draws them all; a face left out is drawn as it is (a face
+        mapping gives each person their own swap source)."""
+        return [(self, list(range(len(faces))))]
+
 
 class LitEffect(Effect):
     """A surface that takes the live face's own light, so it looks worn rather than
