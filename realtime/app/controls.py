@@ -180,7 +180,8 @@ class Controls:
         """The faces in view (see ControlState.faces)."""
         if self.stage is None:
             return []
-        mapping = self._face_map().mapping() if self._face_map() is not None else {}
+        face_map = self._face_map()
+        mapping = face_map.mapping() if face_map is not None else {}
         return [
             {"track": t, "box": box, "source": mapping.get(t)}
             for t, box in sorted(self.stage.boxes.items(), key=lambda kv: kv[1][0])

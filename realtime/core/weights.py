@@ -156,7 +156,7 @@ def default_bundle_path() -> Traversable:
     return WEIGHTS / DEFAULT_BUNDLES[-1]
 
 
-def _info(path: Path) -> int:
+def _info(path: Path | Traversable) -> int:
     b = load_bundle(path)
     n = sum(v.numel() for v in b.state_dict.values())
     print(

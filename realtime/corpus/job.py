@@ -319,7 +319,7 @@ def run(
     bundle = load_bundle(weights)  # a bad --weights fails here, before Ray starts
     if bundle.path is None:  # load_bundle always sets it; the type allows None
         raise UserError("the weights bundle has no file to send to the workers: pass --weights PATH")
-    weights_bytes = Path(bundle.path).read_bytes()
+    weights_bytes = bundle.path.read_bytes()
     settings.weights = hashlib.sha256(weights_bytes).hexdigest()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
