@@ -13,7 +13,7 @@ import torch
 
 from realtime.core.types import FaceTrack, Frame
 from realtime.live.capture import VideoSource
-from realtime.live.crop import crop_affines, crop_faces
+from realtime.live.crop import Octaves, _warp_torch, crop_affines, crop_faces, to_tensor, warp
 from realtime.live.faces import FaceProcessor
 from realtime.live.track import CROP_SCALE, Tracker, TrackerConfig, landmark_crop
 
@@ -160,3 +160,23 @@ def test_crop_framing_and_subpixel_sampling():
         ref = cv2.warpAffine(img, to_crop, (128, 128), flags=cv2.INTER_LINEAR)
         got = batch.images[b].permute(1, 2, 0).numpy()[..., ::-1] * 255  # back to BGR
         assert np.abs(got[4:-4, 4:-4] - ref[4:-4, 4:-4]).mean() < 1.5
+
+
+def test_cpu_crops_equal_the_torch_sampler(media):
+    """The CPU's separable sampler (uint8 frame, weights folded per row and column)
+    gives the torch path's crops (float frame, octaves, grid_sample, average): faces
+    from 20 to 4000 px (octaves 0-5), partly or wholly off the frame, non-square
+    footprints, odd frame sides (the pyramid's replicate padding), several per call."""
+    rng = np.random.default_rng(3)
+    photo = cv2.imread(str(media / "astronaut.png"))
+    for w, h in ((640, 480), (1279, 719)):
+        image = cv2.resize(photo, (w, h))
+        centers = rng.uniform([-60, -60], [w + 60, h + 60], (24, 2))
+        sides = np.exp(rng.uniform(np.log(20), np.log(4000), 24))
+        _, to_frame = crop_affines(centers, sides, 128)
+        to_frame[:8, 0, 0] *= rng.uniform(0.8, 1.2, 8)
+        want = _warp_torch(Octaves(to_tensor(image)), to_frame, 128)
+        for source in (Octaves(image), Octaves(to_tensor(image))):  # the uint8 frame, a float tensor
+            got = warp(source, to_frame, 128)
+            assert got.shape == want.shape and got.is_contiguous()
+            assert (got - want).abs().max() < 1e-4

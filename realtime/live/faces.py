@@ -18,7 +18,7 @@ import torch
 
 from realtime.core.types import FaceResult, Frame, Reconstruction, Stage, UserError, timed
 from realtime.core.weights import Bundle
-from realtime.live.crop import Octaves, crop_faces, to_tensor
+from realtime.live.crop import Octaves, crop_faces
 from realtime.live.decode import Decoder
 from realtime.live.detect import MTCNN
 from realtime.live.engines import Engine, create_engine, resolve_device
@@ -118,7 +118,7 @@ class FaceProcessor:
 
     def _process(self, frame: Frame) -> FaceResult:
         with timed(frame, Stage.DETECT):
-            src = Octaves(to_tensor(frame.image, self.device))
+            src = Octaves.of(frame.image, self.device)
             tracks = self.tracker.predict(src)
         detected = self.tracker.detected
         if not tracks:

@@ -159,8 +159,8 @@ class Tracker:
         elif self._since_detect >= cfg.redetect_every and self._job is None:
             self._start()
             if cfg.background:
-                if hasattr(image, "levels"):  # Octaves: the worker builds its own reductions
-                    image = type(image)(image.levels[0])
+                if hasattr(image, "fork"):  # Octaves: the worker builds its own reductions
+                    image = image.fork()
                 self._job = self._pool.submit(self.detector, image)
             else:
                 self._merge(self.detector(image), image)
