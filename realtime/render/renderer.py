@@ -27,6 +27,8 @@ from realtime.render.context import create_context
 from realtime.render.effects import Effect, get_effect
 from realtime.render.effects.uvdraw import TEX, effect_region
 from realtime.render.lighting import MeshNormals
+from realtime.render.overlay import GLOverlay
+from realtime.render.overlay import set_uniform as _set
 
 DEPTH_ONLY = "depth_only.frag"  # the first pass of every surface effect
 #: The feathered region is smooth: 256 x 256 holds it, and a small texture samples fast
@@ -53,16 +55,6 @@ def load_program(ctx: moderngl.Context, vertex: str, fragment: str) -> moderngl.
     return ctx.program(vertex_shader=_source(vertex), fragment_shader=_source(fragment))
 
 
-def _set(prog: moderngl.Program, name: str, value: object) -> None:
-    """Set a uniform the compiler kept (unused ones are optimised away); an array
-    (e.g. the light's (9, 3) ``u_sh``) is written as raw float32."""
-    if name in prog:
-        if isinstance(value, np.ndarray):
-            prog[name].write(np.ascontiguousarray(value, np.float32).tobytes())
-        else:
-            prog[name].value = value
-
-
 def mesh_triangles(layout: UVLayout, step: int) -> np.ndarray:
     """(T, 3) int32 triangles over every ``step``-th UV row and column, indexing the
     full dense vertex order (step 1 is the layout's own mesh)."""
@@ -87,17 +79,6 @@ def grid_lines(face_mask: np.ndarray, step: int) -> np.ndarray:
     return pairs[(pairs >= 0).all(1)].astype(np.int32)
 
 
-def _thick_segments(segments: np.ndarray, width: float) -> np.ndarray:
-    """(N, 2, 3) segments -> (N * 6, 3) triangle vertices of screen-space bars (core GL
-    draws only 1 px lines)."""
-    d = segments[:, 1, :2] - segments[:, 0, :2]
-    perp = np.stack([-d[:, 1], d[:, 0]], 1) / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-6)
-    off = np.concatenate([perp * width / 2, np.zeros((len(d), 1))], 1)
-    a0, a1 = segments[:, 0] - off, segments[:, 0] + off
-    b0, b1 = segments[:, 1] - off, segments[:, 1] + off
-    return np.stack([a0, a1, b0, a1, b1, b0], 1).reshape(-1, 3).astype(np.float32)
-
-
 def visibility_matrix(vis: Visibility) -> np.ndarray:
     """(3, 3) float32, column-major as GLSL reads a mat3: frame pixel (x, y, 1) ->
     texture coordinates of the visibility map (texel centres at (i + 0.5) / S)."""
@@ -115,6 +96,7 @@ class _FaceSlot:
         self.ctx = ctx
         self.pos = ctx.buffer(reserve=n_vertices * 12)
         self.nrm = ctx.buffer(reserve=n_vertices * 12)
+        self.normals = np.zeros((n_vertices, 3), np.float32)  # uploaded whole, filled where drawn
         self.vaos: dict[str, moderngl.VertexArray] = {}
         self.textures: dict[str, moderngl.Texture] = {}
 
@@ -137,7 +119,16 @@ class Renderer:
 
     ``render(image, reconstructions, effect)`` draws and, when ``read`` is true,
     returns the result as (H, W, 3) uint8 BGR; ``output`` is the texture holding it
-    (for the window, so showing a frame needs no read-back)."""
+    (for the window, so showing a frame needs no read-back).
+
+    ``whole_frame`` (default True): the whole frame goes into ``output`` each frame.
+    Off, only the boxes under the faces drawn with surface effects are uploaded,
+    cleared and read back, and ``read()`` puts them into a copy of the frame: the same
+    pixels (the rest of the picture is the frame itself) for a fraction of the
+    full-frame upload, depth clear and read-back, which on a software rasteriser cost
+    more than the face (640x480: ~1.5 ms of a ~9 ms render; 1080p several times that).
+    For callers that only read pixels (outputs, files); a window showing ``output``
+    needs it on (realtime.render.stage sets it)."""
 
     def __init__(
         self,
@@ -166,6 +157,8 @@ class Renderer:
         uv = np.round(layout.vertex_uv * (REGION_TEX - 1)).astype(np.int64)
         touches = region[uv[:, 1], uv[:, 0], 0][self.triangles].max(1) > 0
         self.region_tri_buf = ctx.buffer(np.ascontiguousarray(self.triangles[touches]))
+        self.mesh_rows = np.unique(self.triangles)  # the vertices each index buffer uses
+        self.region_rows = np.unique(self.triangles[touches])
         step = max(1, layout.resolution // WIRE_STEP)
         self.wire_buf = ctx.buffer(grid_lines(layout.face_mask, step))
         self.programs: dict[str, moderngl.Program] = {}  # "VERTEX|FRAGMENT" files -> mesh program
@@ -181,8 +174,13 @@ class Renderer:
         self.named: dict[str, Effect] = {}
         self.size = (0, 0)
         self.frame_tex = self.color = self.depth = self.fbo = None
+        self.whole_frame = True
+        self._frame: np.ndarray | None = None
+        self._boxes: list[tuple[int, int, int, int]] | None = None
         self.resize(width, height)
-        self.overlay = GLOverlay(self)
+        self.overlay = GLOverlay(
+            self.flat, self._overlay, lambda face: self._vao(self.slots[face], "wire").render(moderngl.LINES)
+        )
 
     def program(self, fragment: str, vertex: str = "mesh.vert") -> moderngl.Program:
         """The mesh program with these shaders, compiled on first use."""
@@ -287,7 +285,8 @@ class Renderer:
     # -- per frame -------------------------------------------------------------------
     @property
     def output(self) -> moderngl.Texture:
-        """The rendered frame (BGRA, row 0 = top) for drawing in a window."""
+        """The rendered frame (BGRA, row 0 = top) for drawing in a window (whole only
+        with ``whole_frame`` on)."""
         return self.color
 
     def render(
@@ -302,31 +301,84 @@ class Renderer:
         ctx = self.ctx
         eff = self.effect(effect)
         groups = eff.per_face(faces) if faces and eff.kind != "none" else []
+        # Each face's mesh as its effect draws it, first: where the faces fall decides
+        # which pixels of the frame need to go up, be cleared and come back.
+        vertices = {i: e.vertices(faces[i]) for e, which in groups for i in which}
+        surfaces = [i for e, which in groups if e.kind == "surface" for i in which]
+        boxes = [b for b in (self._box(vertices[i]) for i in surfaces) if b is not None]
+        whole = self.whole_frame or any(e.kind != "surface" for e, _ in groups)
         self.fbo.use()
         ctx.viewport = (0, 0, w, h)
         ctx.disable(moderngl.DEPTH_TEST | moderngl.BLEND | moderngl.CULL_FACE)
-        self.fbo.clear(depth=1.0)
-        cv2.cvtColor(np.ascontiguousarray(image, np.uint8), cv2.COLOR_BGR2BGRA, dst=self.bgra)
-        self.color.write(self.bgra)
+        image = np.ascontiguousarray(image, np.uint8)
+        if whole:
+            cv2.cvtColor(image, cv2.COLOR_BGR2BGRA, dst=self.bgra)
+            self.color.write(self.bgra)
+        else:  # only under the faces: read() puts them into the frame
+            for x0, y0, x1, y1 in boxes:
+                part = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_BGR2BGRA)
+                self.color.write(part, viewport=(x0, y0, x1 - x0, y1 - y0))
+        self._frame, self._boxes = image, None if whole else boxes
+        if boxes:  # depth matters only where faces are drawn; the colour was just written
+            self.fbo.color_mask = (False, False, False, False)
+            for x0, y0, x1, y1 in boxes:
+                self.fbo.clear(depth=1.0, viewport=(x0, y0, x1 - x0, y1 - y0))
+            self.fbo.color_mask = (True, True, True, True)
+            self.fbo.use()
         if any(e.reads_frame for e, _ in groups):
-            self.frame_tex.write(np.ascontiguousarray(image, np.uint8))
+            self.frame_tex.write(image)
+        inputs: dict[int, dict] = {}
         for e, which in groups:
+            rows = self.region_rows if e.kind == "surface" and not e.whole_face else self.mesh_rows
             for i in which:  # slot i holds face i, whichever effect draws it
                 slot = self._slot(i)
-                vertices = e.vertices(faces[i])
-                slot.pos.write(np.ascontiguousarray(vertices, np.float32))
-                if e.normals:
-                    slot.nrm.write(self.normals(vertices))
+                v = np.ascontiguousarray(vertices[i], np.float32)
+                slot.pos.write(v)
+                if e.normals:  # only the vertices its triangles use: the others are never shaded
+                    slot.normals[rows] = self.normals(v, rows)
+                    slot.nrm.write(slot.normals)
+                if e.kind == "surface":
+                    inputs[i] = self._face_inputs(image, e, faces[i], slot)
+            if e.kind == "surface" and e.texture is not None:
+                self._texture(e)
+        # Everything is uploaded before the first draw: on llvmpipe a texture written
+        # while the frame's draws are queued (the scene holds every bound texture)
+        # flushes them first, splitting the frame into two scenes.
+        for e, which in groups:
             if e.kind == "surface":
-                self._draw_surfaces(image, faces, e, which)
+                self._draw_surfaces(e, which, inputs)
             else:
                 self._draw_overlays([faces[i] for i in which], e)
         return self.read() if read else None
 
-    def _draw_surfaces(
-        self, image: np.ndarray, faces: list[Reconstruction], eff: Effect, which: list[int]
-    ) -> None:
-        """Faces number ``which`` of ``faces`` (their slots are written) drawn with ``eff``."""
+    def _face_inputs(self, image: np.ndarray, eff: Effect, rec: Reconstruction, slot: _FaceSlot) -> dict:
+        """A face's uniforms for ``eff`` (its light, its visibility), with the small
+        per-face textures uploaded to its slot (the values are then those textures)."""
+        uniforms = eff.face_uniforms(image, rec)
+        uniforms["u_occlusion"] = rec.visibility is not None
+        if rec.visibility is not None:  # what covers the face stays in front
+            uniforms["u_visible"] = rec.visibility.mask[..., None]
+            uniforms["u_to_visible"] = visibility_matrix(rec.visibility)
+        return {
+            name: slot.texture(name, value) if isinstance(value, np.ndarray) and value.ndim == 3 else value
+            for name, value in uniforms.items()
+        }
+
+    def _box(self, vertices: np.ndarray) -> tuple[int, int, int, int] | None:
+        """(x0, y0, x1, y1), ends exclusive: the frame pixels a face's mesh can touch (its
+        vertices' extent and a pixel's margin, clipped to the frame), None off-frame.
+        Mesh vertices sit at pixel centres (x, y) (mesh.vert), so fragments fall inside."""
+        w, h = self.size
+        x, y = vertices[:, 0], vertices[:, 1]  # one column at a time: (N, 2).min(0) is 30x slower
+        lo, hi = np.array([x.min(), y.min()]), np.array([x.max(), y.max()])
+        if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+            return 0, 0, w, h
+        x0, y0 = max(int(np.floor(lo[0])) - 1, 0), max(int(np.floor(lo[1])) - 1, 0)
+        x1, y1 = min(int(np.ceil(hi[0])) + 2, w), min(int(np.ceil(hi[1])) + 2, h)
+        return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+    def _draw_surfaces(self, eff: Effect, which: list[int], inputs: dict[int, dict]) -> None:
+        """Faces number ``which`` (their slots and ``inputs`` are ready) drawn with ``eff``."""
         ctx = self.ctx
         ctx.enable(moderngl.DEPTH_TEST)
         # Pass 1: depth only, so that pass 2 colours just the nearest surface.
@@ -353,16 +405,10 @@ class Renderer:
             _set(prog, "u_tex", 0)
         _set(prog, "u_opacity", float(eff.opacity))
         for i in which:
-            rec = faces[i]
-            uniforms = eff.face_uniforms(image, rec)
-            uniforms["u_occlusion"] = rec.visibility is not None
-            if rec.visibility is not None:  # what covers the face stays in front
-                uniforms["u_visible"] = rec.visibility.mask[..., None]
-                uniforms["u_to_visible"] = visibility_matrix(rec.visibility)
             unit = FACE_UNITS
-            for name, value in uniforms.items():
-                if isinstance(value, np.ndarray) and value.ndim == 3:
-                    self.slots[i].texture(name, value).use(unit)
+            for name, value in inputs[i].items():
+                if isinstance(value, moderngl.Texture):
+                    value.use(unit)
                     value, unit = unit, unit + 1
                 _set(prog, name, value)
             self._vao(self.slots[i], f"{eff.vertex_shader}|{eff.shader}{part}").render(moderngl.TRIANGLES)
@@ -387,10 +433,18 @@ class Renderer:
         self.overlay_vao.render(mode, vertices=len(points))
 
     def read(self) -> np.ndarray:
-        """The last rendered frame as a new (H, W, 3) uint8 BGR array."""
+        """The last rendered frame as a new (H, W, 3) uint8 BGR array: read back whole,
+        or (``whole_frame`` off) the frame with the faces' boxes read back into it."""
         w, h = self.size
-        out = np.empty((h, w, 3), np.uint8)
-        self.fbo.read_into(out, components=3, alignment=1)
+        if self._boxes is None or self._frame is None:
+            out = np.empty((h, w, 3), np.uint8)
+            self.fbo.read_into(out, components=3, alignment=1)
+            return out
+        out = self._frame.copy()
+        for x0, y0, x1, y1 in self._boxes:
+            part = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
+            self.fbo.read_into(part, viewport=(x0, y0, x1 - x0, y1 - y0), components=3, alignment=1)
+            out[y0:y1, x0:x1] = part
         return out
 
     def release(self) -> None:
@@ -420,35 +474,3 @@ class Renderer:
         self.slots.clear()
         self.frame_tex = self.color = self.depth = self.fbo = None
         self.size = (0, 0)
-
-
-class GLOverlay:
-    """The renderer's ``effects.base.Overlay``: what overlay effects draw with, in frame
-    pixels; colours are BGRA in [0, 1] (the framebuffer holds BGR). ``unit`` is the
-    frame's size over 640 px, to scale marks with the frame."""
-
-    def __init__(self, renderer: Renderer):
-        self.r = renderer
-        self.unit = 1.0
-
-    def points(self, points: np.ndarray, colour: tuple[float, ...], size: float) -> None:
-        """(N, 3) points as round dots ``size`` pixels across."""
-        prog = self.r.flat
-        _set(prog, "u_round", True)
-        _set(prog, "u_point_size", float(size))
-        prog["u_color"].value = colour
-        self.r._overlay(points, moderngl.POINTS)
-
-    def bars(self, segments: np.ndarray, colour: tuple[float, ...], width: float) -> None:
-        """(N, 2, 3) segments as bars ``width`` pixels wide (core GL draws 1 px lines)."""
-        prog = self.r.flat
-        _set(prog, "u_round", False)
-        prog["u_color"].value = colour
-        self.r._overlay(_thick_segments(segments, width), moderngl.TRIANGLES)
-
-    def wire(self, face: int, colour: tuple[float, ...]) -> None:
-        """Face number ``face``'s UV grid lines (its vertices are already uploaded)."""
-        prog = self.r.flat
-        _set(prog, "u_round", False)
-        prog["u_color"].value = colour
-        self.r._vao(self.r.slots[face], "wire").render(moderngl.LINES)

@@ -33,6 +33,10 @@ class RenderStage:
         on_drawn: Callable[[np.ndarray | None, moderngl.Texture], None] | None = None,
     ):
         self.renderer, self.read_back, self.on_drawn = renderer, read, on_drawn
+        # Without a window nothing shows the renderer's texture, so only the faces'
+        # boxes of each frame go up and come back (read() puts them into the frame):
+        # on llvmpipe the whole-frame upload, clear and read-back cost more than a face.
+        renderer.whole_frame = on_drawn is not None
         self.status = ""
         self.boxes: dict[int, list[float]] = {}  # track id -> landmark box, last frame drawn
         self._effect = effect
