@@ -8,6 +8,7 @@ so the frame can be shown without a copy. Either way the renderer sees one
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, cast
 
 import moderngl
@@ -18,6 +19,26 @@ if TYPE_CHECKING:  # glfw's stub names a window handle; glfw itself is imported 
     from glfw import _GLFWwindowPointerT as GlfwWindow
 
 GL_VERSION = 330
+
+
+def raster_threads(cores: int | None = None) -> int:
+    """llvmpipe's rasteriser threads for a machine of ``cores``: all but the two the
+    inference thread and onnxruntime's helper keep busy, at least one, at most four.
+
+    llvmpipe starts one per core by default; on 2 cores its two threads woke at each
+    frame's flush and took both cores from the inference thread and onnxruntime's
+    helper at once (the pipeline's critical path), for no gain in CPU: one helper
+    keeps the rasterising off the GL thread and fights half as hard. Measured on the
+    2-core EPYC beside a load of 10 (tiger mask, 640x480): the process's CPU per frame
+    the same with 0, 1 or 2 threads within the noise, paced p95 latency 88 ms with 1
+    against 100 with 2 and 102 with 0 (runs there vary by a third: docs/benchmarks.md)."""
+    n = cores if cores is not None else (os.cpu_count() or 2)
+    return max(1, min(4, n - 2))
+
+
+# Mesa reads it when the first context of the process is made (the window's or EGL's),
+# and every module that makes one imports this one first; a value the user set wins.
+os.environ.setdefault("LP_NUM_THREADS", str(raster_threads()))
 INSTALL_HINT = (
     "install EGL and Mesa (apt-get install libegl1 libgl1 libgl1-mesa-dri libegl-mesa0) for "
     "headless rendering, or run with a display (set DISPLAY, or start Xvfb)"

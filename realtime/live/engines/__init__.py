@@ -56,7 +56,16 @@ __all__ = [
 def settle_threads(engine: Engine, device: str) -> None:
     """On a CPU with onnxruntime running the network on its own threads, torch's share
     of a frame (MTCNN's check, the crops: small tensors) runs on one thread: a second
-    one only waits for the first, and on 2 busy cores that made a frame 5-10x slower."""
+    one only waits for the first, and on 2 busy cores that made a frame 5-10x slower.
+
+    The whole plan, each count set where its part is built (measured on the 2-core
+    EPYC, docs/benchmarks.md): the inference thread is the critical path, so what runs
+    on it may use the second core while it waits: onnxruntime's PRNet engine and the
+    visibility network take CPU_THREADS (2 here; backends.ort_session, occlusion.py);
+    torch takes one (here); llvmpipe rasterises on one helper thread on 2 cores, not
+    one per core (realtime.render.context.raster_threads); OpenCV keeps its default:
+    the frame path's OpenCV calls are small (MJPG decoding is FFmpeg's, one thread)
+    and 1 or 2 threads measured the same."""
     if device == "cpu" and engine.name.startswith("onnxruntime"):
         torch.set_num_threads(1)
 

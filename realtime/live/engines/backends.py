@@ -42,6 +42,10 @@ from realtime.live.engines.mirror import MirrorAverage
 from realtime.live.engines.rewrite import FoldedPRNet
 
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(CACHE / "inductor"))
+#: onnxruntime's threads for the networks on the inference thread's path (PRNet, the
+#: visibility network): torch's count as the process started (the cores, or
+#: OMP_NUM_THREADS), taken before settle_threads puts torch itself on one.
+CPU_THREADS = torch.get_num_threads()
 
 
 class EngineError(UserError, RuntimeError):
