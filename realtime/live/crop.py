@@ -214,7 +214,7 @@ def _level_sizes(n: int, k: int) -> np.ndarray:
     return np.array(sizes, np.int64)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # lets the GL thread run Python meanwhile
 def _axis_taps(
     a: float, b: float, sizes: np.ndarray, k: int, ss: int, r: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -257,7 +257,7 @@ def _axis_taps(
     return idx, wts
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def _sample(
     flat: np.ndarray,
     yi: np.ndarray,

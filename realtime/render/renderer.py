@@ -23,7 +23,7 @@ import numpy as np
 from realtime.core.paths import SHADERS
 from realtime.core.types import Reconstruction, Visibility
 from realtime.core.uv import UVLayout, grid_triangles
-from realtime.render.context import create_context
+from realtime.render.context import GilFreeSync, create_context
 from realtime.render.effects import Effect, get_effect
 from realtime.render.effects.uvdraw import TEX, effect_region
 from realtime.render.lighting import MeshNormals
@@ -141,9 +141,10 @@ class Renderer:
         self.ctx = ctx if ctx is not None else create_context()
         self.layout = layout
         ctx = self.ctx
+        software = any(s in ctx.info.get("GL_RENDERER", "").lower() for s in SOFTWARE_GL)
         if mesh_step is None:
-            renderer = ctx.info.get("GL_RENDERER", "").lower()
-            mesh_step = 2 if any(s in renderer for s in SOFTWARE_GL) else 1
+            mesh_step = 2 if software else 1
+        self.sync = GilFreeSync.for_context(ctx, software)  # see GilFreeSync: waits without the GIL
         self.mesh_step = mesh_step
         self.n_vertices = len(layout.face_ind)
         self.triangles = mesh_triangles(layout, mesh_step)
@@ -297,6 +298,8 @@ class Renderer:
         An effect may give different faces different effects (``Effect.per_face``: one
         swap source per person); each face is drawn with its own."""
         h, w = image.shape[:2]
+        if self.sync is not None:  # the last frame's rasterising done, without the GIL
+            self.sync.finish()
         self.resize(w, h)
         ctx = self.ctx
         eff = self.effect(effect)
@@ -349,6 +352,8 @@ class Renderer:
                 self._draw_surfaces(e, which, inputs)
             else:
                 self._draw_overlays([faces[i] for i in which], e)
+        if self.sync is not None:  # start rasterising now (llvmpipe waits for a flush)
+            self.sync.flush()
         return self.read() if read else None
 
     def _face_inputs(self, image: np.ndarray, eff: Effect, rec: Reconstruction, slot: _FaceSlot) -> dict:
@@ -436,6 +441,8 @@ class Renderer:
         """The last rendered frame as a new (H, W, 3) uint8 BGR array: read back whole,
         or (``whole_frame`` off) the frame with the faces' boxes read back into it."""
         w, h = self.size
+        if self.sync is not None:
+            self.sync.finish()
         if self._boxes is None or self._frame is None:
             out = np.empty((h, w, 3), np.uint8)
             self.fbo.read_into(out, components=3, alignment=1)
