@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
@@ -101,24 +102,35 @@ class GilFreeSync:
     def for_context(cls, ctx: moderngl.Context, software: bool) -> GilFreeSync | None:
         if not software:
             return None
-        for name in ("EGL", "GL"):  # glvnd's stubs dispatch to the thread's current context
-            path = ctypes.util.find_library(name)
-            if path is None:
-                continue
-            try:
-                lib = ctypes.CDLL(path)
-                get = lib.eglGetProcAddress if name == "EGL" else lib.glXGetProcAddressARB
-            except (OSError, AttributeError):
-                continue
-            get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
-            flush, finish = get(b"glFlush"), get(b"glFinish")
-            if flush and finish:
-                proto = ctypes.CFUNCTYPE(None)
-                sync = cls(proto(flush), proto(finish))
-                ctx.finish()
-                sync.finish()  # callable with this context current: it works here
-                return sync
-        return None
+        found = _gl_flush_finish()
+        if found is None:
+            return None
+        sync = cls(*found)
+        ctx.finish()
+        sync.finish()  # callable with this context current: it works here
+        return sync
+
+
+@functools.cache
+def _gl_flush_finish() -> tuple[Callable[[], None], Callable[[], None]] | None:
+    """glFlush and glFinish as ctypes functions (looked up once a process: finding the
+    library runs ldconfig), from EGL's or GLX's loader: glvnd's entry points dispatch
+    to whatever context is current on the calling thread."""
+    for name in ("EGL", "GL"):
+        path = ctypes.util.find_library(name)
+        if path is None:
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+            get = lib.eglGetProcAddress if name == "EGL" else lib.glXGetProcAddressARB
+        except (OSError, AttributeError):
+            continue
+        get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
+        flush, finish = get(b"glFlush"), get(b"glFinish")
+        if flush and finish:
+            proto = ctypes.CFUNCTYPE(None)
+            return proto(flush), proto(finish)
+    return None
 
 
 class _GlfwLoader:

@@ -4,6 +4,7 @@ and the uniform setter every program of the renderer uses."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import moderngl
 import numpy as np
@@ -13,10 +14,11 @@ def set_uniform(prog: moderngl.Program, name: str, value: object) -> None:
     """Set a uniform the compiler kept (unused ones are optimised away); an array
     (e.g. the light's (9, 3) ``u_sh``) is written as raw float32."""
     if name in prog:
+        uniform = cast(moderngl.Uniform, prog[name])
         if isinstance(value, np.ndarray):
-            prog[name].write(np.ascontiguousarray(value, np.float32).tobytes())
+            uniform.write(np.ascontiguousarray(value, np.float32).tobytes())
         else:
-            prog[name].value = value
+            uniform.value = value
 
 
 def thick_segments(segments: np.ndarray, width: float) -> np.ndarray:
@@ -52,19 +54,19 @@ class GLOverlay:
         prog = self.flat
         set_uniform(prog, "u_round", True)
         set_uniform(prog, "u_point_size", float(size))
-        prog["u_color"].value = colour
+        set_uniform(prog, "u_color", colour)
         self._draw(points, moderngl.POINTS)
 
     def bars(self, segments: np.ndarray, colour: tuple[float, ...], width: float) -> None:
         """(N, 2, 3) segments as bars ``width`` pixels wide (core GL draws 1 px lines)."""
         prog = self.flat
         set_uniform(prog, "u_round", False)
-        prog["u_color"].value = colour
+        set_uniform(prog, "u_color", colour)
         self._draw(thick_segments(segments, width), moderngl.TRIANGLES)
 
     def wire(self, face: int, colour: tuple[float, ...]) -> None:
         """Face number ``face``'s UV grid lines (its vertices are already uploaded)."""
         prog = self.flat
         set_uniform(prog, "u_round", False)
-        prog["u_color"].value = colour
+        set_uniform(prog, "u_color", colour)
         self._wire(face)
