@@ -314,3 +314,25 @@ def test_swap_shape_takes_the_source_face_shape(layout, teacher):
     before = np.abs(pose_free(live) - pose_free(source)).mean()
     after = np.abs(pose_free(replace(live, vertices=shaped)) - pose_free(source)).mean()
     assert before > 0.01 and after < 0.05 * before
+
+
+@pytest.mark.parametrize("name", ["tiger", "depth", "landmarks"])
+def test_faces_only_upload_and_read_back_give_the_same_picture(ctx, layout, teacher, name):
+    """``whole_frame`` off (no window: only the faces' boxes go up and come back) gives
+    the same bytes as the whole frame, with two faces (one partly off the frame), over
+    frames that change (a stale box from the last frame must not show)."""
+    img, rec = teacher(2000)
+    off = np.float32([0.45 * img.shape[1], 40, 0])  # the second face reaches past the right edge
+    far = Reconstruction(1, rec.landmarks + off, rec.vertices + off, rec.pose)
+    whole, boxed = (
+        Renderer(layout, img.shape[1], img.shape[0], ctx),
+        Renderer(layout, img.shape[1], img.shape[0], ctx),
+    )
+    boxed.whole_frame = False
+    for shift in (0, 7, -5):
+        frame = np.roll(img, shift, axis=1)
+        faces = [rec, far] if shift else [rec]
+        want = whole.render(frame, faces, name)
+        assert boxed.render(frame, faces, name, read=False) is None
+        assert np.array_equal(boxed.read(), want)
+    assert np.array_equal(boxed.render(img, [], name), img)
