@@ -113,6 +113,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "0 keeps the live geometry (default), 1 takes the source's shape",
     )
     fx.add_argument(
+        "--swap-tone",
+        choices=("live", "source"),
+        default="live",
+        help="skin tone of the swapped face: live matches the live face's (fits the neck and ears; "
+        "default), source keeps the source's",
+    )
+    fx.add_argument(
         "--faces",
         metavar="N",
         type=int,
@@ -199,6 +206,8 @@ def check_flags(args: argparse.Namespace) -> None:
         )
     if args.swap_shape and not args.source_face:
         raise UsageError("--swap-shape shapes a face swap: add --source-face PHOTO")
+    if args.swap_tone != "live" and not args.source_face:
+        raise UsageError("--swap-tone tones a face swap: add --source-face PHOTO")
     if args.source_face and not Path(args.source_face).is_file():
         raise UsageError(f"--source-face {args.source_face}: no such file")
     if args.output and args.input:

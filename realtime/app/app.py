@@ -61,6 +61,7 @@ class Options:
     effect: str | None = None
     source_face: str | None = None
     swap_shape: float = 0.0  # 0: the live face's geometry; 1: the source's face shape
+    swap_tone: str = "live"  # live: the live face's skin tone; source: the source's
     faces: int = 4
     weights: str | None = None
     backend: str = "auto"
@@ -240,8 +241,15 @@ class App:
 
     def _swap_effect(self, photo: np.ndarray, source):
         from realtime.render.effects.swap import FaceSwap
+        from realtime.render.effects.swap_source import fit_photo
 
-        return FaceSwap(self.bundle.layout, photo, source, shape=self.options.swap_shape)
+        self.notify("source face: fitting and unwrapping it (a few seconds)")
+        o = self.options
+        fitted = fit_photo(self.processor, photo, source)
+        swap = FaceSwap(self.bundle.layout, photo, fitted, shape=o.swap_shape, tone=o.swap_tone)
+        for line in swap.warnings:
+            self.notify(f"source face: {line}")
+        return swap
 
     def attach(self, part) -> None:
         """Close ``part`` (e.g. a control panel) with the run, before anything else."""
