@@ -60,7 +60,7 @@ class Options:
     frames: int | None = None
     effect: str | None = None
     source_face: str | None = None
-    swap_shape: float = 0.0  # 0: the live face's geometry; 1: the source's face shape
+    swap_shape: float | None = None  # 0: the live face's geometry; 1: the source's shape (None: 1)
     swap_tone: str = "live"  # live: the live face's skin tone; source: the source's
     faces: int = 4
     weights: str | None = None
@@ -240,13 +240,14 @@ class App:
         self.stage = RenderStage(self.renderer, effect, read=bool(self.outputs), on_drawn=drawn)
 
     def _swap_effect(self, photo: np.ndarray, source):
-        from realtime.render.effects.swap import FaceSwap
+        from realtime.render.effects.swap import DEFAULT_SHAPE, FaceSwap
         from realtime.render.effects.swap_source import fit_photo
 
         self.notify("source face: fitting and unwrapping it (a few seconds)")
         o = self.options
         fitted = fit_photo(self.processor, photo, source)
-        swap = FaceSwap(self.bundle.layout, photo, fitted, shape=o.swap_shape, tone=o.swap_tone)
+        shape = DEFAULT_SHAPE if o.swap_shape is None else o.swap_shape
+        swap = FaceSwap(self.bundle.layout, photo, fitted, shape=shape, tone=o.swap_tone)
         for line in swap.warnings:
             self.notify(f"source face: {line}")
         return swap

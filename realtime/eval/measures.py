@@ -5,8 +5,12 @@ skin colours)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
+
+from realtime.core.types import Reconstruction
 
 PSNR_CAP = 100.0  # identical images
 
@@ -92,6 +96,79 @@ def mottle(image: np.ndarray, landmarks: np.ndarray) -> float:
     return float(np.sqrt((detail**2).sum(-1)[inner[ys, xs]].mean()))
 
 
-def mottle_ratio(output: np.ndarray, reference: np.ndarray, landmarks: np.ndarray) -> float:
-    """``mottle`` of the output over the input's (1: no more blotches than the input)."""
-    return mottle(output, landmarks) / max(mottle(reference, landmarks), 1e-6)
+#: An input with less chroma detail than this (Lab units) is a grey or sepia photo:
+#: there is no ratio to take (``mottle_ratio`` gives None).
+GREY = 0.5
+
+
+def mottle_ratio(output: np.ndarray, reference: np.ndarray, landmarks: np.ndarray) -> float | None:
+    """``mottle`` of the output over the input's (1: no more blotches than the input);
+    None for a grey input (``GREY``)."""
+    ref = mottle(reference, landmarks)
+    return None if ref < GREY else mottle(output, landmarks) / ref
+
+
+class ClipMeter:
+    """Self-swap figures of one effect over a clip: PSNR, SSIM and mottle per frame,
+    edge and flicker over the clip. ``Reference`` holds what the input gives to every
+    effect's figures, computed once a frame."""
+
+    def __init__(self):
+        self.psnr, self.ssim, self.mottle = [], [], []
+        self.edge_in = self.edge_out = self.flick_in = self.flick_out = 0.0
+        self.prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def add(self, img: np.ndarray, out: np.ndarray, ref: Reference, source_frame: bool) -> None:
+        if not source_frame:
+            self.psnr.append(psnr(out, img, ref.hull))
+            self.ssim.append(ssim(out, img, ref.hull))
+            if ref.mottle >= GREY:
+                self.mottle.append(mottle(out, ref.landmarks) / ref.mottle)
+        self.edge_in += ref.edge
+        self.edge_out += band_energy(out, ref.band)
+        if self.prev is not None:
+            region = ref.hull | self.prev[2]
+            self.flick_in += float(np.abs(img.astype(np.int16) - self.prev[0])[region].mean())
+            self.flick_out += float(np.abs(out.astype(np.int16) - self.prev[1])[region].mean())
+        self.prev = (img, out, ref.hull)
+
+    def result(self) -> dict:
+        return {
+            "self_psnr": float(np.mean(self.psnr)),
+            "self_ssim": float(np.mean(self.ssim)),
+            "mottle": float(np.mean(self.mottle)) if self.mottle else None,
+            "edge_ratio": self.edge_out / max(self.edge_in, 1e-9),
+            "flicker_ratio": self.flick_out / max(self.flick_in, 1e-9),
+        }
+
+
+@dataclass
+class Reference:
+    """One input frame's side of the clip figures."""
+
+    landmarks: np.ndarray
+    hull: np.ndarray
+    band: np.ndarray
+    edge: float
+    mottle: float
+
+    @classmethod
+    def of(cls, img: np.ndarray, rec: Reconstruction) -> Reference:
+        band = boundary_band(img.shape, rec.landmarks)
+        return cls(
+            rec.landmarks,
+            face_hull(img.shape, rec.landmarks),
+            band,
+            band_energy(img, band),
+            mottle(img, rec.landmarks),
+        )
+
+
+def band_energy(image: np.ndarray, band: np.ndarray) -> float:
+    """Gradient energy summed over ``band`` (computed on its bounding box only)."""
+    ys, xs = np.nonzero(band)
+    if not len(ys):
+        return 0.0
+    y0, y1 = max(ys.min() - 4, 0), ys.max() + 5
+    x0, x1 = max(xs.min() - 4, 0), xs.max() + 5
+    return float(gradient_energy(image[y0:y1, x0:x1])[band[y0:y1, x0:x1]].sum())

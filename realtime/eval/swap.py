@@ -47,9 +47,10 @@ from realtime.core.paths import SHARED_DATA
 from realtime.core.types import Frame, Reconstruction, UserError
 from realtime.eval.aflw2000 import crop_affine
 from realtime.eval.identity import Identity, IdentityUnavailable
-from realtime.eval.measures import boundary_band, face_hull, gradient_energy, mottle_ratio, psnr, ssim
+from realtime.eval.measures import ClipMeter, Reference, face_hull, psnr, ssim
 from realtime.eval.swap_pairs import Config, ablation, ablation_table, aflw_pairs, portrait_pairs, summary
 from realtime.live.capture import VideoSource, letterbox
+from realtime.render.effects.swap import DEFAULT_SHAPE, DEFAULT_TONE
 
 #: (file in media/, width, height): the clips, upscaled (aspect kept, padded) as a webcam shows them.
 CLIPS = (("carphone_176x144.mp4", 1280, 720), ("kpa_webcam_160x120.avi", 640, 480))
@@ -61,7 +62,7 @@ PORTRAITS = ("obama_portrait.jpg", "biden_portrait.jpg", "miranda_portrait.png",
 RELIGHT_DIRECTION = (-0.8, -0.35, 0.5)
 RELIGHT_AMBIENT, RELIGHT_STRENGTH = 0.45, 0.75
 TILE = 200
-DEFAULT = Config("default", shape=0.0, tone="live")
+DEFAULT = Config("default", shape=DEFAULT_SHAPE, tone=DEFAULT_TONE)
 TARGETS = {
     "self_psnr_db": ">= 28",
     "self_ssim": ">= 0.90",
@@ -129,7 +130,8 @@ class Runner:
 
     def target(self, image: np.ndarray, what: str = "photo") -> Reconstruction:
         """A still's largest face as a live frame's would be (with its visibility map)."""
-        recs = self.photos.process(Frame(image, 0, 0.0)).reconstructions
+        once = self.processor.fresh(filter_factory=None, max_faces=1)  # no track from the last photo
+        recs = once.process(Frame(image, 0, 0.0)).reconstructions
         if not recs:
             raise UserError(f"{what}: no face")
         return recs[0]
@@ -176,38 +178,6 @@ def grey_photo(photo: np.ndarray) -> np.ndarray:
     return np.full_like(photo, 128)
 
 
-class ClipMeter:
-    """Self-swap figures of one effect over a clip: PSNR, SSIM and mottle per frame,
-    edge and flicker over the clip."""
-
-    def __init__(self):
-        self.psnr, self.ssim, self.mottle = [], [], []
-        self.edge_in = self.edge_out = self.flick_in = self.flick_out = 0.0
-        self.prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-
-    def add(self, img: np.ndarray, out: np.ndarray, rec: Reconstruction, hull, band, source_frame: bool):
-        if not source_frame:
-            self.psnr.append(psnr(out, img, hull))
-            self.ssim.append(ssim(out, img, hull))
-            self.mottle.append(mottle_ratio(out, img, rec.landmarks))
-        self.edge_in += float(gradient_energy(img)[band].sum())
-        self.edge_out += float(gradient_energy(out)[band].sum())
-        if self.prev is not None:
-            region = hull | self.prev[2]
-            self.flick_in += float(np.abs(img.astype(np.int16) - self.prev[0])[region].mean())
-            self.flick_out += float(np.abs(out.astype(np.int16) - self.prev[1])[region].mean())
-        self.prev = (img, out, hull)
-
-    def result(self) -> dict:
-        return {
-            "self_psnr": float(np.mean(self.psnr)),
-            "self_ssim": float(np.mean(self.ssim)),
-            "mottle": float(np.mean(self.mottle)),
-            "edge_ratio": self.edge_out / max(self.edge_in, 1e-9),
-            "flicker_ratio": self.flick_out / max(self.flick_in, 1e-9),
-        }
-
-
 def clip_scores(
     run: Runner, name: str, frames: list[np.ndarray], recs, configs: list[Config], progress: Progress
 ) -> dict:
@@ -231,17 +201,16 @@ def clip_scores(
                 m.prev = None
             progress.step(f"{name}: frame {i}")
             continue
-        hull = face_hull(img.shape, rec.landmarks)
-        band = boundary_band(img.shape, rec.landmarks)
+        ref = Reference.of(img, rec)
         for key, eff in effects.items():
             t0 = time.perf_counter()
             out = run.render(img, rec, eff)
             if key == configs[0].name:
                 times.append(time.perf_counter() - t0)
                 if i in shown:
-                    caption = f"self-swap {name} #{i}: {psnr(out, img, hull):.1f} dB"
+                    caption = f"self-swap {name} #{i}: {psnr(out, img, ref.hull):.1f} dB"
                     run.sheet.append(Row(frames[src_i], img, out, rec.landmarks, caption, source.landmarks))
-            meters[key].add(img, out, rec, hull, band, i == src_i)
+            meters[key].add(img, out, ref, i == src_i)
         progress.step(f"{name}: frame {i}")
     res = {k: m.result() for k, m in meters.items()}
     return {
@@ -336,7 +305,8 @@ def sheet_pairs(run: Runner, rows: list[dict], config: str, best: int = 2, worst
             src, s_lm, tgt, t_lm = r["_pictures"]
             caption = (
                 f"{label}: {Path(r['source']).stem} on {Path(r['target']).stem}: "
-                f"src {r['to_source']:.2f} tgt {r['to_target']:.2f} mottle {r['mottle']:.2f}"
+                f"src {r['to_source']:.2f} tgt {r['to_target']:.2f} "
+                + (f"mottle {r['mottle']:.2f}" if r["mottle"] is not None else "grey target")
             )
             run.sheet.append(Row(src, tgt, r["_out"], t_lm, caption, s_lm))
 

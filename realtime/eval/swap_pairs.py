@@ -178,13 +178,16 @@ def summary(rows: list[dict], config: str) -> dict:
     if not mine:
         return {"pairs": 0}
     mean = lambda k: float(np.mean([r[k] for r in mine]))  # noqa: E731
+    coloured = [r["mottle"] for r in mine if r["mottle"] is not None]
     return {
         "pairs": len(mine),
         "to_source": mean("to_source"),
         "to_target": mean("to_target"),
         "source_to_target": mean("source_to_target"),
         "nearer_source": float(np.mean([r["to_source"] < r["to_target"] for r in mine])),
-        "mottle": mean("mottle"),
+        "mottle": float(np.mean(coloured)) if coloured else None,
+        "mottle_median": float(np.median(coloured)) if coloured else None,
+        "grey_targets": len(mine) - len(coloured),  # no mottle ratio: the target has no colour
     }
 
 

@@ -18,8 +18,11 @@ takes the room's light, times a gradient-domain correction (realtime.render.effe
 skin tone the face has: "live" lets the correction match the live skin everywhere
 (it fits the neck and ears), "source" keeps the source's tone inside the face and
 blends to the live one only at the edge. ``shape`` S moves the live mesh toward the
-source's face shape. ``live`` names parts taken from the live face instead of the
-source ("lids", "lips", "brows": for measuring what each carries).
+source's face shape, and the frame around the face is drawn warped with it, so the
+jaw line and cheeks' outline follow. ``live`` names parts taken from the live face
+instead of the source ("lids", "lips", "brows": for measuring what each carries).
+``glasses``: a source's glasses are kept (True) or, like any hand, hair or microphone
+the visibility network finds over the source face, filled in (False).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from realtime.render.effects.uvdraw import (
     not_skin,
     uv_landmarks,
 )
-from realtime.render.lighting import LUMA, SKIN, LightEstimator, shade, shader_coefficients
+from realtime.render.lighting import LUMA, SKIN, LightEstimator, shade, shader_coefficients, to_linear
 
 __all__ = ["FaceSwap", "SwapError", "pose_free", "position_grid", "upsample_grid"]
 
@@ -65,6 +68,8 @@ BROW_LIFT = 0.05  # the region reaches this far (x texture side) above the brow 
 EDGE_FEATHER = 0.035  # the region fades in over this (x texture side) from its edge
 LIVE_EDGE = 0.003  # the live eyeballs' and mouth's soft edge (x texture side)
 TONES = ("live", "source")
+DEFAULT_SHAPE = 1.0  # --swap-shape's default: nearer the source in the ablation, no cost seen
+DEFAULT_TONE = "live"  # --swap-tone's default: the source's tone bought no identity, cost self-swap dB
 LIVE_PARTS = ("lids", "lips", "brows")
 MAX_TONE = 0.8  # |log gain| of the source's tone against the live one, at most
 
@@ -155,6 +160,16 @@ def live_mask(layout: UVLayout, size: int = TEX, parts: tuple[str, ...] = ()) ->
     return m
 
 
+def warp_weight(layout: UVLayout, width: float = 0.06) -> np.ndarray:
+    """(F,) per vertex in [0, 1]: how much the face shape moves it, 1 inside the face and
+    easing to 0 over ``width`` (x the layout's side) at the mesh's outer edge, so the
+    warped frame meets the unwarped one without a step."""
+    r = layout.resolution
+    dist = cv2.distanceTransform(np.pad(layout.face_mask.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    t = np.clip((dist.ravel()[layout.face_ind] - 1.0) / (width * r), 0.0, 1.0)
+    return (t * t * (3 - 2 * t)).astype(np.float64)
+
+
 def highlights_down(albedo: np.ndarray, skin: np.ndarray) -> np.ndarray:
     """Press shine on the skin (specular highlights the photo's light left, which a
     diffuse model cannot divide out) down toward its surroundings: shine is brighter
@@ -207,15 +222,19 @@ class FaceSwap(Effect):
         source: Reconstruction | None = None,
         shape: float = 0.0,
         *,
-        tone: str = "live",
+        tone: str = DEFAULT_TONE,
         live: tuple[str, ...] = (),
+        glasses: bool = True,
     ):
         super().__init__(layout)
         if tone not in TONES:
             raise SwapError(f"swap tone {tone!r}: use one of {', '.join(TONES)}")
         if set(live) - set(LIVE_PARTS):
             raise SwapError(f"live parts {live}: choose from {', '.join(LIVE_PARTS)}")
-        self.shape, self.tone, self.live = float(shape), tone, tuple(live)
+        self.shape, self.tone, self.live, self.glasses = float(shape), tone, tuple(live), glasses
+        # With a shape, the frame around the face is drawn warped too (swap.frag samples it).
+        self.reads_frame = self.shape > 0  # type: ignore[misc]
+        self.warp_weight = warp_weight(layout)
         self.source_shape: np.ndarray | None = None
         self.prepared: SourceTexture | None = None
         self.warnings: list[str] = []
@@ -227,7 +246,11 @@ class FaceSwap(Effect):
         features = feature_mask(layout, TEX, (BROW_L, BROW_R, EYE_L, EYE_R, NOSE_BASE, LIPS), 0.015)
         skin = (self.region > 0.5) & ~features
         mouth = fill_curves(TEX, [closed_curve(uv_landmarks(layout, TEX)[LIPS])], 0.012) > 0.5
-        self.masks = Masks(self.face, skin, edge_band(layout, inside, features), mouth)
+        k = uv_landmarks(layout, TEX)
+        eyes = fill_curves(TEX, [closed_curve(k[EYE_L]), closed_curve(k[EYE_R]), k[[21, 22, 28]]], 0.05) > 0.5
+        self.masks = Masks(
+            self.face, skin, edge_band(layout, inside, features), mouth, eyes if glasses else None
+        )
         self.light = LightEstimator(layout, not_skin(layout))
         self.seam = Seam(layout, self.region, self.keep > 0.05, self.light.normals)
         uv = np.round(layout.vertex_uv * (TEX - 1)).astype(np.int64)
@@ -265,7 +288,9 @@ class FaceSwap(Effect):
         """A new swap of the same prepared source with other ``shape``, ``tone`` or
         ``live``: options compared without unwrapping the photo again."""
         kw = {"shape": self.shape, "tone": self.tone, "live": self.live, **options}
-        other = FaceSwap(self.layout, shape=kw["shape"], tone=kw["tone"], live=tuple(kw["live"]))
+        other = FaceSwap(
+            self.layout, shape=kw["shape"], tone=kw["tone"], live=tuple(kw["live"]), glasses=self.glasses
+        )
         if self.prepared is not None:
             other.prepared, other.warnings, other.source_shape = (
                 self.prepared,
@@ -304,6 +329,7 @@ class FaceSwap(Effect):
             neutral = here if old is None else old + NEUTRAL_RATE * (here - old)
             self.neutral[rec.track_id] = neutral
             offset = (self.source_shape - neutral) @ rec.pose.rotation.T.astype(np.float64)
+            offset *= self.warp_weight[:, None]  # nothing moves at the mesh's outer edge
             v = (v + self.shape * rec.pose.scale * offset).astype(np.float32)
         if len(self.drawn) >= 64:
             self.drawn.clear()
@@ -315,24 +341,40 @@ class FaceSwap(Effect):
         seam correction and, with ``tone`` "source", the source's tone inside the face."""
         light = self.light.update(image, rec)
         drawn = self.drawn.get(rec.track_id)
+        warp = None
         if drawn is not None and drawn is not rec.vertices:  # the seam looks where the swap is drawn
+            warp = self._warp(drawn, rec.vertices)
             rec = Reconstruction(rec.track_id, rec.landmarks, drawn, rec.pose)
         seam = self.seam.update(image, rec, light, self.seam_albedo, self.seam_cover)
         if self.tone == "source" and self.prepared is not None:
             seam = seam + self.tone_weight * self._tone(image, rec.track_id, light)
-        return {
+        out = {
             "u_sh": shader_coefficients(light),
             "u_seam": seam,
             "u_albedo_max": ALBEDO_MAX,
             "u_seam_size": float(self.seam.grid),
+            "u_warped": warp is not None,
         }
+        if warp is not None:
+            out["u_warp"] = warp
+        return out
+
+    def _warp(self, drawn: np.ndarray, live: np.ndarray) -> np.ndarray:
+        """(R, R, 3) float32 per layout pixel: where the mesh is drawn minus where the
+        live face is (x, y frame pixels), and how much of the warped frame to draw
+        there: swap.vert samples the frame at the live place, so the frame around the
+        face (the jaw line, the cheeks' edge) follows the new shape."""
+        r = self.layout.resolution
+        grid = np.zeros((r * r, 3), np.float32)
+        grid[self.layout.face_ind, :2] = drawn[:, :2] - live[:, :2]
+        grid[self.layout.face_ind, 2] = self.warp_weight
+        return grid.reshape(r, r, 3)
 
     def _tone(self, image: np.ndarray, track: int, light: np.ndarray) -> np.ndarray:
         """(3,) log gain that gives the face the source's skin tone: its chroma, and
         half its lightness against its photo's exposure, over the live skin's."""
         live_skin = shade(light, np.array([[0.0, 0.0, 1.0]]))[0] * SKIN
-        grid = image[::16, ::16].astype(np.float32) / 255.0
-        exposure = float((grid * grid).reshape(-1, 3).mean(0) @ LUMA)
+        exposure = float(to_linear(image[::16, ::16]).reshape(-1, 3).mean(0) @ LUMA)
         src = self.prepared
 
         def tone(skin: np.ndarray, expo: float) -> np.ndarray:

@@ -32,13 +32,13 @@ import numpy as np
 
 from realtime.core.types import Reconstruction
 from realtime.core.uv import UVLayout
-from realtime.render.lighting import LUMA, LightEstimator, shade, to_linear
+from realtime.render.lighting import LUMA, SKIN, LightEstimator, shade, to_linear
 
 MIN_SHADE = 0.04  # de-lighting divides by at least this (deep shadow carries no albedo)
 SMALL_FACE = 150  # photo pixels across the face below which the albedo is smoothed, with a warning
 TURNED_DEG = 30.0  # a source turned further than this gets a warning
 CUT_OFF = 0.03  # fraction of the skin outside the photo above which the face is cut off
-FACING = (0.25, 0.6)  # photo normal z over which a texel's own colour fades in (grazing: filled)
+FACING = (0.2, 0.5)  # photo normal z over which a texel's own colour fades in (grazing: filled)
 SHADOW = (0.12, 0.35)  # shading / median skin shading over which de-lit colour is trusted
 CHROMA_SIGMA = 0.005  # chroma smoothing, x texture side (luminance keeps its detail)
 #: Crops fit_photo runs, as (side, x shift, y shift) x the trained framing's side.
@@ -178,12 +178,16 @@ class Masks:
     layout's face pixels), ``skin`` (plain skin: the swap region minus brows, eyes,
     nostrils and lips), ``edge`` (where the face meets hair, ears and background: the
     forehead above the brows and the outer cheeks, in [0, 1]), ``mouth`` (the lips and
-    a little around them, where a source's open mouth can leave teeth on the lips)."""
+    a little around them, where a source's open mouth can leave teeth on the lips),
+    ``glasses`` (around the eyes and over the nose's bridge: there the visibility
+    network's "covered" is not followed, so a source's glasses are kept; None: they
+    are filled in like any occluder)."""
 
     face: np.ndarray
     skin: np.ndarray
     edge: np.ndarray
     mouth: np.ndarray
+    glasses: np.ndarray | None = None
 
 
 def unwrap(
@@ -219,7 +223,11 @@ def unwrap(
     shade_lo = cv2.resize(shading @ LUMA.astype(np.float32), (LOW, LOW), interpolation=cv2.INTER_AREA)
     skin_lo = cv2.resize(masks.skin.astype(np.float32), (LOW, LOW), interpolation=cv2.INTER_AREA) > 0.5
     lit = shade_lo / max(float(np.median(shade_lo[skin_lo])), 1e-6)
-    inside = inside_photo(pos[::k, ::k], photo.shape) * uncovered(rec, pos[::k, ::k])
+    covered = uncovered(rec, pos[::k, ::k])
+    if masks.glasses is not None:
+        keep = cv2.resize(masks.glasses.astype(np.float32), (LOW, LOW), interpolation=cv2.INTER_AREA)
+        covered = np.maximum(covered, keep)
+    inside = inside_photo(pos[::k, ::k], photo.shape) * covered
     conf = smoothstep(*FACING, nz) * unoccluded * smoothstep(*SHADOW, lit) * inside * face_lo
     small = cv2.resize(albedo, (LOW, LOW), interpolation=cv2.INTER_AREA)
     edge_lo = cv2.resize(masks.edge.astype(np.float32), (LOW, LOW), interpolation=cv2.INTER_AREA)
@@ -241,11 +249,10 @@ def unwrap(
     log = wt * log + (1 - wt) * fill
     log = smooth_chroma(log, CHROMA_SIGMA * size * (2.0 if face_px < SMALL_FACE else 1.0))
     albedo = np.exp(log).astype(np.float32)
-    skin_px = masks.skin & (conf_full > 0.5)
-    skin = to_linear(colour)[skin_px].mean(0) if skin_px.any() else np.ones(3)
-    exposure = float(
-        to_linear(cv2.resize(photo, (64, 64), interpolation=cv2.INTER_AREA)).reshape(-1, 3).mean(0) @ LUMA
-    )
+    # The skin's colour as the live side measures it: the light's shading of a face
+    # turned to the camera times the typical albedo the light's fit assumed.
+    skin = shade(src_light, np.array([[0.0, 0.0, 1.0]]))[0] * SKIN
+    exposure = float(to_linear(photo[::16, ::16]).reshape(-1, 3).mean(0) @ LUMA)
     return SourceTexture(albedo, conf_full.astype(np.float32), face_px, warnings, skin, exposure)
 
 
