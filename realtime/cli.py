@@ -121,9 +121,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--swap-shape",
         metavar="S",
         type=float,
-        default=0.0,
-        help="move the live face's mesh toward the source's face shape (jaw, nose, cheeks) by S: "
-        "0 keeps the live geometry (default), 1 takes the source's shape",
+        default=None,
+        help="move the live face's mesh, and the frame around it, toward the source's face shape "
+        "(jaw, nose, cheeks) by S: 0 keeps the live geometry, 1 takes the source's shape (default 1)",
+    )
+    fx.add_argument(
+        "--swap-tone",
+        choices=("live", "source"),
+        default="live",
+        help="skin tone of the swapped face: live matches the live face's (fits the neck and ears; "
+        "default), source keeps the source's",
     )
     fx.add_argument(
         "--faces",
@@ -206,12 +213,14 @@ def check_flags(args: argparse.Namespace) -> None:
         )
     if args.effect == "swap" and not args.source_face:
         raise UsageError("--effect swap needs --source-face PHOTO (the face to put on)")
-    if not 0.0 <= args.swap_shape <= 1.0:
+    if args.swap_shape is not None and not 0.0 <= args.swap_shape <= 1.0:
         raise UsageError(
             f"--swap-shape {args.swap_shape:g}: use a value from 0 (live shape) to 1 (source's shape)"
         )
-    if args.swap_shape and not args.source_face:
+    if args.swap_shape is not None and not args.source_face:
         raise UsageError("--swap-shape shapes a face swap: add --source-face PHOTO")
+    if args.swap_tone != "live" and not args.source_face:
+        raise UsageError("--swap-tone tones a face swap: add --source-face PHOTO")
     for path in args.source_face or []:
         if not Path(path).is_file():
             raise UsageError(f"--source-face {path}: no such file")

@@ -65,10 +65,12 @@ def face_region(shape: tuple[int, ...], landmarks: np.ndarray, grow: float = 1.0
     return m > 0
 
 
-def check_confined(before: np.ndarray, after: np.ndarray, landmarks: np.ndarray, min_changed: int) -> None:
+def check_confined(
+    before: np.ndarray, after: np.ndarray, landmarks: np.ndarray, min_changed: int, grow: float = 1.05
+) -> None:
     changed = (after != before).any(-1)
     assert changed.sum() >= min_changed, f"only {changed.sum()} pixels changed"
-    inside = (changed & face_region(before.shape, landmarks)).sum() / changed.sum()
+    inside = (changed & face_region(before.shape, landmarks, grow)).sum() / changed.sum()
     assert inside >= 0.95, f"{inside:.1%} of changed pixels inside the face region"
     far = ~face_region(before.shape, landmarks, 1.25)
     assert not (changed & far).any(), "pixels well outside the face changed"
@@ -168,7 +170,8 @@ def test_swap_changes_the_face_and_a_self_swap_barely(ctx, layout, teacher, live
     src_img, src_rec = teacher(source)
     renderer = Renderer(layout, img.shape[1], img.shape[0], ctx)
     out = renderer.render(img, [rec], FaceSwap(layout, src_img, src_rec))
-    check_confined(img, out, rec.landmarks, min_changed=5000)
+    # The swap reaches a little past the landmarks' hull: the source's brows are drawn whole.
+    check_confined(img, out, rec.landmarks, min_changed=5000, grow=1.15)
     core = face_region(img.shape, rec.landmarks, 0.7)
     assert (out != img).any(-1)[core].mean() > 0.5
     same = renderer.render(img, [rec], FaceSwap(layout, img, rec))
@@ -223,7 +226,8 @@ def test_swap_from_network_and_switch_at_run_time(ctx, layout, teacher, network,
         swap.set_source(other_img, other_rec)
         print(f"network source unusable ({e}); used a teacher face")
     first = renderer.render(img, [rec], "swap")
-    assert not ((first != img).any(-1) & ~face_region(img.shape, rec.landmarks)).any()
+    # Confined to the face: the landmarks' hull and the brows drawn whole above it.
+    assert not ((first != img).any(-1) & ~face_region(img.shape, rec.landmarks, 1.2)).any()
     v = swap.version
     swap.set_source(*teacher(9000))
     assert swap.version == v + 1
@@ -301,19 +305,23 @@ def test_benchmark_faces_are_all_drawn(ctx, layout):
 
 def test_swap_shape_takes_the_source_face_shape(layout, teacher):
     """--swap-shape 1 puts the source's face shape (in the face's own frame) on the
-    live pose; 0 keeps the live mesh."""
+    live pose, easing back to the live mesh at the mesh's outer edge (so the frame
+    warped with it meets the rest of the frame); 0 keeps the live mesh."""
     from dataclasses import replace
 
-    from realtime.render.effects.swap import pose_free
+    from realtime.render.effects.swap import pose_free, warp_weight
 
     _, live = teacher(10)
     source_img, source = teacher(40)
     kept = FaceSwap(layout, source_img, source, shape=0.0).vertices(live)
     shaped = FaceSwap(layout, source_img, source, shape=1.0).vertices(live)
     assert np.array_equal(kept, live.vertices)
-    before = np.abs(pose_free(live) - pose_free(source)).mean()
-    after = np.abs(pose_free(replace(live, vertices=shaped)) - pose_free(source)).mean()
-    assert before > 0.01 and after < 0.05 * before
+    inner = warp_weight(layout) > 0.999
+    before = np.abs(pose_free(live) - pose_free(source))[inner].mean()
+    after = np.abs(pose_free(replace(live, vertices=shaped)) - pose_free(source))[inner].mean()
+    assert inner.mean() > 0.6 and before > 0.01 and after < 0.05 * before
+    edge = warp_weight(layout) < 1e-6
+    assert edge.any() and np.abs(shaped - live.vertices)[edge].max() < 1e-3
 
 
 @pytest.mark.parametrize("name", ["tiger", "depth", "landmarks"])

@@ -60,10 +60,9 @@ class Options:
     frames: int | None = None
     effect: str | None = None
     source_face: list[str] | str | None = None  # photos; faces take them left to right
-    source_face_rest: str | None = (
-        None  # faces beyond them: "first" or "none" (default: first with one photo)
-    )
-    swap_shape: float = 0.0  # 0: the live face's geometry; 1: the source's face shape
+    source_face_rest: str | None = None  # faces beyond them: first or none (None: first with one photo)
+    swap_shape: float | None = None  # 0: the live face's geometry; 1: the source's shape (None: 1)
+    swap_tone: str = "live"  # live: the live face's skin tone; source: the source's
     faces: int = 4
     weights: str | None = None
     backend: str = "auto"
@@ -261,9 +260,17 @@ class App:
         return [given] if isinstance(given, str) else list(given or [])
 
     def _swap_effect(self, photo: np.ndarray, source):
-        from realtime.render.effects.swap import FaceSwap
+        from realtime.render.effects.swap import DEFAULT_SHAPE, FaceSwap
+        from realtime.render.effects.swap_source import fit_photo
 
-        return FaceSwap(self.bundle.layout, photo, source, shape=self.options.swap_shape)
+        self.notify("source face: fitting and unwrapping it (a few seconds)")
+        o = self.options
+        fitted = fit_photo(self.processor, photo, source)
+        shape = DEFAULT_SHAPE if o.swap_shape is None else o.swap_shape
+        swap = FaceSwap(self.bundle.layout, photo, fitted, shape=shape, tone=o.swap_tone)
+        for line in swap.warnings:
+            self.notify(f"source face: {line}")
+        return swap
 
     def attach(self, part) -> None:
         """Close ``part`` (e.g. a control panel) with the run, before anything else."""

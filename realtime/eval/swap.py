@@ -4,9 +4,13 @@ The face swap is judged by what a user would check, each as one number:
 
 * identity: a face-recognition network (dlib's ResNet, 128-d embeddings; under 0.6
   usually means "same person") compares the output face with the source photo and
-  with the original target face, on pairs of different people (frontal photos of the
-  AFLW2000-3D dev split; a pair the network itself calls one person is skipped). A
-  swap that works is nearer the source than the target.
+  with the original target face, on pairs of different people: frontal AFLW2000-3D
+  dev photos (``--pairs``, default 100) and the shared portraits on frames of the
+  shared clips (realtime.eval.swap_pairs). A swap that works is nearer the source than
+  the target.
+* mottle: the RMS of the chroma (Lab a, b) detail finer than 1/24 of the face's width,
+  inside the face, output over input (realtime.eval.measures.mottle): a patchwork of
+  skin colours, red and blue blotches, is above 1.
 * self-swap fidelity: a clip swapped with one of its own frames as the source should
   barely change: PSNR and SSIM of the face region (the hull of the input's 68
   landmarks) against the input. Relit controls: a portrait re-shaded by a known light
@@ -16,12 +20,15 @@ The face swap is judged by what a user would check, each as one number:
   hull's edge), output over input: above 1 is a visible seam.
 * flicker ratio: mean frame-to-frame change of the face region, output over input.
 
-Controls: passthrough (effect none: the measuring itself, expected lossless) and the
-swap with a flat grey source texture (what a self-swap must beat). Clips are upscaled
-as a webcam would show them (carphone to 1280x720, the benchmark's HD clip). It writes
-OUT/swap_quality.json and a contact sheet OUT/swap_quality.png (rows: source | input |
-output). Identity needs the ``eval`` extra (dlib-bin, face-recognition-models); without
-it the rest still runs and the JSON says why identity is missing.
+Every figure is taken for each choice of an ablation (``swap_pairs.ablation``: the
+default, then live lids, lips or brows; S in {0, 0.5, 1}; the other tone), printed as
+a table. Controls: passthrough (effect none: the measuring itself, expected lossless)
+and the swap with a flat grey source texture (what a self-swap must beat). Clips are
+upscaled as a webcam would show them (carphone to 1280x720, the benchmark's HD clip).
+It writes OUT/swap_quality.json and a contact sheet OUT/swap_quality.png (rows:
+source | input | output; the best and the worst pairs). Identity needs the ``eval``
+extra (dlib-bin, face-recognition-models); without it the rest still runs and the
+JSON says why identity is missing.
 """
 
 from __future__ import annotations
@@ -39,23 +46,30 @@ import numpy as np
 from realtime.core.paths import SHARED_DATA
 from realtime.core.types import Frame, Reconstruction, UserError
 from realtime.eval.aflw2000 import crop_affine
-from realtime.eval.identity import SAME_PERSON, Identity, IdentityUnavailable
-from realtime.eval.measures import boundary_band, face_hull, gradient_energy, psnr, ssim
+from realtime.eval.identity import Identity, IdentityUnavailable
+from realtime.eval.measures import ClipMeter, Reference, face_hull, psnr, ssim
+from realtime.eval.swap_pairs import Config, ablation, ablation_table, aflw_pairs, portrait_pairs, summary
 from realtime.live.capture import VideoSource, letterbox
+from realtime.render.effects.swap import DEFAULT_SHAPE, DEFAULT_TONE
 
 #: (file in media/, width, height): the clips, upscaled (aspect kept, padded) as a webcam shows them.
 CLIPS = (("carphone_176x144.mp4", 1280, 720), ("kpa_webcam_160x120.avi", 640, 480))
+#: Clips the portraits are swapped onto (the profile clip too: turned heads).
+TARGET_CLIPS = (*CLIPS, ("hamilton_profile_640x360.mp4", 1280, 720))
 PORTRAITS = ("obama_portrait.jpg", "biden_portrait.jpg", "miranda_portrait.png", "astronaut.png")
 #: The relit controls' known light, as a shading ratio: ambient + a lamp at the upper
 #: left, in front (frame axes: x right, y down, z to the camera).
 RELIGHT_DIRECTION = (-0.8, -0.35, 0.5)
 RELIGHT_AMBIENT, RELIGHT_STRENGTH = 0.45, 0.75
-FRONTAL_DEG = 15.0  # identity pairs: |yaw| and |pitch| below this
 TILE = 200
+DEFAULT = Config("default", shape=DEFAULT_SHAPE, tone=DEFAULT_TONE)
 TARGETS = {
     "self_psnr_db": ">= 28",
     "self_ssim": ">= 0.90",
     "identity_to_source": "<= 0.55 and <= to_target - 0.05",
+    "identity_nearer_source": ">= 0.80",
+    "mottle_cross": "<= 1.15",
+    "mottle_self": "<= 1.15",
     "edge_ratio": "<= 1.1",
     "flicker_ratio": "<= 1.2",
 }
@@ -100,20 +114,36 @@ class Row:
 @dataclass
 class Runner:
     """The pieces the benchmark drives: the shipped pipeline (detector, tracker,
-    network, smoothing: faces as the live app sees them) and one renderer."""
+    network, smoothing and, when the processor has one, the visibility network: faces
+    as the live app sees them) and one renderer. ``fit``: sources are fitted as the app
+    fits them (realtime.render.effects.swap_source.fit_photo); off, the plain one-crop
+    reconstruction (the old swap's)."""
 
     bundle: object
     processor: object  # a FaceProcessor (FaceProcessor.from_bundle)
-    shape: float = 0.0
+    fit: bool = True
     renderer: object = None
     sheet: list[Row] = field(default_factory=list)
 
     def __post_init__(self):
         self.photos = self.processor.fresh(filter_factory=None, max_faces=1)
 
+    def target(self, image: np.ndarray, what: str = "photo") -> Reconstruction:
+        """A still's largest face as a live frame's would be (with its visibility map)."""
+        once = self.processor.fresh(filter_factory=None, max_faces=1)  # no track from the last photo
+        recs = once.process(Frame(image, 0, 0.0)).reconstructions
+        if not recs:
+            raise UserError(f"{what}: no face")
+        return recs[0]
+
     def photo(self, image: np.ndarray, what: str = "photo") -> Reconstruction:
         """The largest face of a still, as the app reconstructs a swap source."""
-        return self.photos.reconstruct_photo(image, what)
+        rec = self.photos.reconstruct_photo(image, what)
+        if not self.fit:
+            return rec
+        from realtime.render.effects.swap_source import fit_photo
+
+        return fit_photo(self.photos, image, rec)
 
     def track(self, frames: list[np.ndarray]) -> list[Reconstruction | None]:
         """Each frame's first face through the live pipeline (tracking, smoothing)."""
@@ -124,12 +154,10 @@ class Runner:
             out.append(recs[0] if recs else None)
         return out
 
-    def swap(self, photo: np.ndarray, rec: Reconstruction):
+    def swap(self, photo: np.ndarray, rec: Reconstruction, config: Config = DEFAULT):
         from realtime.render.effects.swap import FaceSwap
 
-        if self.shape:
-            return FaceSwap(self.bundle.layout, photo, rec, shape=self.shape)
-        return FaceSwap(self.bundle.layout, photo, rec)
+        return FaceSwap(self.bundle.layout, photo, rec, **config.options())
 
     def render(self, image: np.ndarray, rec: Reconstruction | None, effect) -> np.ndarray:
         from realtime.render.renderer import Renderer
@@ -150,80 +178,61 @@ def grey_photo(photo: np.ndarray) -> np.ndarray:
     return np.full_like(photo, 128)
 
 
-def clip_scores(run: Runner, name: str, frames: list[np.ndarray], progress: Progress) -> dict:
-    """Self-swap fidelity, edge and flicker ratios on one clip, with the passthrough
-    and flat-grey controls. The source is the clip's most frontal frame."""
-    recs = run.track(frames)
-    progress.step(f"{name}: tracked", len(frames))
+def clip_scores(
+    run: Runner, name: str, frames: list[np.ndarray], recs, configs: list[Config], progress: Progress
+) -> dict:
+    """Self-swap fidelity, mottle, edge and flicker on one clip for each config, with
+    the passthrough and flat-grey controls. The source is the clip's most frontal frame."""
     with_face = [i for i, r in enumerate(recs) if r is not None]
     if len(with_face) < 3:
         return {"frames": len(frames), "skipped": "fewer than 3 frames with a face"}
     src_i = min(with_face, key=lambda i: float(np.abs(recs[i].pose.angles[:2]).sum()))
     source = run.photo(frames[src_i], f"{name} frame {src_i}")
-    effects = {"passthrough": "none", "self": run.swap(frames[src_i], source)}
-    effects["grey"] = run.swap(grey_photo(frames[src_i]), source)
-    scores: dict[str, list[float]] = {f"{k}_{m}": [] for k in effects for m in ("psnr", "ssim")}
-    edge_in = edge_out = flick_in = flick_out = 0.0
-    prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    first = run.swap(frames[src_i], source, configs[0])
+    effects = {c.name: first if c == configs[0] else first.variant(**c.options()) for c in configs}
+    effects["passthrough"] = "none"
+    effects["grey"] = run.swap(grey_photo(frames[src_i]), source, configs[0])
+    meters = {k: ClipMeter() for k in effects}
     times = []
     shown = {with_face[len(with_face) // 3], with_face[-1]} - {src_i}
     for i, (img, rec) in enumerate(zip(frames, recs, strict=True)):
         if rec is None:
-            prev = None
+            for m in meters.values():
+                m.prev = None
             progress.step(f"{name}: frame {i}")
             continue
-        hull = face_hull(img.shape, rec.landmarks)
-        outs = {}
+        ref = Reference.of(img, rec)
         for key, eff in effects.items():
             t0 = time.perf_counter()
-            outs[key] = run.render(img, rec, eff)
-            if key == "self":
+            out = run.render(img, rec, eff)
+            if key == configs[0].name:
                 times.append(time.perf_counter() - t0)
-            if i != src_i:
-                scores[f"{key}_psnr"].append(psnr(outs[key], img, hull))
-                scores[f"{key}_ssim"].append(ssim(outs[key], img, hull))
-        band = boundary_band(img.shape, rec.landmarks)
-        edge_in += float(gradient_energy(img)[band].sum())
-        edge_out += float(gradient_energy(outs["self"])[band].sum())
-        if prev is not None:
-            region = hull | prev[2]
-            flick_in += float(np.abs(img.astype(np.int16) - prev[0])[region].mean())
-            flick_out += float(np.abs(outs["self"].astype(np.int16) - prev[1])[region].mean())
-        prev = (img, outs["self"], hull)
-        if i in shown:
-            run.sheet.append(
-                Row(
-                    frames[src_i],
-                    img,
-                    outs["self"],
-                    rec.landmarks,
-                    f"self-swap {name} #{i}: {scores['self_psnr'][-1]:.1f} dB",
-                    source.landmarks,
-                )
-            )
+                if i in shown:
+                    caption = f"self-swap {name} #{i}: {psnr(out, img, ref.hull):.1f} dB"
+                    run.sheet.append(Row(frames[src_i], img, out, rec.landmarks, caption, source.landmarks))
+            meters[key].add(img, out, ref, i == src_i)
         progress.step(f"{name}: frame {i}")
-    out = {k: float(np.mean(v)) for k, v in scores.items()}
-    out.update(
-        frames=len(frames),
-        frames_with_face=len(with_face),
-        source_frame=src_i,
-        size=f"{frames[0].shape[1]}x{frames[0].shape[0]}",
-        edge_ratio=edge_out / max(edge_in, 1e-9),
-        flicker_ratio=flick_out / max(flick_in, 1e-9),
-        render_ms=1000 * float(np.median(times)),
-    )
-    return out
+    res = {k: m.result() for k, m in meters.items()}
+    return {
+        "configs": {c.name: res[c.name] for c in configs},
+        "passthrough_psnr": res["passthrough"]["self_psnr"],
+        "grey_psnr": res["grey"]["self_psnr"],
+        "grey_ssim": res["grey"]["self_ssim"],
+        "frames": len(frames),
+        "frames_with_face": len(with_face),
+        "source_frame": src_i,
+        "size": f"{frames[0].shape[1]}x{frames[0].shape[0]}",
+        "render_ms": 1000 * float(np.median(times)),
+        "warnings": first.warnings,
+    }
 
 
 def relit_scores(run: Runner, name: str) -> dict:
     """A portrait re-shaded by the known light on its own mesh, swapped with the unlit
     portrait as source: the output should match the relit input. Also the portrait
     swapped onto itself unlit (the texture round trip's ceiling)."""
-    try:
-        from realtime.render.effects.relight import Relight
-        from realtime.render.lighting import directional_light
-    except ImportError:  # a tree from before relighting (comparing against an old swap)
-        return {"skipped": "this tree has no relight effect"}
+    from realtime.render.effects.relight import Relight
+    from realtime.render.lighting import directional_light
 
     photo = cv2.imread(str(SHARED_DATA / "media" / name))
     if photo is None:
@@ -231,9 +240,10 @@ def relit_scores(run: Runner, name: str) -> dict:
     source = run.photo(photo, name)
     light = directional_light(np.array(RELIGHT_DIRECTION), RELIGHT_AMBIENT, RELIGHT_STRENGTH)
     relit = run.render(photo, source, Relight(light=light))
-    target = run.photo(relit, f"{name} relit")
-    out = run.render(relit, target, run.swap(photo, source))
-    same = run.render(photo, source, run.swap(photo, source))  # a new track: the light not carried over
+    target = run.target(relit, f"{name} relit")
+    swap = run.swap(photo, source)
+    out = run.render(relit, target, swap)
+    same = run.render(photo, source, swap.variant())  # a new track: the light not carried over
     hull, hull0 = face_hull(relit.shape, target.landmarks), face_hull(photo.shape, source.landmarks)
     res = {
         "relit_psnr": psnr(out, relit, hull),
@@ -241,68 +251,11 @@ def relit_scores(run: Runner, name: str) -> dict:
         "relit_input_psnr": psnr(photo, relit, hull),  # how far the light moved the face
         "same_psnr": psnr(same, photo, hull0),
         "same_ssim": ssim(same, photo, hull0),
+        "warnings": swap.warnings,
     }
     caption = f"relit {name}: {res['relit_psnr']:.1f} dB (input vs unlit {res['relit_input_psnr']:.1f})"
     run.sheet.append(Row(photo, relit, out, target.landmarks, caption, source.landmarks))
     return res
-
-
-def frontal_aflw(folder: Path, count: int) -> list[Path]:
-    """The first ``count`` AFLW2000-3D images with |yaw| and |pitch| < FRONTAL_DEG."""
-    from scipy.io import loadmat
-
-    out = []
-    for f in sorted(folder.glob("*.jpg")):
-        pitch, yaw = np.degrees(loadmat(f.with_suffix(".mat"))["Pose_Para"][0, :2])
-        if abs(yaw) < FRONTAL_DEG and abs(pitch) < FRONTAL_DEG:
-            out.append(f)
-            if len(out) >= count:
-                break
-    return out
-
-
-def identity_scores(run: Runner, ident: Identity, pairs: int, progress: Progress) -> dict:
-    """Different people swapped onto each other (consecutive frontal AFLW2000-3D dev
-    images: source, target): embedding distances output -> source and -> target, with
-    the target untouched and the flat-grey swap as controls."""
-    files = frontal_aflw(SHARED_DATA / "aflw2000", 3 * pairs)
-    rows: list[dict] = []
-    skipped = 0
-    i = 0
-    while len(rows) < pairs and i + 1 < len(files):
-        sf, tf = files[i], files[i + 1]
-        i += 2
-        src, tgt = cv2.imread(str(sf)), cv2.imread(str(tf))
-        e_src, box = ident.embed(src), ident.box(tgt)
-        e_tgt = ident.embed(tgt, box) if box else None
-        if e_src is None or e_tgt is None or np.linalg.norm(e_src - e_tgt) < SAME_PERSON:
-            skipped += 1
-            continue
-        try:
-            s_rec, t_rec = run.photo(src, sf.name), run.photo(tgt, tf.name)
-        except UserError:
-            skipped += 1
-            continue
-        out = run.render(tgt, t_rec, run.swap(src, s_rec))
-        grey = run.render(tgt, t_rec, run.swap(grey_photo(src), s_rec))
-        e_out, e_grey = ident.embed(out, ident.box(out) or box), ident.embed(grey, ident.box(grey) or box)
-        row = {
-            "source": sf.name,
-            "target": tf.name,
-            "source_to_target": float(np.linalg.norm(e_src - e_tgt)),
-            "to_source": float(np.linalg.norm(e_out - e_src)),
-            "to_target": float(np.linalg.norm(e_out - e_tgt)),
-            "grey_to_source": float(np.linalg.norm(e_grey - e_src)),
-        }
-        rows.append(row)
-        if len(rows) <= 4:
-            caption = f"{sf.stem} on {tf.stem}: to src {row['to_source']:.2f}, to tgt {row['to_target']:.2f}"
-            run.sheet.append(Row(src, tgt, out, t_rec.landmarks, caption, s_rec.landmarks))
-        progress.step(f"identity {len(rows)}/{pairs}")
-    if not rows:
-        return {"pairs": 0, "skipped_pairs": skipped}
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("source", "target")}
-    return {"pairs": len(rows), "skipped_pairs": skipped, **mean, "per_pair": rows}
 
 
 # -- contact sheet ----------------------------------------------------------------------
@@ -337,58 +290,121 @@ def contact_sheet(rows: list[Row]) -> np.ndarray:
     return np.vstack([head, *out])
 
 
+def sheet_pairs(run: Runner, rows: list[dict], config: str, best: int = 2, worst: int = 4) -> None:
+    """Contact sheet rows of the cross-person swaps under ``config``: the ``best`` and the
+    ``worst`` (by distance to the source minus distance to the target) of each set."""
+    for kind in ("aflw", "portraits"):
+        mine = sorted(
+            (r for r in rows if r["config"] == config and r["set"] == kind and r.get("_out") is not None),
+            key=lambda r: r["to_source"] - r["to_target"],
+        )
+        picked = [("best", r) for r in mine[:best]] + [
+            ("worst", r) for r in mine[max(best, len(mine) - worst) :]
+        ]
+        for label, r in picked:
+            src, s_lm, tgt, t_lm = r["_pictures"]
+            caption = (
+                f"{label}: {Path(r['source']).stem} on {Path(r['target']).stem}: "
+                f"src {r['to_source']:.2f} tgt {r['to_target']:.2f} "
+                + (f"mottle {r['mottle']:.2f}" if r["mottle"] is not None else "grey target")
+            )
+            run.sheet.append(Row(src, tgt, r["_out"], t_lm, caption, s_lm))
+
+
 # -- the whole run ----------------------------------------------------------------------
 def run_benchmark(
     run: Runner,
     clips=CLIPS,
     portraits=PORTRAITS,
-    pairs: int = 20,
+    pairs: int = 100,
     frames: int | None = None,
     identity: bool = True,
     progress: bool = True,
+    default: Config = DEFAULT,
+    ablate: bool = True,
+    target_clips=TARGET_CLIPS,
 ) -> dict:
     """Every figure, as a dict (see the module docstring)."""
-    clip_frames = {name: read_clip(name, w, h, frames) for name, w, h in clips}
+    configs = ablation(default) if ablate else [default]
+    names = {n for n, _, _ in clips} | ({n for n, _, _ in target_clips} if portraits else set())
+    sizes = {n: (w, h) for n, w, h in (*target_clips, *clips)}
+    clip_frames = {n: read_clip(n, *sizes[n], frames) for n in sorted(names)}
     ident, why = None, ""
-    if identity and pairs > 0:
+    if identity and (pairs > 0 or portraits):
         try:
             ident = Identity()
         except IdentityUnavailable as e:
             why = str(e)
             print(f"swap quality: identity skipped: {why}", file=sys.stderr)
-    total = sum(2 * len(f) for f in clip_frames.values()) + len(portraits) + (pairs if ident else 0)
-    bar = Progress(total, progress)
-    result: dict = {"clips": {}, "relit": {}}
+    n_self = sum(2 * len(clip_frames[n]) for n, _, _ in clips)
+    n_cross = (pairs + len(portraits) * len(target_clips)) if ident else 0
+    bar = Progress(n_self + len(portraits) + n_cross, progress)
+    tracked = {}
+    for name, f in clip_frames.items():
+        tracked[name] = run.track(f)
+        bar.step(f"{name}: tracked", len(f) if name in {n for n, _, _ in clips} else 0)
+    result: dict = {"configs": [c.__dict__ for c in configs], "clips": {}, "relit": {}}
     for name, _, _ in clips:
-        result["clips"][name] = clip_scores(run, name, clip_frames[name], bar)
+        result["clips"][name] = clip_scores(run, name, clip_frames[name], tracked[name], configs, bar)
     for name in portraits:
         result["relit"][name] = relit_scores(run, name)
         bar.step(f"relit {name}")
-    result["identity"] = identity_scores(run, ident, pairs, bar) if ident else {"skipped": why or "not asked"}
+    rows: list[dict] = []
+    if ident:
+        rows += aflw_pairs(run, ident, pairs, configs, bar)
+        if portraits:
+            on = {n: (clip_frames[n], tracked[n]) for n, _, _ in target_clips}
+            rows += portrait_pairs(run, ident, on, portraits, configs, bar)
+        sheet_pairs(run, rows, configs[0].name)
     bar.close()
-    result["summary"] = summarise(result)
+    result["identity"] = (
+        [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+        if ident
+        else {"skipped": why or "not asked"}
+    )
+    result["ablation"] = {}
+    for c in configs:
+        selfs = [v["configs"][c.name] for v in result["clips"].values() if "configs" in v]
+        result["ablation"][c.name] = {
+            "aflw": summary([r for r in rows if r["set"] == "aflw"], c.name),
+            "portraits": summary([r for r in rows if r["set"] == "portraits"], c.name),
+            "self": {
+                k: float(np.mean([r[k] for r in selfs])) if selfs else None
+                for k in ("self_psnr", "self_ssim", "mottle", "edge_ratio", "flicker_ratio")
+            },
+        }
+    result["summary"] = summarise(result, configs[0].name)
     return result
 
 
-def summarise(result: dict) -> dict:
-    """The headline figures (means over clips, portraits and pairs) beside the targets."""
-    clips = [c for c in result["clips"].values() if "self_psnr" in c]
+def summarise(result: dict, config: str) -> dict:
+    """The headline figures (the default config; means over clips, portraits and pairs)
+    beside the targets."""
     relit = [r for r in result["relit"].values() if "relit_psnr" in r]
+    clips = [c for c in result["clips"].values() if "configs" in c]
     mean = lambda rows, k: float(np.mean([r[k] for r in rows])) if rows else None  # noqa: E731
-    ident = result["identity"]
+    row = result["ablation"][config]
+    a, p, s = row["aflw"], row["portraits"], row["self"]
     return {
         "passthrough_psnr_db": mean(clips, "passthrough_psnr"),
-        "self_psnr_db": mean(clips, "self_psnr"),
-        "self_ssim": mean(clips, "self_ssim"),
+        "self_psnr_db": s["self_psnr"],
+        "self_ssim": s["self_ssim"],
         "grey_psnr_db": mean(clips, "grey_psnr"),
         "relit_psnr_db": mean(relit, "relit_psnr"),
         "relit_ssim": mean(relit, "relit_ssim"),
-        "edge_ratio": mean(clips, "edge_ratio"),
-        "flicker_ratio": mean(clips, "flicker_ratio"),
-        "identity_to_source": ident.get("to_source"),
-        "identity_to_target": ident.get("to_target"),
-        "identity_target_to_source": ident.get("source_to_target"),
-        "identity_grey_to_source": ident.get("grey_to_source"),
+        "edge_ratio": s["edge_ratio"],
+        "flicker_ratio": s["flicker_ratio"],
+        "mottle_self": s["mottle"],
+        "identity_pairs": a.get("pairs", 0),
+        "identity_to_source": a.get("to_source"),
+        "identity_to_target": a.get("to_target"),
+        "identity_nearer_source": a.get("nearer_source"),
+        "identity_target_to_source": a.get("source_to_target"),
+        "mottle_cross": a.get("mottle"),
+        "portraits_to_source": p.get("to_source"),
+        "portraits_to_target": p.get("to_target"),
+        "portraits_nearer_source": p.get("nearer_source"),
+        "portraits_mottle": p.get("mottle"),
         "targets": TARGETS,
     }
 
@@ -399,11 +415,19 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("--pairs", type=int, default=20, help="identity pairs of different people (0: none)")
+    ap.add_argument("--pairs", type=int, default=100, help="AFLW2000-3D pairs of different people (0: none)")
     ap.add_argument("--frames", type=int, default=None, help="first N frames of each clip (default all)")
     ap.add_argument("--clips", nargs="*", default=None, help="clip files in media/ (default: all)")
-    ap.add_argument("--portraits", nargs="*", default=None, help="portraits for the relit controls")
-    ap.add_argument("--swap-shape", type=float, default=0.0, help="the swap's --swap-shape S")
+    ap.add_argument(
+        "--portraits", nargs="*", default=None, help="portraits: relit controls and sources on the clips"
+    )
+    ap.add_argument("--swap-shape", type=float, default=DEFAULT.shape, help="the default's --swap-shape S")
+    ap.add_argument(
+        "--swap-tone", choices=("live", "source"), default=DEFAULT.tone, help="the default's --swap-tone"
+    )
+    ap.add_argument("--no-ablation", action="store_true", help="only the default (no table)")
+    ap.add_argument("--no-fit", action="store_true", help="plain one-crop source reconstruction")
+    ap.add_argument("--no-occlusion", action="store_true", help="targets without the visibility network")
     ap.add_argument("--weights", type=Path, default=None, help="bundle (default: shipped)")
     ap.add_argument("--backend", default="eager")
     ap.add_argument("--out", type=Path, default=Path("out/eval"), help="folder for the JSON and PNG")
@@ -417,15 +441,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     clips = CLIPS if args.clips is None else tuple(c for c in CLIPS if c[0] in args.clips)
+    targets = TARGET_CLIPS if args.clips is None else tuple(c for c in TARGET_CLIPS if c[0] in args.clips)
     portraits = PORTRAITS if args.portraits is None else tuple(args.portraits)
-    run = Runner(bundle, FaceProcessor.from_bundle(bundle, args.backend, "cpu"), shape=args.swap_shape)
+    default = Config("default", args.swap_shape, args.swap_tone)
+    parts = {}
+    if not args.no_occlusion:
+        from realtime.live.occlusion import load_visibility
+
+        parts["visibility"] = load_visibility("cpu")
+    run = Runner(bundle, FaceProcessor.from_bundle(bundle, args.backend, "cpu", **parts), fit=not args.no_fit)
     try:
-        res = run_benchmark(run, clips, portraits, args.pairs, args.frames)
+        res = run_benchmark(
+            run,
+            clips,
+            portraits,
+            args.pairs,
+            args.frames,
+            default=default,
+            ablate=not args.no_ablation,
+            target_clips=targets,
+        )
     except (FileNotFoundError, UserError) as e:  # CaptureError is a UserError
         print(f"error: {e}", file=sys.stderr)
         return 2
     res["weights"] = str(bundle.path)
-    res["swap_shape"] = args.swap_shape
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "swap_quality.json").write_text(json.dumps(res, indent=2))
     cv2.imwrite(str(args.out / "swap_quality.png"), contact_sheet(run.sheet))
@@ -433,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         if k != "targets":
             target = TARGETS.get(k, "")
             print(f"{k:28s} {'n/a' if v is None else f'{v:.3f}':>8}  {target}")
+    print()
+    print(ablation_table(res["ablation"]))
     print(f"wrote {args.out}/swap_quality.json, swap_quality.png")
     return 0
 

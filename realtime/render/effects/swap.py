@@ -1,20 +1,28 @@
-"""Face swap: the source photo's face, unwrapped once into UV space, worn by the live
-face under the live face's own light.
+"""Face swap: the source photo's face, unwrapped once into UV space, worn whole by the
+live face under the live face's own light.
 
-The source is reconstructed once (its position map says where each UV texel sits in
-the photo), so the texture is a plain lookup, sampled from the full-resolution photo
-at 1024 x 1024 (mip-mapped) so the skin stays sharp on a 720p or 1080p face. It is
-de-lit once: the photo's own light is estimated on its mesh (realtime.render.lighting)
-and divided out, leaving an albedo, and bright specular spots on the skin are pressed
-down to their surroundings, so the source's highlights and shadows stay behind. Each
-frame the shader renders albedo x the live face's shading (its light estimated from
-the live pixels and mesh normals), so the swapped face takes the room's light, times
-a gradient-domain correction (realtime.render.effects.seam) that carries any step at
-the edge smoothly into the face. Texels the photo did not see take the mirrored
-texel; where neither side was seen, and on the live eyes and inner mouth, the texture
-is transparent so the live face shows, and blinks and speech stay real. The edge is
-feathered over the landmark hull (a distance transform in UV) and where the surface
-turns away from the camera, so no silhouette is cut hard.
+What a person should see is the source person, so inside the face region (the jaw
+line, the cheeks and the forehead just above the brows) the swap draws the source's
+albedo opaque: brows, lids, nose, lips and skin. The live frame shows through only
+where it must: the eyeballs (inside the live lid contour, so gaze and blinks stay
+real), the inside of the mouth (inside the live inner-lip contour, so teeth and
+tongue move with speech) and whatever covers the face (the occlusion network's
+map). The source texture is whole (realtime.render.effects.swap_source: texels its
+photo saw badly or not at all are taken from the mirrored side or filled from the
+surrounding skin), so there is no hole for the live face to show through.
+
+Each frame the shader renders albedo x the live face's shading (its light estimated
+from the live pixels and mesh normals, realtime.render.lighting), so the swapped face
+takes the room's light, times a gradient-domain correction (realtime.render.effects
+.seam) that carries any step at the edge smoothly into the face. ``tone`` picks whose
+skin tone the face has: "live" lets the correction match the live skin everywhere
+(it fits the neck and ears), "source" keeps the source's tone inside the face and
+blends to the live one only at the edge. ``shape`` S moves the live mesh toward the
+source's face shape, and the frame around the face is drawn warped with it, so the
+jaw line and cheeks' outline follow. ``live`` names parts taken from the live face
+instead of the source ("lids", "lips", "brows": for measuring what each carries).
+``glasses``: a source's glasses are kept (True) or, like any hand, hair or microphone
+the visibility network finds over the source face, filled in (False).
 """
 
 from __future__ import annotations
@@ -26,76 +34,48 @@ from realtime.core.types import Reconstruction, UserError
 from realtime.core.uv import UVLayout
 from realtime.render.effects.base import Effect, register
 from realtime.render.effects.seam import Seam
+from realtime.render.effects.swap_source import (
+    Masks,
+    SourceTexture,
+    position_grid,
+    unwrap,
+    upsample_grid,
+)
 from realtime.render.effects.uvdraw import (
     BROW_L,
     BROW_R,
     EYE_L,
     EYE_R,
+    JAW,
     LIPS,
     NOSE_BASE,
     TEX,
-    effect_region,
     face_mask_tex,
     feature_mask,
     not_skin,
+    uv_landmarks,
 )
-from realtime.render.lighting import LUMA, LightEstimator, shade, shader_coefficients, to_linear
+from realtime.render.lighting import LUMA, SKIN, LightEstimator, shade, shader_coefficients, to_linear
 
-SOURCE_BLUR = 0.8  # layout pixels
+__all__ = ["FaceSwap", "SwapError", "pose_free", "position_grid", "upsample_grid"]
+
 NEUTRAL_RATE = 0.05  # weight of the newest frame in a track's running neutral mesh
 ALBEDO_MAX = 2.0  # albedo stored as sqrt(albedo / ALBEDO_MAX) in 8 bits
-MIN_SHADE = 0.04  # de-lighting divides by at least this (deep shadow carries no albedo)
 SHINE = 1.25  # skin brighter than this x its surroundings is a highlight, pressed down
 SHINE_KEEP = 0.3  # how much of a highlight's excess stays
 SHINE_SIZE = 12  # shine is smaller than 1/SHINE_SIZE of the texture
-SKIN_SPREAD = 0.9  # log-colour distance from the skin's median where a texel starts to fade
+BROW_LIFT = 0.05  # the region reaches this far (x texture side) above the brow landmarks
+EDGE_FEATHER = 0.035  # the region fades in over this (x texture side) from its edge
+LIVE_EDGE = 0.003  # the live eyeballs' and mouth's soft edge (x texture side)
+TONES = ("live", "source")
+DEFAULT_SHAPE = 1.0  # --swap-shape's default: nearer the source in the ablation, no cost seen
+DEFAULT_TONE = "live"  # --swap-tone's default: the source's tone bought no identity, cost self-swap dB
+LIVE_PARTS = ("lids", "lips", "brows")
+MAX_TONE = 0.8  # |log gain| of the source's tone against the live one, at most
 
 
 class SwapError(UserError, ValueError):
     """A source face that cannot be used; one line saying what to do."""
-
-
-def position_grid(layout: UVLayout, vertices: np.ndarray) -> np.ndarray:
-    """(R, R, 3) float32 position map from dense vertices, the non-face pixels filled
-    with their nearest face pixel so that interpolating near the edge stays on the face."""
-    r = layout.resolution
-    grid = np.zeros((r * r, 3), np.float32)
-    grid[layout.face_ind] = vertices
-    zero_at_face = (~layout.face_mask).astype(np.uint8)
-    _, labels = cv2.distanceTransformWithLabels(zero_at_face, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
-    return grid[layout.face_ind[labels.ravel() - 1]].reshape(r, r, 3)
-
-
-def upsample_grid(grid: np.ndarray, size: int = TEX) -> np.ndarray:
-    """(R, R, 3) -> (size, size, 3), texel t of the texture taking layout point
-    t * (R-1) / (size-1), matching how the renderer maps UVs."""
-    r = grid.shape[0]
-    coords = np.arange(size, dtype=np.float32) * (r - 1) / (size - 1)
-    mx, my = np.meshgrid(coords, coords)
-    return cv2.remap(grid, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def visibility(pos: np.ndarray, face: np.ndarray) -> np.ndarray:
-    """(S, S) float in [0, 1]: how well the photo saw each texel. A texel counts when
-    its surface faces the camera and nothing nearer covers it (a coarse z-buffer)."""
-    smooth = cv2.GaussianBlur(pos, (0, 0), 0.012 * pos.shape[0])  # normals of the shape, not its noise
-    du = np.gradient(smooth, axis=1)
-    dv = np.gradient(smooth, axis=0)
-    n = np.cross(du, dv)
-    n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-9)
-    if n[face, 2].mean() < 0:
-        n = -n
-    facing = np.clip((n[..., 2] - 0.1) / 0.3, 0.0, 1.0)
-    xy, z = pos[face][:, :2], pos[face][:, 2]
-    lo = xy.min(0)
-    cell = max(float(np.ptp(xy[:, 0])), 1.0) / 96.0  # ~96 cells across the face
-    ij = ((xy - lo) / cell).astype(np.int64)
-    zbuf = np.full(ij.max(0) + 1, -np.inf)
-    np.maximum.at(zbuf, (ij[:, 0], ij[:, 1]), z)
-    tol = 4.0 * cell
-    unoccluded = np.zeros(face.shape, np.float64)
-    unoccluded[face] = np.clip(1.0 - (zbuf[ij[:, 0], ij[:, 1]] - z - tol) / tol, 0.0, 1.0)
-    return facing * unoccluded * face
 
 
 def pose_free(rec: Reconstruction) -> np.ndarray:
@@ -105,30 +85,89 @@ def pose_free(rec: Reconstruction) -> np.ndarray:
     return (rec.vertices.astype(np.float64) - p.translation) @ p.rotation.astype(np.float64) / p.scale
 
 
-def live_features(layout: UVLayout, size: int = TEX) -> np.ndarray:
-    """(S, S) float in [0, 1]: the eyes and lips, whose live pixels the swap keeps
-    (blinks, gaze and speech stay real), with soft edges. The eyes are kept tight: the
-    lids come from the source, they carry much of who a face is."""
-    m = feature_mask(layout, size, (EYE_L, EYE_R), 0.008) | feature_mask(layout, size, (LIPS,), 0.02)
-    return cv2.GaussianBlur(m.astype(np.float32), (0, 0), 0.008 * size)
+def closed_curve(points: np.ndarray, per_segment: int = 8) -> np.ndarray:
+    """(N, 2) points of a closed contour -> a smooth closed polyline through them
+    (Catmull-Rom): a lid or lip line is a curve, not the landmarks' polygon."""
+    p = np.asarray(points, np.float64)
+    t = np.linspace(0, 1, per_segment, endpoint=False)[:, None]
+    out = []
+    for i in range(len(p)):
+        p0, p1, p2, p3 = p[i - 1], p[i], p[(i + 1) % len(p)], p[(i + 2) % len(p)]
+        out.append(
+            0.5
+            * (
+                2 * p1
+                + (p2 - p0) * t
+                + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2
+                + (3 * p1 - p0 - 3 * p2 + p3) * t**3
+            )
+        )
+    return np.concatenate(out)
 
 
-def skin_likeness(albedo: np.ndarray, skin: np.ndarray, features: np.ndarray) -> np.ndarray:
-    """(S, S) float in [0, 1]: how much each texel looks like this face's skin. Hair over
-    the cheeks, a background seen past a rough mesh's edge or a frame of glasses are far
-    from the skin's median colour; there the swap lets the live face show instead of
-    pasting them on. Brows, eyes and nostrils (``features``) are exempt."""
-    small = cv2.resize(albedo, (256, 256), interpolation=cv2.INTER_AREA)
-    on = cv2.resize(skin.astype(np.uint8), (256, 256), interpolation=cv2.INTER_NEAREST) > 0
-    log = np.log(np.maximum(small, 1e-3))
-    log -= np.median(log[on], axis=0)
-    # Darker than skin, or another hue; brighter is a highlight, pressed down elsewhere.
-    lum = log @ LUMA
-    chroma = np.abs(log - lum[..., None]).max(-1)
-    dev = np.maximum(-lum, 0.0) + 1.5 * chroma
-    like = np.clip(1.0 - (cv2.GaussianBlur(dev, (0, 0), 2.0) - SKIN_SPREAD) / SKIN_SPREAD, 0.0, 1.0)
-    like = cv2.resize(like, albedo.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-    return np.maximum(like, features)
+def swap_region(layout: UVLayout, size: int = TEX) -> tuple[np.ndarray, np.ndarray]:
+    """(S, S) float in [0, 1], the part of the face the swap covers: inside the jaw line
+    and a line BROW_LIFT above the brows (so the source's brows are drawn whole), faded
+    in over EDGE_FEATHER from its edge; and (S, S) bool, that outline filled."""
+    k = uv_landmarks(layout, size)
+    brows = k[BROW_L + BROW_R][::-1].copy()
+    brows[:, 1] -= BROW_LIFT * size
+    outline = np.concatenate([k[JAW], brows])
+    inside = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(inside, [np.round(closed_curve(outline, 4)).astype(np.int32)], 1)
+    dist = cv2.distanceTransform(np.pad(inside, 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    t = np.clip(dist / (EDGE_FEATHER * size), 0.0, 1.0)
+    return (t * t * (3 - 2 * t)).astype(np.float32), inside > 0
+
+
+def fill_curves(size: int, curves: list[np.ndarray], grow: float = 0.0) -> np.ndarray:
+    """(S, S) float: closed curves filled, grown by ``grow`` x size, with a soft edge."""
+    m = np.zeros((size, size), np.uint8)
+    for c in curves:
+        cv2.fillPoly(m, [np.round(c).astype(np.int32)], 1)
+    if grow > 0:
+        g = int(round(grow * size)) * 2 + 1
+        m = cv2.dilate(m, np.ones((g, g), np.uint8))
+    return cv2.GaussianBlur(m.astype(np.float32), (0, 0), LIVE_EDGE * size)
+
+
+def mouth_hole(layout: UVLayout, size: int = TEX) -> np.ndarray:
+    """(S, S) bool: the layout's hole between the lips (no mesh there). On a live face
+    it opens with the mouth, so inside it is the live inner mouth (teeth, tongue); the
+    inner-lip landmarks' polygon is larger (it holds a strip of lip)."""
+    k = uv_landmarks(layout, size)
+    near = fill_curves(size, [closed_curve(k[LIPS])]) > 0.5
+    return near & ~face_mask_tex(layout, size)
+
+
+def live_mask(layout: UVLayout, size: int = TEX, parts: tuple[str, ...] = ()) -> np.ndarray:
+    """(S, S) float in [0, 1]: where the live face shows. Always the eyeballs (inside
+    the lid contour) and the inside of the mouth (the hole between the lips, grown by
+    a layout texel so a coarser mesh's triangles over it stay clear); with ``parts``
+    also the whole lids, lips or brows."""
+    k = uv_landmarks(layout, size)
+    m = fill_curves(size, [closed_curve(k[EYE_L]), closed_curve(k[EYE_R])])
+    hole = mouth_hole(layout, size).astype(np.uint8)
+    g = int(round(size / layout.resolution)) * 2 + 1
+    hole = cv2.dilate(hole, np.ones((g, g), np.uint8)).astype(np.float32)
+    m = np.maximum(m, cv2.GaussianBlur(hole, (0, 0), LIVE_EDGE * size))
+    if "lids" in parts:
+        m = np.maximum(m, fill_curves(size, [closed_curve(k[EYE_L]), closed_curve(k[EYE_R])], 0.02))
+    if "lips" in parts:
+        m = np.maximum(m, fill_curves(size, [closed_curve(k[LIPS])], 0.008))
+    if "brows" in parts:
+        m = np.maximum(m, fill_curves(size, [k[BROW_L], k[BROW_R]], 0.02))
+    return m
+
+
+def warp_weight(layout: UVLayout, width: float = 0.06) -> np.ndarray:
+    """(F,) per vertex in [0, 1]: how much the face shape moves it, 1 inside the face and
+    easing to 0 over ``width`` (x the layout's side) at the mesh's outer edge, so the
+    warped frame meets the unwarped one without a step."""
+    r = layout.resolution
+    dist = cv2.distanceTransform(np.pad(layout.face_mask.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    t = np.clip((dist.ravel()[layout.face_ind] - 1.0) / (width * r), 0.0, 1.0)
+    return (t * t * (3 - 2 * t)).astype(np.float64)
 
 
 def highlights_down(albedo: np.ndarray, skin: np.ndarray) -> np.ndarray:
@@ -141,8 +180,6 @@ def highlights_down(albedo: np.ndarray, skin: np.ndarray) -> np.ndarray:
     small = cv2.resize(albedo, (low, low), interpolation=cv2.INTER_AREA)
     lum = small @ LUMA.astype(np.float32)
     on_skin = cv2.resize(skin.astype(np.float32), (low, low), interpolation=cv2.INTER_AREA)
-    # Brows, eyes and the face's outside would drag the erosion down: they count as
-    # median skin.
     filled = np.where(on_skin > 0.5, lum, np.median(lum[on_skin > 0.5])).astype(np.float32)
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (low // SHINE_SIZE | 1, low // SHINE_SIZE | 1))
     base = cv2.GaussianBlur(cv2.morphologyEx(filled, cv2.MORPH_OPEN, k), (0, 0), low / 100)
@@ -152,18 +189,30 @@ def highlights_down(albedo: np.ndarray, skin: np.ndarray) -> np.ndarray:
     return albedo * cv2.resize(scale, (size, size), interpolation=cv2.INTER_LINEAR)[..., None]
 
 
+def edge_band(layout: UVLayout, inside: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """(S, S) float in [0, 1]: where the face meets hair, ears and background (the band
+    along the region's outline, and everything above the brows), features excepted."""
+    size = inside.shape[0]
+    dist = cv2.distanceTransform(np.pad(inside.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    band = np.clip(1.0 - (dist - 0.06 * size) / (0.04 * size), 0.0, 1.0)
+    top = uv_landmarks(layout, size)[BROW_L + BROW_R, 1].mean()
+    rows = np.arange(size, dtype=np.float32)[:, None]
+    above = np.clip((top - rows) / (0.02 * size), 0.0, 1.0)
+    return np.maximum(band, np.broadcast_to(above, band.shape)) * ~features
+
+
 @register
 class FaceSwap(Effect):
     """The ``swap`` effect. Give it the source photo and that photo's reconstruction
-    (``set_source``; again at any time to switch faces). ``shape`` S moves the live
-    mesh toward the source's face shape: the source's pose-free mesh minus the live
-    face's running neutral mesh, times S, added in the face's own frame (0: the live
-    geometry)."""
+    (``set_source``; again at any time to switch faces); ``warnings`` then holds one
+    line per thing a better photo would fix. ``shape``, ``tone`` and ``live``: see the
+    module docstring."""
 
     name = "swap"
     shader = "swap.frag"
     vertex_shader = "swap.vert"
     normals = True
+    whole_face = True  # the region reaches above the brows, past the landmarks' hull
     listed = False  # made from a source photo (--source-face, the panel), not by name
 
     def __init__(
@@ -172,32 +221,54 @@ class FaceSwap(Effect):
         photo: np.ndarray | None = None,
         source: Reconstruction | None = None,
         shape: float = 0.0,
+        *,
+        tone: str = DEFAULT_TONE,
+        live: tuple[str, ...] = (),
+        glasses: bool = True,
     ):
         super().__init__(layout)
-        self.shape = float(shape)
+        if tone not in TONES:
+            raise SwapError(f"swap tone {tone!r}: use one of {', '.join(TONES)}")
+        if set(live) - set(LIVE_PARTS):
+            raise SwapError(f"live parts {live}: choose from {', '.join(LIVE_PARTS)}")
+        self.shape, self.tone, self.live, self.glasses = float(shape), tone, tuple(live), glasses
+        # With a shape, the frame around the face is drawn warped too (swap.frag samples it).
+        self.reads_frame = self.shape > 0  # type: ignore[misc]
+        self.warp_weight = warp_weight(layout)
         self.source_shape: np.ndarray | None = None
+        self.prepared: SourceTexture | None = None
+        self.warnings: list[str] = []
         self.neutral: dict[int, np.ndarray] = {}  # per track: the running pose-free mesh
         self.drawn: dict[int, np.ndarray] = {}  # per track: this frame's mesh as drawn
         self.face = face_mask_tex(layout, TEX)
-        self.keep = live_features(layout, TEX)
-        region = effect_region(layout, TEX)[..., 0] / 255.0
-        self.skin = (region > 0.5) & (self.keep < 0.05)
-        # Features that are not skin-coloured but belong to the face (not the lips: a
-        # source's teeth show there when it smiles, and skin_likeness must fade them).
-        self.features = feature_mask(layout, TEX, (BROW_L, BROW_R, EYE_L, EYE_R, NOSE_BASE), 0.02)
+        self.region, inside = swap_region(layout, TEX)
+        self.keep = live_mask(layout, TEX, self.live)
+        features = feature_mask(layout, TEX, (BROW_L, BROW_R, EYE_L, EYE_R, NOSE_BASE, LIPS), 0.015)
+        skin = (self.region > 0.5) & ~features
+        mouth = fill_curves(TEX, [closed_curve(uv_landmarks(layout, TEX)[LIPS])], 0.012) > 0.5
+        k = uv_landmarks(layout, TEX)
+        eyes = fill_curves(TEX, [closed_curve(k[EYE_L]), closed_curve(k[EYE_R]), k[[21, 22, 28]]], 0.05) > 0.5
+        self.masks = Masks(
+            self.face, skin, edge_band(layout, inside, features), mouth, eyes if glasses else None
+        )
         self.light = LightEstimator(layout, not_skin(layout))
-        self.seam = Seam(layout, region, self.keep > 0.05, self.light.normals)
+        self.seam = Seam(layout, self.region, self.keep > 0.05, self.light.normals)
         uv = np.round(layout.vertex_uv * (TEX - 1)).astype(np.int64)
         self.seam_px = uv[self.seam.rows]
         self.seam_albedo = np.zeros((len(self.seam.rows), 3))
         self.seam_cover = np.zeros(len(self.seam.rows))
+        # Where the source's tone holds (1) rather than the edge's match to the live skin.
+        g = self.seam.grid
+        k = (np.arange(g) * (TEX - 1) / (g - 1)).astype(np.float32)
+        at_cells = cv2.remap(self.region, *np.meshgrid(k, k), cv2.INTER_LINEAR)
+        self.tone_weight = np.clip((at_cells - 0.9) / 0.1, 0.0, 1.0)[..., None].astype(np.float32)
+        self.tone_offset: dict[int, np.ndarray] = {}
         if photo is not None and source is not None:
             self.set_source(photo, source)
 
     def set_source(self, photo: np.ndarray, source: Reconstruction) -> None:
         """Unwrap ``source`` (the photo's reconstruction, in photo pixels) into the
-        swap texture: (S, S, 4) BGRA albedo, alpha = seen by the photo, minus eyes and
-        mouth."""
+        swap texture: (S, S, 4) BGRA albedo, alpha = the region minus the live parts."""
         if photo is None or photo.ndim != 3 or photo.shape[2] != 3:
             raise SwapError("source face photo must be a colour image (H, W, 3 BGR)")
         if source.vertices.shape != (len(self.layout.face_ind), 3):
@@ -205,40 +276,36 @@ class FaceSwap(Effect):
                 f"source reconstruction has {len(source.vertices)} vertices but the layout "
                 f"has {len(self.layout.face_ind)}: reconstruct it with the same weights"
             )
-        # A light blur in UV space: real faces are smooth at this scale, and it keeps a
-        # rough reconstruction's jitter from scrambling the texture.
-        grid = cv2.GaussianBlur(position_grid(self.layout, source.vertices), (0, 0), SOURCE_BLUR)
-        pos = upsample_grid(grid, TEX)
-        # Photo pixels per texel: a photo sharper than the texture is blurred to it first,
-        # so the sampling does not alias.
-        step = np.linalg.norm(np.diff(pos[::8], axis=1), axis=-1)[self.face[::8, 1:]]
-        rate = float(np.median(step)) if step.size else 1.0
-        if rate > 1.0:
-            photo = cv2.GaussianBlur(photo, (0, 0), 0.5 * np.sqrt(rate * rate - 1.0))
-        colour = cv2.remap(photo, pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        # Visibility is smooth: a 256 x 256 estimate, upsampled, is as good and 16x cheaper.
-        low = TEX // 256
-        vis = visibility(pos[::low, ::low], self.face[::low, ::low]).astype(np.float32)
-        vis = cv2.resize(vis, (TEX, TEX), interpolation=cv2.INTER_LINEAR) * self.face
-        # The photo's light on its own mesh, shaded per layout vertex (as the live face is)
-        # and interpolated over the texture.
-        light, _ = self.light.estimate(photo, source.vertices)
-        per_vertex = shade(light, self.light.normals(source.vertices))
-        shading = upsample_grid(position_grid(self.layout, per_vertex), TEX)
-        albedo = to_linear(colour) / np.maximum(shading, MIN_SHADE)
-        # De-lit, each side of the face can stand in for the other where it was unseen.
-        # A texel seen at all keeps its own colour (a foreshortened cheek is still the
-        # cheek); only where it was barely seen does the other side stand in.
-        own = np.minimum(1.0, 3.0 * vis)
-        mirror_a, mirror_v = albedo[:, ::-1], vis[:, ::-1]
-        alpha = np.maximum(own, mirror_v)
-        fill = own[..., None] * albedo + ((1 - own) * mirror_v)[..., None] * mirror_a
-        albedo = fill / np.maximum(own + (1 - own) * mirror_v, 1e-6)[..., None]
-        if (alpha[self.skin] > 0.5).mean() < 0.2:
+        prepared = unwrap(self.layout, photo, source, self.light, self.masks)
+        if (prepared.seen[self.masks.skin] > 0.5).mean() < 0.2:
             raise SwapError("the source face is barely visible in its photo: use a photo facing the camera")
-        albedo = highlights_down(albedo, self.skin)
+        prepared.albedo = highlights_down(prepared.albedo, self.masks.skin)
+        self.prepared, self.warnings = prepared, list(prepared.warnings)
+        self.source_shape = pose_free(source)
+        self.compose()
+
+    def variant(self, **options) -> FaceSwap:
+        """A new swap of the same prepared source with other ``shape``, ``tone`` or
+        ``live``: options compared without unwrapping the photo again."""
+        kw = {"shape": self.shape, "tone": self.tone, "live": self.live, **options}
+        other = FaceSwap(
+            self.layout, shape=kw["shape"], tone=kw["tone"], live=tuple(kw["live"]), glasses=self.glasses
+        )
+        if self.prepared is not None:
+            other.prepared, other.warnings, other.source_shape = (
+                self.prepared,
+                self.warnings,
+                self.source_shape,
+            )
+            other.compose()
+        return other
+
+    def compose(self) -> None:
+        """The texture from the prepared source and the current ``live`` parts."""
+        albedo = self.prepared.albedo
+        self.keep = live_mask(self.layout, TEX, self.live)
         code = np.sqrt(np.clip(albedo / ALBEDO_MAX, 0.0, 1.0)) * 255
-        a = alpha * (1.0 - self.keep) * self.face * skin_likeness(albedo, self.skin, self.features)
+        a = self.region * (1.0 - self.keep) * self.face
         self.texture = np.concatenate([code, a[..., None] * 255], -1).round().astype(np.uint8)
         # What the seam correction needs of the texture: its (blurred) albedo and cover
         # at the boundary samples.
@@ -246,9 +313,9 @@ class FaceSwap(Effect):
         y, x = self.seam_px[:, 1], self.seam_px[:, 0]
         self.seam_albedo = soft[y, x].astype(np.float64)
         self.seam_cover = a[y, x]
-        self.source_shape = pose_free(source)
         self.light.tracks.clear()
         self.seam.tracks.clear()
+        self.tone_offset.clear()
         self.version += 1
 
     def vertices(self, rec: Reconstruction) -> np.ndarray:
@@ -262,6 +329,7 @@ class FaceSwap(Effect):
             neutral = here if old is None else old + NEUTRAL_RATE * (here - old)
             self.neutral[rec.track_id] = neutral
             offset = (self.source_shape - neutral) @ rec.pose.rotation.T.astype(np.float64)
+            offset *= self.warp_weight[:, None]  # nothing moves at the mesh's outer edge
             v = (v + self.shape * rec.pose.scale * offset).astype(np.float32)
         if len(self.drawn) >= 64:
             self.drawn.clear()
@@ -269,15 +337,54 @@ class FaceSwap(Effect):
         return v
 
     def face_uniforms(self, image: np.ndarray, rec: Reconstruction) -> dict:
-        """This face's light (estimated from its pixels and mesh, smoothed per track)
-        and seam correction."""
+        """This face's light (estimated from its pixels and mesh, smoothed per track),
+        seam correction and, with ``tone`` "source", the source's tone inside the face."""
         light = self.light.update(image, rec)
         drawn = self.drawn.get(rec.track_id)
+        warp = None
         if drawn is not None and drawn is not rec.vertices:  # the seam looks where the swap is drawn
+            warp = self._warp(drawn, rec.vertices)
             rec = Reconstruction(rec.track_id, rec.landmarks, drawn, rec.pose)
-        return {
+        seam = self.seam.update(image, rec, light, self.seam_albedo, self.seam_cover)
+        if self.tone == "source" and self.prepared is not None:
+            seam = seam + self.tone_weight * self._tone(image, rec.track_id, light)
+        out = {
             "u_sh": shader_coefficients(light),
-            "u_seam": self.seam.update(image, rec, light, self.seam_albedo, self.seam_cover),
+            "u_seam": seam,
             "u_albedo_max": ALBEDO_MAX,
             "u_seam_size": float(self.seam.grid),
+            "u_warped": warp is not None,
         }
+        if warp is not None:
+            out["u_warp"] = warp
+        return out
+
+    def _warp(self, drawn: np.ndarray, live: np.ndarray) -> np.ndarray:
+        """(R, R, 3) float32 per layout pixel: where the mesh is drawn minus where the
+        live face is (x, y frame pixels), and how much of the warped frame to draw
+        there: swap.vert samples the frame at the live place, so the frame around the
+        face (the jaw line, the cheeks' edge) follows the new shape."""
+        r = self.layout.resolution
+        grid = np.zeros((r * r, 3), np.float32)
+        grid[self.layout.face_ind, :2] = drawn[:, :2] - live[:, :2]
+        grid[self.layout.face_ind, 2] = self.warp_weight
+        return grid.reshape(r, r, 3)
+
+    def _tone(self, image: np.ndarray, track: int, light: np.ndarray) -> np.ndarray:
+        """(3,) log gain that gives the face the source's skin tone: its chroma, and
+        half its lightness against its photo's exposure, over the live skin's."""
+        live_skin = shade(light, np.array([[0.0, 0.0, 1.0]]))[0] * SKIN
+        exposure = float(to_linear(image[::16, ::16]).reshape(-1, 3).mean(0) @ LUMA)
+        src = self.prepared
+
+        def tone(skin: np.ndarray, expo: float) -> np.ndarray:
+            lum = max(float(skin @ LUMA), 1e-4)
+            return np.log(np.maximum(skin, 1e-4) / lum) + 0.5 * np.log(lum / max(expo, 1e-4))
+
+        offset = np.clip(tone(src.skin, src.exposure) - tone(live_skin, exposure), -MAX_TONE, MAX_TONE)
+        old = self.tone_offset.get(track)
+        offset = offset if old is None else old + 0.1 * (offset - old)
+        if len(self.tone_offset) >= 64:
+            self.tone_offset.clear()
+        self.tone_offset[track] = offset
+        return offset.astype(np.float32)

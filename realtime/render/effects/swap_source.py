@@ -1,0 +1,345 @@
+"""The face swap's source, prepared once per photo: fitted, unwrapped, de-lit and
+cleaned into one whole albedo texture in UV space.
+
+Why so much work once: the swap draws the source's albedo opaque over the whole inner
+face, so every texel shows. A texel the photo did not see well (the far side, a cheek
+seen edge-on, hair or a background past the mesh's edge, a deep shadow) must hold a
+plausible skin instead of a hole, and noise the photo had (a small face, JPEG chroma
+blocks) must not turn into blotches. The photo is reconstructed once, so it can afford
+many times a frame's compute:
+
+* ``fit_photo``: the network run on the photo at several scales and shifts, each crop
+  also mirrored, the vertices averaged (the errors of the crops are largely
+  independent), twice (the second round framed on the first's landmarks).
+* ``unwrap``: each texel's photo colour, divided by the photo's own light on the mesh
+  (an albedo); its confidence is how squarely the photo saw it, that nothing nearer
+  covered it, that it was not in deep shadow and that it looks like this face's skin
+  where the face's edge meets hair or background. Low-confidence texels take the
+  mirrored texel, then a membrane fill from the surrounding skin (push-pull: weighted
+  averages down a pyramid, filled back up), so nothing is left empty.
+* Chroma is smoothed more than luminance: the colour of skin varies slowly, while
+  luminance carries pores, brows and lids, which carry who a face is.
+
+All images here are (S, S, ...) float32 textures in the layout's UV space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from realtime.core.types import Reconstruction
+from realtime.core.uv import UVLayout
+from realtime.render.lighting import LUMA, SKIN, LightEstimator, shade, to_linear
+
+MIN_SHADE = 0.04  # de-lighting divides by at least this (deep shadow carries no albedo)
+SMALL_FACE = 150  # photo pixels across the face below which the albedo is smoothed, with a warning
+TURNED_DEG = 30.0  # a source turned further than this gets a warning
+CUT_OFF = 0.03  # fraction of the skin outside the photo above which the face is cut off
+FACING = (0.2, 0.5)  # photo normal z over which a texel's own colour fades in (grazing: filled)
+SHADOW = (0.12, 0.35)  # shading / median skin shading over which de-lit colour is trusted
+CHROMA_SIGMA = 0.005  # chroma smoothing, x texture side (luminance keeps its detail)
+#: Crops fit_photo runs, as (side, x shift, y shift) x the trained framing's side.
+FIT_CROPS = ((1.0, 0.0, 0.0), (0.9, 0.02, 0.0), (1.1, -0.02, 0.0), (1.0, 0.0, 0.03))
+LOW = 256  # resolution of the confidence, outlier and fill computations (smooth at this scale)
+
+
+@dataclass
+class SourceTexture:
+    """A prepared source: ``albedo`` (S, S, 3) float32 linear BGR, whole over the face;
+    ``seen`` (S, S) float32 how much of each texel is the photo's own colour (the rest
+    is mirrored or filled); ``face_px`` the face's width in the photo; ``warnings``
+    one line each (cut off, turned, small); ``skin`` (3,) the mean skin colour the
+    photo shows (linear BGR) and ``exposure`` the photo's mean luminance, for
+    ``--swap-tone source``."""
+
+    albedo: np.ndarray
+    seen: np.ndarray
+    face_px: float
+    warnings: list[str] = field(default_factory=list)
+    skin: np.ndarray = field(default_factory=lambda: np.ones(3))
+    exposure: float = 1.0
+
+
+# -- fitting ----------------------------------------------------------------------------
+def fit_photo(processor, photo: np.ndarray, first: Reconstruction, rounds: int = 2) -> Reconstruction:
+    """``first`` (a still photo's plain reconstruction) refined by averaging the network
+    over FIT_CROPS (other scales and shifts), each also mirrored: four batches of two a
+    round, a second or two on a CPU with the plain PyTorch engine. ``processor`` is a
+    FaceProcessor (its engine, decoder and lock: the lock keeps a live loop's frames
+    and this apart)."""
+    import torch
+
+    from realtime.core.types import Reconstruction as Rec
+    from realtime.live.crop import crop_faces, to_tensor
+    from realtime.live.engines.mirror import MirrorAverage
+    from realtime.live.track import landmark_crop
+
+    engine, decoder = processor.engine, processor.decoder
+    mirror = MirrorAverage(decoder.layout, engine.resolution)
+    src = to_tensor(photo, processor.device)
+    rec = first
+    for _ in range(rounds):
+        c, s = landmark_crop(rec.landmarks)
+        centres = np.array([c + np.array([dx, dy]) * s for _, dx, dy in FIT_CROPS])
+        sides = np.array([s * k for k, _, _ in FIT_CROPS])
+        batch = crop_faces(src, centres, sides, engine.resolution, list(range(len(sides))))
+        maps = []
+        with processor.lock, torch.inference_mode():
+            for i in range(len(sides)):
+                one = batch.images[i : i + 1]
+                pair = torch.cat([one, one.flip(-1)]).contiguous()
+                maps.append(mirror.average(engine.forward(pair), 1).cpu())
+        verts = decoder.vertices(torch.cat(maps), batch.to_frame)
+        v = verts.mean(0).astype(np.float32)
+        rec = Rec(first.track_id, v[decoder.kpt_rows].copy(), v, decoder.pose(v))
+    if getattr(processor, "visibility", None) is not None:  # what covers the source face: filled in
+        from dataclasses import replace
+
+        from realtime.live.occlusion import visibilities
+
+        c, s = landmark_crop(rec.landmarks)
+        batch = crop_faces(src, c[None], np.array([s]), engine.resolution, [0])
+        rec = replace(rec, visibility=visibilities(processor.visibility, batch.images, batch.to_frame)[0])
+    return rec
+
+
+# -- texture helpers --------------------------------------------------------------------
+def position_grid(layout: UVLayout, vertices: np.ndarray) -> np.ndarray:
+    """(R, R, 3) float32 position map from dense vertices, the non-face pixels filled
+    with their nearest face pixel so that interpolating near the edge stays on the face."""
+    r = layout.resolution
+    grid = np.zeros((r * r, 3), np.float32)
+    grid[layout.face_ind] = vertices
+    zero_at_face = (~layout.face_mask).astype(np.uint8)
+    _, labels = cv2.distanceTransformWithLabels(zero_at_face, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    return grid[layout.face_ind[labels.ravel() - 1]].reshape(r, r, 3)
+
+
+def upsample_grid(grid: np.ndarray, size: int) -> np.ndarray:
+    """(R, R, 3) -> (size, size, 3), texel t of the texture taking layout point
+    t * (R-1) / (size-1), matching how the renderer maps UVs."""
+    r = grid.shape[0]
+    coords = np.arange(size, dtype=np.float32) * (r - 1) / (size - 1)
+    mx, my = np.meshgrid(coords, coords)
+    return cv2.remap(grid, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def facing_and_unoccluded(pos: np.ndarray, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(S, S) normal z (how squarely the photo saw each texel, 1 = head-on) and (S, S)
+    in [0, 1] whether nothing nearer covered it (a coarse z-buffer over ~96 cells)."""
+    smooth = cv2.GaussianBlur(pos, (0, 0), 0.012 * pos.shape[0])  # normals of the shape, not its noise
+    n = np.cross(np.gradient(smooth, axis=1), np.gradient(smooth, axis=0))
+    n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-9)
+    if n[face, 2].mean() < 0:
+        n = -n
+    xy, z = pos[face][:, :2], pos[face][:, 2]
+    lo = xy.min(0)
+    cell = max(float(np.ptp(xy[:, 0])), 1.0) / 96.0
+    ij = ((xy - lo) / cell).astype(np.int64)
+    zbuf = np.full(ij.max(0) + 1, -np.inf)
+    np.maximum.at(zbuf, (ij[:, 0], ij[:, 1]), z)
+    tol = 4.0 * cell
+    unoccluded = np.zeros(face.shape, np.float32)
+    unoccluded[face] = np.clip(1.0 - (zbuf[ij[:, 0], ij[:, 1]] - z - tol) / tol, 0.0, 1.0)
+    return n[..., 2].astype(np.float32), unoccluded
+
+
+def smoothstep(lo: float, hi: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def push_pull(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``values`` (H, W, C) where ``weight`` (H, W) in [0, 1] says they hold, filled
+    everywhere else smoothly from what surrounds it: weighted means down a pyramid to
+    one texel, then each level blended back up, w * own + (1 - w) * coarser (a
+    membrane-like fill, as a Poisson fill with zero gradient, in O(texels))."""
+    h, w = weight.shape
+    if h <= 2 or w <= 2 or weight.sum() <= 0:
+        total = max(float(weight.sum()), 1e-9)
+        mean = (values * weight[..., None]).reshape(-1, values.shape[2]).sum(0) / total
+        return np.broadcast_to(mean, values.shape).astype(np.float32)
+    half = ((w + 1) // 2, (h + 1) // 2)
+    sw = cv2.resize(weight, half, interpolation=cv2.INTER_AREA)
+    sv = cv2.resize(values * weight[..., None], half, interpolation=cv2.INTER_AREA)
+    sv = sv.reshape(half[1], half[0], -1) / np.maximum(sw, 1e-9)[..., None]
+    coarse = push_pull(sv, np.minimum(1.0, 4.0 * sw))  # a texel a quarter seen counts at the coarser level
+    up = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
+    return (weight[..., None] * values + (1 - weight[..., None]) * up).astype(np.float32)
+
+
+# -- unwrapping -------------------------------------------------------------------------
+@dataclass
+class Masks:
+    """The layout's parts the unwrapping needs, at texture size S: ``face`` (the
+    layout's face pixels), ``skin`` (plain skin: the swap region minus brows, eyes,
+    nostrils and lips), ``edge`` (where the face meets hair, ears and background: the
+    forehead above the brows and the outer cheeks, in [0, 1]), ``mouth`` (the lips and
+    a little around them, where a source's open mouth can leave teeth on the lips),
+    ``glasses`` (around the eyes and over the nose's bridge: there the visibility
+    network's "covered" is not followed, so a source's glasses are kept; None: they
+    are filled in like any occluder)."""
+
+    face: np.ndarray
+    skin: np.ndarray
+    edge: np.ndarray
+    mouth: np.ndarray
+    glasses: np.ndarray | None = None
+
+
+def unwrap(
+    layout: UVLayout, photo: np.ndarray, rec: Reconstruction, light: LightEstimator, masks: Masks
+) -> SourceTexture:
+    """The source's whole albedo texture (see the module docstring)."""
+    size = masks.face.shape[0]
+    warnings = check_photo(photo, rec, masks, layout)
+    face_px = float(np.ptp(rec.landmarks[:, 0]))
+    grid = cv2.GaussianBlur(
+        position_grid(layout, rec.vertices), (0, 0), 0.8
+    )  # the mesh's jitter, not its shape
+    pos = upsample_grid(grid, size)
+    # Photo pixels per texel: a photo sharper than the texture is blurred to it first, so
+    # the sampling does not alias; a small face's noise is blurred a little more.
+    step = np.linalg.norm(np.diff(pos[::8], axis=1), axis=-1)[masks.face[::8, 1:]]
+    rate = float(np.median(step)) if step.size else 1.0
+    sigma = 0.5 * np.sqrt(max(rate * rate - 1.0, 0.0))
+    if face_px < SMALL_FACE:
+        sigma = max(sigma, 0.7)
+    if sigma > 0.05:
+        photo = cv2.GaussianBlur(photo, (0, 0), sigma)
+    colour = cv2.remap(photo, pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # The photo's light on its own mesh, per layout vertex, interpolated over the texture.
+    src_light, _ = light.estimate(photo, rec.vertices)
+    per_vertex = shade(src_light, light.normals(rec.vertices))
+    shading = upsample_grid(position_grid(layout, per_vertex), size)
+    albedo = to_linear(colour) / np.maximum(shading, MIN_SHADE)
+    # Confidence at LOW x LOW (smooth), then upsampled.
+    k = size // LOW
+    face_lo = masks.face[::k, ::k]
+    nz, unoccluded = facing_and_unoccluded(pos[::k, ::k], face_lo)
+    shade_lo = cv2.resize(shading @ LUMA.astype(np.float32), (LOW, LOW), interpolation=cv2.INTER_AREA)
+    skin_lo = cv2.resize(masks.skin.astype(np.float32), (LOW, LOW), interpolation=cv2.INTER_AREA) > 0.5
+    lit = shade_lo / max(float(np.median(shade_lo[skin_lo])), 1e-6)
+    covered = uncovered(rec, pos[::k, ::k])
+    if masks.glasses is not None:
+        keep = cv2.resize(masks.glasses.astype(np.float32), (LOW, LOW), interpolation=cv2.INTER_AREA)
+        covered = np.maximum(covered, keep)
+    inside = inside_photo(pos[::k, ::k], photo.shape) * covered
+    conf = smoothstep(*FACING, nz) * unoccluded * smoothstep(*SHADOW, lit) * inside * face_lo
+    small = cv2.resize(albedo, (LOW, LOW), interpolation=cv2.INTER_AREA)
+    edge_lo = cv2.resize(masks.edge.astype(np.float32), (LOW, LOW), interpolation=cv2.INTER_AREA)
+    mouth_lo = cv2.resize(masks.mouth.astype(np.float32), (LOW, LOW), interpolation=cv2.INTER_AREA)
+    conf = conf * not_this_skin(small, conf, skin_lo, edge_lo, mouth_lo)
+    conf_full = cv2.resize(conf, (size, size), interpolation=cv2.INTER_LINEAR)
+    # The mirrored side first, where it was seen better; then the fill.
+    mirror_conf = conf_full[:, ::-1] * masks.face
+    take_mirror = (1 - conf_full) * mirror_conf
+    weight = conf_full + take_mirror
+    both = conf_full[..., None] * albedo + take_mirror[..., None] * albedo[:, ::-1]
+    mixed = both / np.maximum(weight, 1e-6)[..., None]
+    # What is left: a fill from the surrounding skin, in log colour (ratios blend as skin does).
+    log = np.log(np.maximum(mixed, 1e-3))
+    w_lo = cv2.resize(np.minimum(weight, 1.0), (LOW, LOW), interpolation=cv2.INTER_AREA) * face_lo
+    fill_lo = push_pull(cv2.resize(log, (LOW, LOW), interpolation=cv2.INTER_AREA), w_lo**2)
+    fill = cv2.resize(fill_lo, (size, size), interpolation=cv2.INTER_LINEAR)
+    wt = np.minimum(weight, 1.0)[..., None]
+    log = wt * log + (1 - wt) * fill
+    log = smooth_chroma(log, CHROMA_SIGMA * size * (2.0 if face_px < SMALL_FACE else 1.0))
+    albedo = np.exp(log).astype(np.float32)
+    # The skin's colour as the live side measures it: the light's shading of a face
+    # turned to the camera times the typical albedo the light's fit assumed.
+    skin = shade(src_light, np.array([[0.0, 0.0, 1.0]]))[0] * SKIN
+    exposure = float(to_linear(photo[::16, ::16]).reshape(-1, 3).mean(0) @ LUMA)
+    return SourceTexture(albedo, conf_full.astype(np.float32), face_px, warnings, skin, exposure)
+
+
+def inside_photo(pos: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(S, S) 1 where a texel's photo position is inside the photo, fading to 0 at its edge."""
+    h, w = shape[:2]
+    x, y = pos[..., 0], pos[..., 1]
+    margin = np.minimum(np.minimum(x, w - 1 - x), np.minimum(y, h - 1 - y))
+    return np.clip(margin / 2.0, 0.0, 1.0).astype(np.float32)
+
+
+def uncovered(rec: Reconstruction, pos: np.ndarray) -> np.ndarray:
+    """(S, S) in [0, 1]: the visibility network's say (``rec.visibility``, if any) that
+    nothing (a hand, a microphone, hair, glasses) covers each texel's photo position."""
+    if rec.visibility is None:
+        return np.ones(pos.shape[:2], np.float32)
+    to_map = np.linalg.inv(np.vstack([rec.visibility.to_frame, [0.0, 0.0, 1.0]]))
+    xy = pos[..., :2] @ to_map[:2, :2].T.astype(np.float32) + to_map[:2, 2].astype(np.float32)
+    vis = cv2.remap(
+        rec.visibility.mask.astype(np.float32), xy[..., 0], xy[..., 1], cv2.INTER_LINEAR, borderValue=1.0
+    )
+    return smoothstep(0.3, 0.7, vis)
+
+
+def not_this_skin(
+    albedo: np.ndarray, conf: np.ndarray, skin: np.ndarray, edge: np.ndarray, mouth: np.ndarray
+) -> np.ndarray:
+    """(S, S) in [0, 1]: 0 where a texel is not this face's skin, lips or features.
+    Near the face's edge (``edge``: the forehead band, the outer cheeks): hair, a hat or
+    background, much darker than the median skin, another hue, or much brighter. On the
+    lips (``mouth``): teeth (as bright as skin and far less red: a source's open mouth
+    the mesh closed) and the dark inside of a mouth. The inner face is kept whatever
+    its colour (freckles, stubble, a beard, a shadow are the person)."""
+    log = np.log(np.maximum(albedo, 1e-3))
+    ref = (conf > 0.5) & skin
+    if ref.sum() < 50:
+        return np.ones(conf.shape, np.float32)
+    log = log - np.median(log[ref], axis=0)
+    lum = log @ LUMA.astype(np.float32)
+    chroma = np.abs(log - lum[..., None]).max(-1)
+    dev = np.maximum(-lum - 0.4, 0.0) + np.maximum(lum - 0.6, 0.0) + 1.5 * np.maximum(chroma - 0.2, 0.0)
+    dev = cv2.GaussianBlur(dev, (0, 0), 1.5)
+    redness = log[..., 2] - log[..., 1]  # BGR: red over green, against the skin's
+    teeth = smoothstep(-0.3, -0.1, lum) * smoothstep(0.1, 0.3, -redness)
+    hollow = smoothstep(1.0, 1.4, -lum)
+    inside_mouth = cv2.GaussianBlur(np.maximum(teeth, hollow).astype(np.float32), (0, 0), 1.0)
+    keep = (1.0 - edge * smoothstep(0.05, 0.3, dev)) * (1.0 - mouth * smoothstep(0.2, 0.5, inside_mouth))
+    return keep.astype(np.float32)
+
+
+def smooth_chroma(log: np.ndarray, sigma: float) -> np.ndarray:
+    """Log colour with its chroma (log colour minus log luminance) blurred by ``sigma``
+    texels and its luminance kept: blotches of colour go, detail stays."""
+    lum = np.log(np.maximum(np.exp(log) @ LUMA.astype(np.float32), 1e-4))
+    chroma = log - lum[..., None]
+    if sigma > 0.3:
+        small = cv2.resize(chroma, (LOW * 2, LOW * 2), interpolation=cv2.INTER_AREA)
+        small = cv2.GaussianBlur(small, (0, 0), sigma * 2 * LOW / log.shape[0])
+        chroma = cv2.resize(small, log.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+    return (lum[..., None] + chroma).astype(np.float32)
+
+
+def check_photo(photo: np.ndarray, rec: Reconstruction, masks: Masks, layout: UVLayout) -> list[str]:
+    """One line per problem a user can fix with another photo."""
+    out = []
+    h, w = photo.shape[:2]
+    lm = rec.landmarks[:, :2]
+    outside = (lm[:, 0] < 0) | (lm[:, 0] > w - 1) | (lm[:, 1] < 0) | (lm[:, 1] > h - 1)
+    v = rec.vertices[:, :2]
+    uv = np.round(layout.vertex_uv * (masks.skin.shape[0] - 1)).astype(np.int64)
+    on_skin = masks.skin[uv[:, 1], uv[:, 0]]
+    cut = ((v[:, 0] < 0) | (v[:, 0] > w - 1) | (v[:, 1] < 0) | (v[:, 1] > h - 1))[on_skin].mean()
+    if outside.any() or cut > CUT_OFF:
+        out.append(
+            "the source face is cut off by the photo's edge: the missing part is filled in; "
+            "a photo showing the whole face looks better"
+        )
+    pitch, yaw = (abs(float(a)) for a in rec.pose.angles[:2])
+    if max(pitch, yaw) > TURNED_DEG:
+        out.append(
+            f"the source face is turned {max(pitch, yaw):.0f} degrees: its far side is filled in; "
+            "a photo facing the camera looks better"
+        )
+    width = float(np.ptp(lm[:, 0]))
+    if width < SMALL_FACE:
+        out.append(
+            f"the source face is small ({width:.0f} px across): its skin is smoothed; "
+            f"a larger photo (over {SMALL_FACE} px) would look better"
+        )
+    return out
