@@ -16,7 +16,7 @@ that its checkpoint imports one to one (see ``realtime.core.weights``):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -41,17 +41,53 @@ class PRNetConfig:
         network is fully convolutional, 128 runs 4x faster on a CPU).
     output_scale: the sigmoid output times this is a position in crop pixels
         (the original uses 256 * 1.1).
+    face_head: a face / not-face logit from the encoder's bottleneck, one linear
+        layer (``PRNet.forward_with_score``) fitted on the frozen encoder
+        (realtime.train.face_head), so the tracker can tell a lost face from the
+        reconstruction itself instead of asking the detector every frame: "" none,
+        "mean" over the average-pooled bottleneck, "flat" over the whole bottleneck
+        (C x 4 x 4 at 128 px: it sees where the face sits, which pooling averages away).
     """
 
     size: int = 16
     resolution: int = 256
+    # Left out of repr: engines key their caches by repr(config) and the weights, so a
+    # head added to a bundle does not invalidate the caches of the maps' graph.
+    face_head: str = field(default="", repr=False)
+
+    arch = "prnet"  # a class constant, not a field: bundles name the network by it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "face_head", head_mode(self.face_head))
 
     @property
     def output_scale(self) -> float:
         return self.resolution * 1.1
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As stored in a bundle: ``face_head`` only when on, so a bundle without a
+        head keeps the config dict (and the checksum) it always had."""
+        d = asdict(self)
+        if not d["face_head"]:
+            del d["face_head"]
+        return d
+
+
+HEAD_MODES = ("mean", "flat")
+
+
+def head_mode(value: object) -> str:
+    """A config's ``face_head`` as stored: "" (none), "mean" or "flat"."""
+    if not value:
+        return ""
+    if value not in HEAD_MODES:
+        raise ValueError(f"face_head {value!r}: one of {', '.join(HEAD_MODES)} (or empty)")
+    return str(value)
+
+
+def head_features(bottleneck: torch.Tensor, mode: str) -> torch.Tensor:
+    """(B, C, H, W) -> what the face head reads: (B, C) pooled, or (B, C H W) flat."""
+    return bottleneck.mean((2, 3)) if mode == "mean" else bottleneck.flatten(1)
 
 
 def _pad_same(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
@@ -138,9 +174,25 @@ class PRNet(nn.Module):
             layers.append(DeconvBN(cin, cout, stride, final=i == len(DECODER) - 1))
             cin = cout
         self.decoder = nn.Sequential(*layers)
+        side = config.resolution // 2 ** sum(st == 2 for _, st in ENCODER)
+        mode = config.face_head
+        width = s * ENCODER[-1][0]
+        self.face_head = nn.Linear(width if mode == "mean" else width * side * side, 1) if mode else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(self.conv(x)))
+
+    def score(self, bottleneck: torch.Tensor) -> torch.Tensor:
+        """(B,) face logits from the encoder's output: above 0, a face framed as in
+        training; a crop that slid off the face, or background, scores below."""
+        if self.face_head is None:
+            raise ValueError("this model has no face head (config.face_head is empty)")
+        return self.face_head(head_features(bottleneck, self.config.face_head)).squeeze(1)
+
+    def forward_with_score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(maps as ``forward``, face logits (B,)) in one pass."""
+        z = self.encoder(self.conv(x))
+        return self.decoder(z), self.score(z)
 
 
 def count_flops(config: PRNetConfig) -> float:

@@ -167,6 +167,9 @@ class Reconstruction:
     pose: the head pose.
     visibility: where the face shows (hands, hair, glasses in front of it hide it),
         or None when occlusion is off: effects then cover the whole face.
+    face_logit: the engine's face / not-face logit for the crop (above 0: a face, as
+        framed in training), or None for an engine without a face head. A network
+        shown no face still draws one; this says whether it saw one.
     """
 
     track_id: int
@@ -174,6 +177,7 @@ class Reconstruction:
     vertices: np.ndarray
     pose: Pose
     visibility: Visibility | None = None
+    face_logit: float | None = None
 
 
 @dataclass

@@ -159,8 +159,9 @@ def default_bundle_path() -> Traversable:
 def _info(path: Path | Traversable) -> int:
     b = load_bundle(path)
     n = sum(v.numel() for v in b.state_dict.values())
+    head = f" face_head={b.config.face_head}" if b.config.face_head else ""
     print(
-        f"{b.path}: PRNet size={b.config.size} resolution={b.config.resolution} "
+        f"{b.path}: PRNet size={b.config.size} resolution={b.config.resolution}{head} "
         f"params={n / 1e6:.2f}M face_pixels={int(b.layout.face_mask.sum())} checksum ok"
     )
     print(json.dumps(b.provenance, indent=2))

@@ -56,7 +56,10 @@ class FaceProcessor:
         self.device = torch.device(device)
         self.detector = detector if detector is not None else MTCNN(device=self.device)
         self.max_faces = max_faces
-        self.tracker = tracker or Tracker(self.detector, TrackerConfig(max_faces=max_faces))
+        # an engine with a face head tells a lost face from the reconstruction itself:
+        # no detector check on tracked frames
+        config = TrackerConfig(max_faces=max_faces, verify_every_frame=not engine.scores)
+        self.tracker = tracker or Tracker(self.detector, config)
         self.filter_factory = filter_factory
         self.smoother = Smoother(filter_factory) if filter_factory is not None else None
         self.resolution = engine.resolution
@@ -134,7 +137,8 @@ class FaceProcessor:
                 [t.track_id for t in tracks],
             )
         with timed(frame, Stage.INFER):
-            maps = self.engine.run(batch.images)  # a GPU engine's stay on the GPU for decoding
+            # a GPU engine's maps stay on the GPU for decoding
+            maps, logits = self.engine.run_scored(batch.images)
         seen = None
         if self.visibility is not None and self.needs_visibility():
             with timed(frame, Stage.OCCLUDE):
@@ -143,6 +147,8 @@ class FaceProcessor:
             recs = self.decoder.decode(maps, batch.to_frame, batch.track_ids)
         if seen is not None:
             recs = [replace(r, visibility=v) for r, v in zip(recs, seen, strict=True)]
+        if logits is not None:
+            recs = [replace(r, face_logit=float(g)) for r, g in zip(recs, logits, strict=True)]
         kept = self.tracker.update(recs)
         recs = [r for r in recs if r.track_id in kept]
         with timed(frame, Stage.SMOOTH):

@@ -122,7 +122,7 @@ class OnnxVisibility:
         net, self.resolution = load_net(path)
         digest = hashlib.sha256(resource(path).read_bytes()).hexdigest()[:16]
         onnx_path = CACHE / "onnx" / f"visibility_{digest}_{torch.__version__}.onnx"
-        export_module(net, self.resolution, onnx_path, "logits")
+        export_module(net, self.resolution, onnx_path, ("logits",))
         # As many threads as the PRNet engine (CPU_THREADS): the network runs on the
         # inference thread, the pipeline's critical path, between the engine and the
         # decoder, when the engine's helper thread is idle. On the 2-core EPYC the

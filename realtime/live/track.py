@@ -4,10 +4,12 @@ only now and then.
 Each frame's crop comes from the previous frame's 68 landmarks, framed as the network
 was trained (square of 1.44 x the longer side of their box, centred on it). The
 detector runs when there is no face, when a track was lost (its landmarks failed the
-sanity check), when a track's crop no longer looks like a face to the detector's last
-stage (``verify``, each frame: a PRNet shown no face still draws one, so landmarks
-alone cannot tell that a face left), and every ``redetect_every`` frames to pick up
-new faces.
+sanity check), when a track's crop no longer holds a face, and every
+``redetect_every`` frames to pick up new faces. A PRNet shown no face still draws one,
+so landmarks alone cannot tell that a face left: with a bundle that has a face head,
+the reconstruction's own logit tells (``Reconstruction.face_logit``, read in
+``update``: no extra network); without one, the detector's last stage scores each
+track's crop before it is reconstructed (``verify``, ~2 ms a frame on a CPU).
 
 That periodic look for new faces runs on a worker thread while tracking goes on
 (``background``): a full MTCNN pass costs one to two frames' time on a CPU, and run
@@ -79,8 +81,14 @@ class TrackerConfig:
     recentre_iou: below this overlap a matched track is re-framed from the detection.
     verify_threshold: detector score below which an unconfirmed track is dropped.
     verify_every_frame: score every track's crop with the detector's last stage each
-    frame (~1 ms) so a face that leaves is noticed at once, not at the next detection
-    (a PRNet shown no face still draws one, so its landmarks alone cannot tell).
+    frame (~2 ms) so a face that leaves is noticed at once, not at the next detection
+    (a PRNet shown no face still draws one, so its landmarks alone cannot tell); off
+    when the engine's face head scores the crops instead (FaceProcessor sets it).
+    face_threshold, lost_threshold: a reconstruction's face logit at or above
+    face_threshold is a face; below lost_threshold the track is lost at once (background,
+    a crop that slid off: -8 to -12 on the media clips); in between the detector's last
+    stage decides for that track (profiles, small faces: a face at -0.3 on the Hamilton
+    clip; the check then runs on those frames only).
     hold: a crop moves only when the landmarks ask for a move or zoom larger than this
     fraction of the crop side. A still head then keeps the exact same crop, so the
     network sees the same pixels and its small biases cannot walk the crop, and the
@@ -98,6 +106,8 @@ class TrackerConfig:
     recentre_iou: float = 0.6
     verify_threshold: float = 0.05
     verify_every_frame: bool = True
+    face_threshold: float = 0.0
+    lost_threshold: float = -4.0
     hold: float = 0.05
     background: bool = True
 
@@ -121,6 +131,7 @@ class Tracker:
         self._since_detect = 0
         self._lost = False
         self._frame_size = (0, 0)
+        self._image = None  # predict's frame, for update's detector check of a doubtful face
         # The background detection under way, on one long-lived worker thread rather
         # than a thread per detection: each new thread can take a new malloc arena, and
         # a run that started one every 20 frames grew by tens of MB over its first
@@ -138,6 +149,7 @@ class Tracker:
         """Tracks to crop in this frame. ``image`` is whatever the detector takes."""
         cfg = self.config
         self._frame_size = _size_of(image)
+        self._image = image
         self.detected = False
         job = self._job
         if job is not None and job.done():
@@ -219,17 +231,21 @@ class Tracker:
 
     def update(self, reconstructions: list[Reconstruction]) -> set[int]:
         """Move each track's crop onto its reconstruction's landmarks; drop tracks whose
-        landmarks fail the sanity check (or that got none). Returns the ids kept."""
-        landmarks = {r.track_id: r.landmarks for r in reconstructions}
+        landmarks fail the sanity check, whose face logit says the crop holds no face,
+        or that got none. Returns the ids kept."""
+        recs = {r.track_id: r for r in reconstructions}
+        faces = self._faces([recs.get(t.track_id) for t in self.tracks])
         kept = []
-        for t in self.tracks:
-            lm = landmarks.get(t.track_id)
-            if lm is not None and self.sane(t, lm):
-                t.landmarks = np.asarray(lm[:, :2], np.float32)
-                self._move(t, lm)
+        for t, face in zip(self.tracks, faces, strict=True):
+            r = recs.get(t.track_id)
+            if r is not None and face and self.sane(t, r.landmarks):
+                t.landmarks = np.asarray(r.landmarks[:, :2], np.float32)
+                self._move(t, r.landmarks)
                 kept.append(t)
-            else:
-                self._lost = True
+            elif face or t.age > 1:
+                self._lost = True  # a face we followed is gone: look for it at once
+            # else a detection the engine calls no face on its first frame: the
+            # detector's false alarm (a blurred crowd, a hand), nothing to look for now
         # two tracks that slid onto one face: keep the older
         kept.sort(key=lambda t: -t.age)
         unique: list[FaceTrack] = []
@@ -238,6 +254,24 @@ class Tracker:
                 unique.append(t)
         self.tracks = sorted(unique, key=lambda t: -t.size)
         return {t.track_id for t in self.tracks}
+
+    def _faces(self, recs: list[Reconstruction | None]) -> np.ndarray:
+        """(N,) bool per track: whether its crop holds a face by the reconstruction's
+        face logit (True where the engine cannot say); a doubtful logit asks the
+        detector's last stage, for those tracks only."""
+        cfg = self.config
+        out = np.ones(len(recs), bool)
+        doubt = []
+        for i, r in enumerate(recs):
+            if r is None or r.face_logit is None or r.face_logit >= cfg.face_threshold:
+                continue
+            if r.face_logit < cfg.lost_threshold:
+                out[i] = False
+            else:
+                doubt.append(i)
+        if doubt and self._image is not None:
+            out[doubt] = self._verified(self._image, [self.tracks[i] for i in doubt])
+        return out
 
     def reframe(self, reconstructions: list[Reconstruction]) -> None:
         """Frame the next crops on these reconstructions' landmarks instead (the smoothed

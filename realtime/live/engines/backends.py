@@ -72,11 +72,14 @@ class Engine:
     ``reasons``: one line per backend considered, saying why this one runs (set by
     create_engine); ``why``: a backend that picks its own precision says why.
     ``compiles_at_start``: every process compiles the model again (inductor).
+    ``scores``: ``run_scored`` gives the bundle's face-head logits too (eager and
+    onnxruntime, for a bundle with a face head; others give None).
     """
 
     name: str = ""
     why: str = ""
     compiles_at_start: bool = False
+    scores: bool = False
 
     def __init__(self, bundle: Bundle):
         self.resolution = bundle.config.resolution
@@ -88,10 +91,25 @@ class Engine:
         """The backend's own call: maps of ``images`` as they are."""
         raise NotImplementedError
 
+    def forward_scored(self, images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
+        """The backend's maps and, where it ``scores``, the face logits (B,) of the
+        same pass."""
+        return self.forward(images), None
+
     def run(self, images: torch.Tensor) -> torch.Tensor:
         if not self.mirror:
             return self.forward(images)
         return self._mirror.average(self.forward(torch.cat([images, images.flip(-1)])), images.shape[0])
+
+    def run_scored(self, images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
+        """``run``'s maps and the face logits (B,) (None where the engine has no
+        head): a logit above 0 says the crop holds a face framed as in training. With
+        ``mirror`` the logit is the mean of the face's and its mirror image's."""
+        if not self.mirror:
+            return self.forward_scored(images)
+        b = images.shape[0]
+        maps, logits = self.forward_scored(torch.cat([images, images.flip(-1)]))
+        return self._mirror.average(maps, b), None if logits is None else (logits[:b] + logits[b:]) / 2
 
     def __call__(self, images: torch.Tensor) -> np.ndarray:
         return self.run(images).cpu().numpy()
@@ -115,11 +133,19 @@ class EagerEngine(Engine):
         super().__init__(bundle)
         self.scale = bundle.config.output_scale
         self.model = bundle.build_model(self.device)
+        self.scores = self.model.face_head is not None
 
     @torch.inference_mode()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         out = self.model(images.to(self.device, torch.float32))
         return out.float() * self.scale
+
+    @torch.inference_mode()
+    def forward_scored(self, images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
+        if not self.scores:
+            return self.forward(images), None
+        maps, logits = self.model.forward_with_score(images.to(self.device, torch.float32))
+        return maps.float() * self.scale, logits.float().cpu().numpy()
 
 
 class CpuFastEngine(Engine):
@@ -197,23 +223,29 @@ def _versions_key(*parts: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def export_onnx(bundle: Bundle, path: str | Path | None = None, opset: int = 17) -> Path:
+def export_onnx(bundle: Bundle, path: str | Path | None = None, opset: int = 17, score: bool = False) -> Path:
     """Export the folded model (dynamic batch) to ONNX; needs the ``onnx`` package.
-    Returns the file, reused when the same weights were exported before."""
+    Returns the file, reused when the same weights were exported before. ``score``: a
+    second output "face_logit" (B,) from the bundle's face head."""
     if path is None:
         key = _versions_key(bundle_digest(bundle), torch.__version__, opset)
-        path = CACHE / "onnx" / f"prnet_s{bundle.config.size}_r{bundle.config.resolution}_{key}.onnx"
+        cfg = bundle.config
+        path = CACHE / "onnx" / f"prnet_s{cfg.size}_r{cfg.resolution}{'_score' if score else ''}_{key}.onnx"
     path = Path(path)
     if path.is_file():
         return path
-    model = FoldedPRNet(bundle.build_model("cpu"), bundle.config.output_scale)
-    return export_module(model, bundle.config.resolution, path, "maps", opset)
+    model = FoldedPRNet(bundle.build_model("cpu"), bundle.config.output_scale, score=score)
+    outputs = ("maps", "face_logit") if score else ("maps",)
+    return export_module(model, bundle.config.resolution, path, outputs, opset)
 
 
-def export_module(module: torch.nn.Module, resolution: int, path: Path, output: str, opset: int = 17) -> Path:
-    """Export ``module`` (input "images" (B, 3, R, R), one output named ``output``) to
-    ``path`` with a dynamic batch, unless the file is there; written aside and moved, so
-    an interrupted export leaves no half file for the next start to trust."""
+def export_module(
+    module: torch.nn.Module, resolution: int, path: Path, outputs: tuple[str, ...], opset: int = 17
+) -> Path:
+    """Export ``module`` (input "images" (B, 3, R, R), an output per name in
+    ``outputs``) to ``path`` with a dynamic batch, unless the file is there; written
+    aside and moved, so an interrupted export leaves no half file for the next start to
+    trust."""
     if path.is_file():
         return path
     try:
@@ -229,8 +261,8 @@ def export_module(module: torch.nn.Module, resolution: int, path: Path, output: 
         dynamo=False,
         opset_version=opset,
         input_names=["images"],
-        output_names=[output],
-        dynamic_axes={"images": {0: "batch"}, output: {0: "batch"}},
+        output_names=list(outputs),
+        dynamic_axes={"images": {0: "batch"}, **{o: {0: "batch"} for o in outputs}},
     )
     tmp.replace(path)
     return path
@@ -260,17 +292,27 @@ def ort_session(path: str | Path, device: str = "cpu", threads: int | None = Non
 
 
 class OnnxRuntimeEngine(Engine):
-    """The folded model as ONNX, run by onnxruntime (CPU, or CUDA when available)."""
+    """The folded model as ONNX, run by onnxruntime (CPU, or CUDA when available). A
+    bundle with a face head is exported with its logit as a second output, so
+    ``run_scored`` costs one call, not two."""
 
     name = "onnxruntime"
 
     def __init__(self, bundle: Bundle, device: str = "cpu"):
         super().__init__(bundle)
-        self.session = ort_session(export_onnx(bundle), device)
+        self.scores = bool(bundle.config.face_head)
+        self.session = ort_session(export_onnx(bundle, score=self.scores), device)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.detach().to("cpu", torch.float32).contiguous().numpy()
         return torch.from_numpy(cast(np.ndarray, self.session.run(["maps"], {"images": x})[0]))
+
+    def forward_scored(self, images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
+        if not self.scores:
+            return self.forward(images), None
+        x = images.detach().to("cpu", torch.float32).contiguous().numpy()
+        maps, logits = self.session.run(["maps", "face_logit"], {"images": x})
+        return torch.from_numpy(cast(np.ndarray, maps)), cast(np.ndarray, logits)
 
 
 def _need_cuda(device: str) -> torch.device:
@@ -312,7 +354,7 @@ class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
                 "no int8 model for these weights and libraries yet: build it once with "
                 "`python -m realtime.export.quantize` (reads the training crops)"
             )
-        super().__init__(bundle)
+        Engine.__init__(self, bundle)  # the int8 model has the maps only: no face logits
         self.session = ort_session(path, device)
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from realtime.core.model import ConvBN, DeconvBN, PRNet, ResBlock
+from realtime.core.model import ConvBN, DeconvBN, PRNet, ResBlock, head_features
 
 #: Winograd F(4x4, 4x4) (cpu-fast): finite interpolation points (plus infinity),
 #: small and exact in binary so fp32 error stays ~1e-5 relative; and the stride-1
@@ -215,10 +215,16 @@ def subpixel_weight(weight: torch.Tensor) -> torch.Tensor:
 
 class FoldedPRNet(nn.Module):
     """Inference-only PRNet: same function as ``PRNet.eval()`` times output_scale,
-    with every batch norm folded away (27 fewer passes over the activations)."""
+    with every batch norm folded away (27 fewer passes over the activations).
+    ``score``: ``forward`` returns (maps, face logits (B,)) from the model's face head,
+    which it must have (an ONNX model with both outputs)."""
 
-    def __init__(self, model: PRNet, out_scale: float, winograd: bool = False):
+    def __init__(self, model: PRNet, out_scale: float, winograd: bool = False, score: bool = False):
         super().__init__()
+        if score and model.face_head is None:
+            raise ValueError("score=True needs a model with a face head")
+        self.face_head = model.face_head if score else None
+        self.head_mode = model.config.face_head
         with torch.no_grad():
             self.stem = _fold_convbn(model.conv)
             blocks = cast(Sequence[ResBlock], model.encoder)  # PRNet builds them so
@@ -231,5 +237,8 @@ class FoldedPRNet(nn.Module):
             self.decoder = nn.Sequential(*layers)
         self.eval().requires_grad_(False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(self.stem(x)))
+    def forward(self, x: torch.Tensor):
+        z = self.encoder(self.stem(x))
+        if self.face_head is None:
+            return self.decoder(z)
+        return self.decoder(z), self.face_head(head_features(z, self.head_mode)).squeeze(1)
