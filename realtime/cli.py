@@ -140,8 +140,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="most faces reconstructed per frame; more are counted (default 4)",
     )
     fx.add_argument(
-        "--weights", metavar="PATH", help="weights bundle (default: best one shipped in weights/)"
+        "--model",
+        metavar="NAME",
+        default="auto",
+        help="shipped model: lite, mobile (faster, less accurate: see the model card) or auto, "
+        "the most accurate shipped (default auto)",
     )
+    fx.add_argument("--weights", metavar="PATH", help="a weights bundle of your own, instead of --model")
     fx.add_argument(
         "--backend",
         metavar="NAME",
@@ -192,6 +197,8 @@ def check_flags(args: argparse.Namespace) -> None:
         raise UsageError(f"--frames {args.frames}: must be 1 or more")
     if args.faces < 1:
         raise UsageError(f"--faces {args.faces}: must be 1 or more")
+    if args.weights and args.model != "auto":
+        raise UsageError(f"--weights and --model {args.model} conflict: choose one network")
     if args.stream is not None and not 0 <= args.stream <= 65535:
         raise UsageError(f"--stream {args.stream}: a TCP port is 0..65535 (0 picks a free one)")
     if args.panel is not None and not 0 <= args.panel <= 65535:
@@ -249,12 +256,12 @@ def check_flags(args: argparse.Namespace) -> None:
             )
 
 
-def version_text(weights: str | None = None, device: str = "auto") -> str:
+def version_text(weights: str | None = None, device: str = "auto", model: str = "auto") -> str:
     """What ``--version`` prints: the package version, the weights bundle and its
     checksum, and the engine ``--backend auto`` would run (nothing is built)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from realtime.core.weights import load_bundle
+    from realtime.core.weights import describe, load_bundle, model_bundle
     from realtime.live.engines import resolve_device
     from realtime.live.engines.choose import auto_choice
 
@@ -262,13 +269,13 @@ def version_text(weights: str | None = None, device: str = "auto") -> str:
         package = version("prnet-live")
     except PackageNotFoundError:
         package = "unknown (not installed)"
-    bundle = load_bundle(weights)
+    bundle = load_bundle(weights or model_bundle(model))
     device = resolve_device(device)
     name = bundle.path.name if bundle.path is not None else "?"
     return "\n".join(
         [
             f"prnet-live {package}",
-            f"weights: {name} (PRNet size {bundle.config.size}, {bundle.config.resolution} px), "
+            f"weights: {name} ({describe(bundle.config)}, {bundle.config.resolution} px), "
             f"sha256 {bundle.sha256[:16]}",
             f"engine (--backend auto on {device}): {auto_choice(bundle, device)}",
         ]
@@ -291,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.version:
-            print(version_text(args.weights, args.device))
+            print(version_text(args.weights, args.device, args.model))
             return 0
         check_flags(args)
         from realtime.app import App, Options

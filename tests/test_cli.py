@@ -135,6 +135,25 @@ def test_demo_headless(tmp_path):
     assert read_frames(out) == 20 and cap.get(cv2.CAP_PROP_FRAME_WIDTH) == 320
 
 
+def test_demo_with_the_mobile_model(tmp_path):
+    out = tmp_path / "demo.mp4"
+    proc = cli(
+        "--demo",
+        "--no-window",
+        "--frames",
+        20,
+        "--output",
+        out,
+        "--model",
+        "mobile",
+        "--profile",
+        tmp_path / "p.json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert read_frames(out) == 20
+    assert "infer" in json.loads((tmp_path / "p.json").read_text())["stages"]  # the face was reconstructed
+
+
 def test_still_image_and_folder(tmp_path, media):
     proc = cli(
         "--input", media / "obama_portrait.jpg", "--no-window", "--mirror", "--output", tmp_path / "o.png"
@@ -196,6 +215,8 @@ def test_unwritable_output_path(tmp_path, carphone):
         (["--demo", "--stream", "70000"], "port"),
         (["--demo", "--profile", "p.txt"], ".json"),
         (["--camera", "0", "--realtime"], "--realtime"),
+        (["--demo", "--model", "mobile", "--weights", "x.pt"], "conflict"),
+        (["--demo", "--model", "huge"], "--model huge"),
     ],
 )
 def test_conflicting_flags(args, words):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from realtime.bench import model as M
-from realtime.core.weights import BundleError, load_bundle
+from realtime.core.weights import BundleError, load_bundle, model_bundle
 
 PARTS = ("all", "model", "pipeline", "components", "startup", "peers", "gpu", "roofline", "soak")
 
@@ -91,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(M.BENCH_BACKENDS),
         help="comma-separated engines to time (default: all; unavailable ones are skipped)",
     )
-    ap.add_argument("--models", default="full,lite", help="full, lite or both")
+    ap.add_argument(
+        "--models",
+        default=None,
+        help="full, lite, mobile, comma-separated (model part: default full,lite; pipeline: its runs "
+        "of these models, default all)",
+    )
     ap.add_argument("--batches", default="1,4")
     ap.add_argument("--reps", type=int, default=20, help="timed rounds per model and batch (at most)")
     ap.add_argument(
@@ -129,13 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     part = args.part
     try:
         if part in ("all", "model"):
-            for label in args.models.split(","):
+            for label in (args.models or "full,lite").split(","):
                 if label == "full":
                     bundle = load_bundle(args.full_weights) if args.full_weights else M.random_bundle(16, 256)
                 elif label == "lite":
                     bundle = load_bundle(args.lite_weights)
+                elif label == "mobile":
+                    bundle = load_bundle(model_bundle("mobile"))
                 else:
-                    print(f"error: unknown model {label!r}: use full and/or lite", file=sys.stderr)
+                    print(f"error: unknown model {label!r}: use full, lite, mobile", file=sys.stderr)
                     return 2
                 report["models"].append(
                     M.bench_model(label, bundle, backends, batches, args.reps, args.seconds)
@@ -143,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         if part in ("all", "pipeline"):
             from realtime.bench.pipeline import bench_pipeline
 
-            report["pipeline"] = bench_pipeline(args.frames, M.log, effect=args.effect)
+            models = tuple(args.models.split(",")) if args.models else None
+            report["pipeline"] = bench_pipeline(args.frames, M.log, effect=args.effect, models=models)
         if part in ("all", "components"):
             from realtime.bench.components import components
 

@@ -20,6 +20,7 @@ import time
 import numpy as np
 import torch
 
+from realtime.core.mobile import count_flops as mobile_flops
 from realtime.core.model import PRNet, PRNetConfig, count_flops
 from realtime.core.paths import MEDIA, SHARED_DATA
 from realtime.core.uv import UVLayout
@@ -164,12 +165,17 @@ def bench_model(
     label: str, bundle: Bundle, backends: tuple[str, ...], batches: tuple[int, ...], reps: int, seconds: float
 ) -> dict:
     """Time every engine on ``bundle`` round-robin; per-frame ms = call ms / batch."""
-    r = bundle.config.resolution
+    cfg = bundle.config
+    if isinstance(cfg, PRNetConfig):
+        size, flops = cfg.size, count_flops(cfg)
+    else:
+        size, flops = None, mobile_flops(bundle.build_model(), cfg.resolution)
+    r = cfg.resolution
     result: dict = {
         "model": label,
-        "size": bundle.config.size,
+        "size": size,
         "resolution": r,
-        "gflops_per_frame": count_flops(bundle.config) / 1e9,
+        "gflops_per_frame": flops / 1e9,
         "engines": {},
         "skipped": {},
     }

@@ -49,8 +49,11 @@ CPU_RUNS = (
         )
     ]
     + [(inp, 640, 480, 1, "lite", "onnxruntime", True) for inp in ("clip", "demo")]
+    + [("clip", 1920, 1080, 1, "lite", "onnxruntime", False)]
     + [("clip", 640, 480, 1, "lite", be, False) for be in ("cpu-fast", "eager")]
     + [("clip", 640, 480, 1, "full", "cpu-fast", False)]
+    + [("clip", w, h, 1, "mobile", "onnxruntime", False) for w, h in ((640, 480), (1280, 720), (1920, 1080))]
+    + [(inp, 640, 480, 1, "mobile", "onnxruntime", True) for inp in ("clip", "demo")]
 )
 #: On a GPU: the HD sizes people's cameras give, 1 and 4 faces, offline and paced at
 #: 30 fps; cuda-graph (fp16 here) and its fp32 variant, the path a Pascal card takes.
@@ -94,8 +97,8 @@ def make_clip(width: int, height: int, faces: int, out_dir: Path) -> Path:
 
 def _weights(model: str) -> tuple[list[str], str | None]:
     """run_live flags for a model, or (.., reason) when it cannot run."""
-    if model == "lite":
-        return [], None
+    if model in ("lite", "mobile"):
+        return ["--model", model], None
     full = WEIGHTS / "prnet_full256.pt"
     if full.is_file():
         return ["--weights", str(full)], None
@@ -180,12 +183,17 @@ def run_one(
 
 
 def bench_pipeline(
-    frames: int, log: Callable[[str], None], runs: list | None = None, effect: str = EFFECT
+    frames: int,
+    log: Callable[[str], None],
+    runs: list | None = None,
+    effect: str = EFFECT,
+    models: tuple[str, ...] | None = None,
 ) -> dict:
-    """All pipeline runs (CPU_RUNS, or GPU_RUNS when CUDA is here)."""
+    """All pipeline runs (CPU_RUNS, or GPU_RUNS when CUDA is here), or those of ``models``."""
     if not CLIP.is_file():
         return {"runs": [], "skipped": f"the recorded clip {CLIP} is missing"}
     runs = runs or (GPU_RUNS if torch.cuda.is_available() else CPU_RUNS)
+    runs = [r for r in runs if models is None or r[4] in models]
     threads = torch.get_num_threads()
     out: dict = {"frames_per_run": frames, "threads": threads, "effect": effect, "runs": []}
     with tempfile.TemporaryDirectory(prefix="prnet-bench-") as tmp:

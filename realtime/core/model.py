@@ -17,6 +17,7 @@ that its checkpoint imports one to one (see ``realtime.core.weights``):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +65,11 @@ class PRNetConfig:
     def output_scale(self) -> float:
         return self.resolution * 1.1
 
+    @property
+    def layout_resolution(self) -> int:
+        """The position map's side: PRNet's equals its input's."""
+        return self.resolution
+
     def to_dict(self) -> dict:
         """As stored in a bundle: ``face_head`` only when on, so a bundle without a
         head keeps the config dict (and the checksum) it always had."""
@@ -88,6 +94,28 @@ def head_mode(value: object) -> str:
 def head_features(bottleneck: torch.Tensor, mode: str) -> torch.Tensor:
     """(B, C, H, W) -> what the face head reads: (B, C) pooled, or (B, C H W) flat."""
     return bottleneck.mean((2, 3)) if mode == "mean" else bottleneck.flatten(1)
+
+
+def face_head(channels: int, side: int, mode: str) -> nn.Linear | None:
+    """The face head's one linear layer over a (channels, side, side) bottleneck, or
+    None without a head."""
+    if not mode:
+        return None
+    return nn.Linear(channels if mode == "mean" else channels * side * side, 1)
+
+
+class FaceScoring(nn.Module):
+    """What PRNet and the mobile network share for their face heads: ``score``."""
+
+    face_head: nn.Linear | None
+    config: Any  # PRNetConfig or realtime.core.mobile.MobileConfig: each has face_head
+
+    def score(self, bottleneck: torch.Tensor) -> torch.Tensor:
+        """(B,) face logits from the encoder's output: above 0, a face framed as in
+        training; a crop that slid off the face, or background, scores below."""
+        if self.face_head is None:
+            raise ValueError("this model has no face head (config.face_head is empty)")
+        return self.face_head(head_features(bottleneck, self.config.face_head)).squeeze(1)
 
 
 def _pad_same(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
@@ -152,7 +180,7 @@ class DeconvBN(nn.Module):
         return torch.sigmoid(y) if self.final else torch.relu(y)
 
 
-class PRNet(nn.Module):
+class PRNet(FaceScoring):
     """ResFCN256. Input (B, 3, R, R) RGB in [0, 1]; output (B, 3, R, R) in (0, 1).
 
     Multiply the output by ``config.output_scale`` for x, y, z in crop pixels.
@@ -175,19 +203,10 @@ class PRNet(nn.Module):
             cin = cout
         self.decoder = nn.Sequential(*layers)
         side = config.resolution // 2 ** sum(st == 2 for _, st in ENCODER)
-        mode = config.face_head
-        width = s * ENCODER[-1][0]
-        self.face_head = nn.Linear(width if mode == "mean" else width * side * side, 1) if mode else None
+        self.face_head = face_head(s * ENCODER[-1][0], side, config.face_head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(self.conv(x)))
-
-    def score(self, bottleneck: torch.Tensor) -> torch.Tensor:
-        """(B,) face logits from the encoder's output: above 0, a face framed as in
-        training; a crop that slid off the face, or background, scores below."""
-        if self.face_head is None:
-            raise ValueError("this model has no face head (config.face_head is empty)")
-        return self.face_head(head_features(bottleneck, self.config.face_head)).squeeze(1)
 
     def forward_with_score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(maps as ``forward``, face logits (B,)) in one pass."""

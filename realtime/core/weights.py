@@ -2,6 +2,9 @@
 
 A bundle holds the state dict, the architecture, the UV layout the weights were
 trained with, the input normalisation, provenance and a SHA-256 over all of it.
+The config's ``arch`` names the network: "prnet" (``realtime.core.model.PRNet``; the
+default when absent, as in every bundle made before the key) or "mobile"
+(``realtime.core.mobile.MobilePRNet``, whose input side is smaller than its map's).
 Weights never travel without their layout, because a map decoded with the wrong
 landmark indices looks plausible and is silently wrong.
 
@@ -20,27 +23,58 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
+from realtime.core.mobile import MobileConfig, MobilePRNet
 from realtime.core.model import PRNet, PRNetConfig
 from realtime.core.paths import WEIGHTS, Traversable, resource
 from realtime.core.types import UserError
 from realtime.core.uv import UVLayout
 
 FORMAT = "prnet-live-bundle/1"
-#: Shipped bundles, best first: the pipeline loads the first that exists.
+#: Shipped bundles, best first: the pipeline loads the first that exists (``--model auto``).
 DEFAULT_BUNDLES = ("prnet_full256.pt", "prnet_lite128.pt")
+#: Shipped models by name (``--model``). The mobile model is not in DEFAULT_BUNDLES: it
+#: would have to be within 0.2 points of the lite model's dev NME to be a default (see
+#: the model card).
+MODELS = {"full": "prnet_full256.pt", "lite": "prnet_lite128.pt", "mobile": "prnet_mobile96.pt"}
 NORMALISATION = {"input": "RGB / 255", "output": "sigmoid * resolution * 1.1 = crop pixels"}
+
+
+#: arch -> (config class, network class)
+ARCHS: dict[str, tuple[type, type]] = {"prnet": (PRNetConfig, PRNet), "mobile": (MobileConfig, MobilePRNet)}
+Config = PRNetConfig | MobileConfig
 
 
 class BundleError(UserError, ValueError):
     """A bundle that cannot be used; the message is one line saying why and what to do."""
 
 
+def config_from_dict(d: dict) -> Config:
+    """A stored config dict -> its config: ``arch`` picks the class ("prnet" when absent)."""
+    d = dict(d)
+    arch = d.pop("arch", "prnet")
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r} (known: {', '.join(ARCHS)})")
+    return ARCHS[arch][0](**d)
+
+
+def build_net(config: Config) -> nn.Module:
+    """The untrained network of ``config`` (PRNet or MobilePRNet)."""
+    return ARCHS[config.arch][1](config)
+
+
+def describe(config: Config) -> str:
+    if isinstance(config, PRNetConfig):
+        return f"PRNet(size={config.size})"
+    return f"MobilePRNet(resolution={config.resolution}, channels={list(config.channels)})"
+
+
 @dataclass
 class Bundle:
     """A loaded, validated bundle; ``state_dict`` is float32 whatever was stored."""
 
-    config: PRNetConfig
+    config: Config
     state_dict: dict[str, torch.Tensor]
     layout: UVLayout
     provenance: dict = field(default_factory=dict)
@@ -48,8 +82,10 @@ class Bundle:
     path: Path | Traversable | None = None
     sha256: str = ""  # the checksum over config, weights and layout, as stored and verified
 
-    def build_model(self, device: str | torch.device = "cpu") -> PRNet:
-        model = PRNet(self.config)
+    def build_model(self, device: str | torch.device = "cpu") -> nn.Module:
+        """The network (PRNet or MobilePRNet, by ``config.arch``), eval mode; its
+        ``forward`` gives maps in (0, 1), times ``config.output_scale`` crop pixels."""
+        model = build_net(self.config)
         model.load_state_dict(self.state_dict)
         return model.eval().to(device)
 
@@ -110,7 +146,7 @@ def load_bundle(path: str | Path | Traversable | None = None) -> Bundle:
             "'python -m realtime.export.tf_import'"
         )
     try:
-        config = PRNetConfig(**payload["config"])
+        config = config_from_dict(payload["config"])
         state, layout_t = payload["state_dict"], payload["layout"]
         digest = _digest(payload["config"], state, layout_t)
     except Exception as e:
@@ -121,19 +157,19 @@ def load_bundle(path: str | Path | Traversable | None = None) -> Bundle:
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise BundleError(f"weights bundle {path} has non-finite values in {k}: {hint}")
     layout = UVLayout.from_arrays({k: v.numpy() for k, v in layout_t.items()})
-    if layout.resolution != config.resolution:
+    if layout.resolution != config.layout_resolution:
         raise BundleError(
             f"weights bundle {path}: layout is {layout.resolution}px but the "
-            f"network is {config.resolution}px: {hint}"
+            f"network's map is {config.layout_resolution}px: {hint}"
         )
-    expected = PRNet(config).state_dict()
+    expected = build_net(config).state_dict()
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
     bad = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
     if missing or extra or bad:
         what = (missing or extra or bad)[0]
         raise BundleError(
-            f"weights bundle {path} does not match PRNet(size={config.size}): "
+            f"weights bundle {path} does not match {describe(config)}: "
             f"{len(missing)} missing, {len(extra)} unexpected, {len(bad)} mis-shaped "
             f"tensors (first: {what}): {hint}"
         )
@@ -156,12 +192,23 @@ def default_bundle_path() -> Traversable:
     return WEIGHTS / DEFAULT_BUNDLES[-1]
 
 
+def model_bundle(name: str) -> Traversable:
+    """A shipped model by name (``MODELS``), or the default for ``auto``; BundleError
+    naming what is shipped for a name that is not."""
+    if name == "auto":
+        return default_bundle_path()
+    shipped = [n for n, f in MODELS.items() if (WEIGHTS / f).is_file()]
+    if name not in shipped:
+        raise BundleError(f"--model {name}: not shipped in this version; choose auto or {', '.join(shipped)}")
+    return WEIGHTS / MODELS[name]
+
+
 def _info(path: Path | Traversable) -> int:
     b = load_bundle(path)
     n = sum(v.numel() for v in b.state_dict.values())
     head = f" face_head={b.config.face_head}" if b.config.face_head else ""
     print(
-        f"{b.path}: PRNet size={b.config.size} resolution={b.config.resolution}{head} "
+        f"{b.path}: {describe(b.config)} resolution={b.config.resolution}{head} "
         f"params={n / 1e6:.2f}M face_pixels={int(b.layout.face_mask.sum())} checksum ok"
     )
     print(json.dumps(b.provenance, indent=2))

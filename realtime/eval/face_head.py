@@ -71,7 +71,6 @@ def dev_crops(samples: list[Sample], side: int, seed: int = 1) -> tuple[np.ndarr
 # ----------------------------------------------------------------- fitting and scoring
 
 
-@torch.no_grad()
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Probability that a random positive scores above a random negative (ties half)."""
     from scipy.stats import rankdata

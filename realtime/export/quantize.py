@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from realtime.core.mobile import MobileConfig
 from realtime.core.model import DECODER, ENCODER, PRNetConfig
 from realtime.core.paths import SHARED_DATA
 from realtime.core.weights import Bundle
@@ -84,11 +85,15 @@ def calibration_crops(
     return out
 
 
-def int8_layers(config: PRNetConfig) -> tuple[str, ...]:
+def int8_layers(config: PRNetConfig | MobileConfig) -> tuple[str, ...]:
     """ONNX node-name prefixes (the folded model's module paths) of the layers to run
     in int8: encoder blocks and stride-1 decoder layers whose output is at most
     resolution / WAIST a side. Everything else stays fp32 (see the module docstring)."""
     side, limit, out = config.resolution, config.resolution // WAIST, []
+    if config.arch == "mobile":  # ScaledMobile's paths: stages at 1/2 .. 1/32, ups at 1/16 .. 1/2
+        out = [f"/model/stages.{i}/" for i in range(5) if config.resolution // 2 ** (i + 1) <= limit]
+        out += [f"/model/ups.{k}/" for k in range(4) if config.resolution // 2 ** (4 - k) <= limit]
+        return tuple(out)
     for i, (_, stride) in enumerate(ENCODER):
         side //= stride
         if side <= limit:
@@ -142,7 +147,9 @@ def quantize_onnx(
     pre, tmp = (path.with_suffix(f".{os.getpid()}.{s}.onnx") for s in ("pre", "tmp"))
     try:
         # folds the exporter's pad arithmetic into constants and infers shapes
-        quant_pre_process(str(export_onnx(bundle)), str(pre))
+        # (the mobile network's Resize nodes defeat onnxruntime's symbolic shape inference)
+        mobile = isinstance(cfg, MobileConfig)
+        quant_pre_process(str(export_onnx(bundle)), str(pre), skip_symbolic_shape=mobile)
         keep = fp32_nodes(onnx.load(str(pre)), int8_layers(cfg))
         batches = iter([{"images": crops[i : i + 16]} for i in range(0, len(crops), 16)])
 

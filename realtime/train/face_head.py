@@ -204,6 +204,7 @@ def training_crops(
 # ----------------------------------------------------------------- AFLW2000-3D crops
 
 
+@torch.no_grad()
 def features(model: nn.Module, images: np.ndarray, batch: int = 64) -> torch.Tensor:
     out = []
     for i in range(0, len(images), batch):

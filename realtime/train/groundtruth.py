@@ -322,11 +322,14 @@ class Batcher:
         flip_p: float = 0.0,
         strength: float = 1.0,
         occlude: Occlude | None = None,
+        resolution: int | None = None,
     ):
         self.data, self.maker, self.augment, self.flip_p = data, maker, augment, flip_p
         self.strength = strength
         self.occlude = occlude  # draws hands, hair, glasses... on the face instead of boxes
-        self.r = maker.layout.resolution
+        # the crops' side: the layout's unless told (a mobile network's input is smaller
+        # than its map; affines then map into crop pixels, as the maps' values are)
+        self.r = resolution or maker.layout.resolution
 
     def batch(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, R, R) float images in [0, 1] and (B, 3, R, R) maps, on the CPU."""

@@ -5,12 +5,20 @@ every few epochs, batch 16, the paper's augmentation. Checkpoints go to a cache
 folder outside the work tree every few minutes and a rerun with the same ``--run``
 resumes from the last one, because good accuracy on a CPU takes hours and a session
 may end in the middle.
+
+``--arch mobile`` trains the mobile network (realtime.core.mobile) instead, its input side
+``--resolution`` (96 by default) and its map at the layout's 128. ``--teacher BUNDLE
+--distill W`` adds W x the same weighted loss against a teacher's maps (e.g. the lite
+model's) on the same augmented crop: crops are then made at the teacher's side and
+resized (area) for a smaller student, and the teacher's maps are carried into the
+student's crop pixels.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import sys
@@ -19,9 +27,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from realtime.core.model import PRNet, PRNetConfig
+from realtime.core.mobile import MobileConfig
+from realtime.core.model import PRNetConfig
 from realtime.core.uv import load_bfm
+from realtime.core.weights import Config, build_net, config_from_dict
 from realtime.train.groundtruth import CACHE, DEFAULT_DATA, Batcher, MapMaker, load_trainset, refit_to_human
 
 
@@ -45,12 +56,15 @@ def recalibrate_bn(
     device: torch.device,
     batches: int = 40,
     batch: int = 32,
+    prep=None,
 ) -> None:
     """Re-estimate batch-norm statistics as a plain average over augmented batches.
 
     The running statistics kept during training follow the last ~10 batches, and that
     noise alone moved validation NME by about a point in a probe; an even average over
-    a fixed set of batches removes it (and is required after weight averaging)."""
+    a fixed set of batches removes it (and is required after weight averaging).
+    ``prep`` turns the batcher's input tensor into the network's (a resize, for a
+    student smaller than the crops)."""
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.reset_running_stats()
@@ -60,7 +74,8 @@ def recalibrate_bn(
         for i in range(batches):
             sel = idx[(i * batch) % len(idx) :][:batch]
             imgs, _ = batcher.pixels(sel, np.random.default_rng([7, i]))
-            net(to_input(imgs, device))
+            x = to_input(imgs, device)
+            net(prep(x) if prep is not None else x)
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.momentum = 0.1
@@ -72,6 +87,42 @@ def to_input(imgs: np.ndarray | torch.Tensor, device: torch.device) -> torch.Ten
     buffer seen through a permute is already channels-last, so nothing is copied."""
     x = torch.as_tensor(imgs).to(device, non_blocking=True)
     return x.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def resize_input(x: torch.Tensor, side: int) -> torch.Tensor:
+    """(B, 3, R, R) crops -> (B, 3, side, side), area-averaged (antialiased bilinear),
+    as a smaller student sees the crop its teacher sees."""
+    if x.shape[-1] == side:
+        return x
+    return F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+
+
+def rescale_affines(affs: np.ndarray, src: int, dst: int) -> np.ndarray:
+    """(B, 2, 3) affines into ``src``-px crops -> into the same crops resized to ``dst``
+    px (pixel centres at integers: x' = (x + 0.5) dst / src - 0.5)."""
+    k = dst / src
+    out = np.asarray(affs, np.float64) * k
+    out[:, :, 2] += 0.5 * k - 0.5
+    return out
+
+
+def rescale_maps(maps: torch.Tensor, src: int, dst: int) -> torch.Tensor:
+    """Position maps in ``src``-px crop pixels -> ``dst``-px crop pixels (x, y as
+    ``rescale_affines``; z scales)."""
+    if src == dst:
+        return maps
+    k = dst / src
+    out = maps * k
+    out[:, :2] += 0.5 * k - 0.5
+    return out
+
+
+def make_config(args: argparse.Namespace) -> Config:
+    """The run's architecture from ``--arch``, ``--size``, ``--resolution``, ``--mobile``."""
+    if args.arch == "mobile":
+        extra = json.loads(args.mobile) if args.mobile else {}
+        return MobileConfig(resolution=args.resolution or MobileConfig.resolution, **extra)
+    return PRNetConfig(size=args.size, resolution=args.resolution or 128)
 
 
 class StepBatches(torch.utils.data.Dataset):
@@ -139,8 +190,32 @@ def _worker_init(_: int) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m realtime.train", description=__doc__)
-    ap.add_argument("--size", type=int, default=8, help="base width: 8 lite, 16 full")
-    ap.add_argument("--resolution", type=int, default=128, help="input/map side (128 or 256)")
+    ap.add_argument(
+        "--arch", choices=("prnet", "mobile"), default="prnet", help="network (realtime.core.mobile)"
+    )
+    ap.add_argument("--size", type=int, default=8, help="PRNet's base width: 8 lite, 16 full")
+    ap.add_argument(
+        "--resolution",
+        type=int,
+        default=None,
+        help="input side (PRNet: also the map's, 128 or 256, default 128; mobile: default 96, the map 128)",
+    )
+    ap.add_argument(
+        "--mobile",
+        default=None,
+        help="mobile config fields as JSON, e.g. '{\"channels\": [16, 16, 24, 48, 96, 192]}'",
+    )
+    ap.add_argument(
+        "--teacher", type=Path, default=None, help="weights bundle to distil from (its maps as targets)"
+    )
+    ap.add_argument("--distill", type=float, default=1.0, help="weight of the loss against --teacher's maps")
+    ap.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="autocast: auto is bf16 on a GPU and on CPUs with native bf16 (AVX-512 BF16 / AMX), "
+        "fp32 elsewhere (emulated bf16 ran 10-25x slower on an AVX2 EPYC)",
+    )
     ap.add_argument("--epochs", type=float, default=30)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-4, help="starting learning rate")
@@ -199,7 +274,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_dir(args: argparse.Namespace) -> Path:
-    name = args.run or f"prnet-s{args.size}-r{args.resolution}"
+    if args.arch == "mobile":
+        name = args.run or f"mobile-r{args.resolution or MobileConfig.resolution}"
+    else:
+        name = args.run or f"prnet-s{args.size}-r{args.resolution or 128}"
     return CACHE / "train" / name
 
 
@@ -221,7 +299,7 @@ def save_curve(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def initial_weights(path: Path) -> tuple[PRNetConfig, dict]:
+def initial_weights(path: Path) -> tuple[Config, dict]:
     """A weights bundle's, or a training checkpoint's averaged weights (best.pt,
     last.pt), so that a later phase starts from a run without an export in between."""
     from realtime.core.weights import BundleError, load_bundle
@@ -232,7 +310,7 @@ def initial_weights(path: Path) -> tuple[PRNetConfig, dict]:
     except BundleError as e:
         try:
             ck = torch.load(path, map_location="cpu", weights_only=False)
-            return PRNetConfig(**ck["config"]), ck.get("ema", ck["model"])
+            return config_from_dict(ck["config"]), ck.get("ema", ck["model"])
         except Exception:
             raise SystemExit(f"error: --init: {e}") from None
 
@@ -245,8 +323,24 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     out = run_dir(args)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = PRNetConfig(size=args.size, resolution=args.resolution)
-    print(f"training PRNet size={cfg.size} at {cfg.resolution}px on {device}; checkpoints in {out}")
+    cfg = make_config(args)
+    print(f"training {cfg} at {cfg.resolution}px on {device}; checkpoints in {out}")
+    teacher = None
+    crop = cfg.resolution  # the side crops are made at; a smaller student's input is resized
+    if args.teacher:
+        from realtime.core.weights import load_bundle
+        from realtime.live.engines.backends import inference_module
+
+        tb = load_bundle(args.teacher)
+        if tb.config.layout_resolution != cfg.layout_resolution or tb.config.resolution < cfg.resolution:
+            raise SystemExit(
+                f"error: --teacher {args.teacher}: its map ({tb.config.layout_resolution}px) must be the "
+                f"student's ({cfg.layout_resolution}px) and its input at least the student's"
+            )
+        # folded batch norms, channels_last, fp32: its maps times output_scale, in crop px
+        teacher = inference_module(tb).to(device).to(memory_format=torch.channels_last)
+        crop = tb.config.resolution
+        print(f"distilling from {args.teacher} ({tb.config}), weight {args.distill}; crops at {crop}px")
 
     data = load_trainset(args.data)
     bfm = load_bfm(args.data / "bfm" / "bfm_noneck_uv.npz")
@@ -254,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         if data.pts21 is None:
             raise SystemExit("error: --human-refit needs train/aflw_crops_labels21.npz matching the crops")
         data.params = refit_to_human(data.params, data.pts21, bfm)
-    maker = MapMaker(bfm, cfg.resolution).to(device)
+    maker = MapMaker(bfm, cfg.layout_resolution).to(device)
     order = np.random.default_rng(12345).permutation(len(data.images))
     val_idx, train_idx = order[: args.val], order[args.val :]
     train_data, prof_idx = data, None
@@ -274,13 +368,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.occluders:
         from realtime.train.occluders import occlude_one as occlude
     train_b = Batcher(
-        train_data, maker, augment=True, flip_p=args.flip, strength=args.aug_strength, occlude=occlude
+        train_data,
+        maker,
+        augment=True,
+        flip_p=args.flip,
+        strength=args.aug_strength,
+        occlude=occlude,
+        resolution=crop,
     )
-    val_b = Batcher(data, maker, augment=False)
+    val_b = Batcher(data, maker, augment=False, resolution=crop)
     weight = torch.from_numpy(maker.layout.weight_mask).to(device)
     scale = cfg.output_scale
 
-    model = PRNet(cfg).to(device).to(memory_format=torch.channels_last)
+    model = build_net(cfg).to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     state = {"step": 0, "history": [], "best": math.inf}
     last = out / "last.pt"
@@ -292,9 +392,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resumed from {last} at step {state['step']}")
     elif args.init:
         init_cfg, weights = initial_weights(args.init)
-        if init_cfg != cfg:
+        if dataclasses.replace(init_cfg, face_head=False) != cfg:
             raise SystemExit(f"error: --init {args.init} is {init_cfg}, the run is {cfg}")
-        model.load_state_dict(weights)
+        # a face head (trained apart on the frozen encoder: realtime.train.face_head) stays behind
+        model.load_state_dict({k: v for k, v in weights.items() if not k.startswith("face_head.")})
         print(f"starting from the weights in {args.init}")
     if "planned" not in state:  # a schedule fitted to --minutes outlives a resume
         state["epochs"], state["halve_every"] = args.epochs, args.halve_every
@@ -306,9 +407,19 @@ def main(argv: list[str] | None = None) -> int:
 
     steps_per_epoch = len(train_idx) // args.batch
     total = int(state["epochs"] * steps_per_epoch)
-    bf16 = device.type == "cpu" or torch.cuda.is_bf16_supported()
-    amp = torch.autocast(device.type, dtype=torch.bfloat16 if bf16 else torch.float16)
-    scaler = torch.amp.GradScaler(enabled=not bf16)
+    if device.type == "cpu":
+        native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        half = {"auto": native, "bf16": True, "fp32": False}[args.precision]
+        bf16 = True
+    else:
+        half = args.precision != "fp32"
+        bf16 = torch.cuda.is_bf16_supported()
+    amp = torch.autocast(device.type, dtype=torch.bfloat16 if bf16 else torch.float16, enabled=half)
+    scaler = torch.amp.GradScaler(enabled=half and not bf16)
+    print(f"precision: {'bf16' if half and bf16 else 'fp16' if half else 'fp32'}")
+
+    def prep(x: torch.Tensor) -> torch.Tensor:  # crops -> the student's input side
+        return resize_input(x, cfg.resolution)
 
     def save(path: Path) -> None:
         ck = {
@@ -324,19 +435,20 @@ def main(argv: list[str] | None = None) -> int:
         path.with_suffix(".tmp").replace(path)
 
     def validate() -> float:
-        recalibrate_bn(ema, train_b, train_idx, device)
+        recalibrate_bn(ema, train_b, train_idx, device, prep=prep)
         nmes = []
         with torch.no_grad(), amp:
             for i in range(0, len(val_idx), 64):
                 sel = val_idx[i : i + 64]
                 imgs, affs = val_b.pixels(sel, np.random.default_rng(0))
-                p = ema(to_input(imgs, device)).float().cpu() * scale
+                p = ema(prep(to_input(imgs, device))).float().cpu() * scale
+                affs = rescale_affines(affs, crop, cfg.resolution)
                 nmes.append(landmark_nme(p, maker.maps(data.params[sel], affs).cpu(), maker.layout.kpt_ind))
         return float(np.concatenate(nmes).mean())
 
     t0 = time.time()
     last_ck = time.time()
-    loss_acc, n_acc, seen = 0.0, 0, 0
+    loss_acc, n_acc, seen, t_acc = 0.0, 0, 0, 0.0
     model.train()
     if args.balance_yaw and data.yaw is None:
         raise SystemExit("error: --balance-yaw needs train/aflw_crops_labels21.npz matching the crops")
@@ -377,10 +489,21 @@ def main(argv: list[str] | None = None) -> int:
         for g in opt.param_groups:
             g["lr"] = args.lr * 0.5 ** math.floor(epoch / state["halve_every"])
         x = to_input(imgs, device)
-        y = maker.maps(train_data.params[sel.numpy()], affs.numpy()) / scale
+        affs = rescale_affines(affs.numpy(), crop, cfg.resolution)
+        y = maker.maps(train_data.params[sel.numpy()], affs) / scale
+        if teacher is not None:
+            with torch.no_grad():
+                t_maps = rescale_maps(
+                    teacher(x.contiguous(memory_format=torch.channels_last)), crop, cfg.resolution
+                )
+            x = prep(x)
         with amp:
             pred = model(x)
         loss = weighted_loss(pred.float(), y, weight)
+        if teacher is not None:
+            t_loss = weighted_loss(pred.float(), t_maps.float() / scale, weight)
+            loss = loss + args.distill * t_loss
+            t_acc += float(t_loss.detach())
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
@@ -395,13 +518,17 @@ def main(argv: list[str] | None = None) -> int:
         if state["step"] % 50 == 0:
             rate = seen / (time.time() - t0)
             eta = (total - state["step"]) * args.batch / max(rate, 1e-6) / 60
-            state["history"].append({"epoch": state["step"] / steps_per_epoch, "loss": loss_acc / n_acc})
+            entry = {"epoch": state["step"] / steps_per_epoch, "loss": loss_acc / n_acc}
+            if teacher is not None:
+                entry["distill"] = t_acc / n_acc
+            state["history"].append(entry)
+            dist = f" (teacher {t_acc / n_acc:.5f})" if teacher is not None else ""
             print(
-                f"epoch {epoch:6.2f}  step {state['step']}/{total}  loss {loss_acc / n_acc:.5f}  "
+                f"epoch {epoch:6.2f}  step {state['step']}/{total}  loss {loss_acc / n_acc:.5f}{dist}  "
                 f"lr {opt.param_groups[0]['lr']:.1e}  {rate:.1f} img/s  eta {eta:.0f} min",
                 flush=True,
             )
-            loss_acc, n_acc = 0.0, 0
+            loss_acc, n_acc, t_acc = 0.0, 0, 0.0
         end_of_epoch = state["step"] % steps_per_epoch == 0 or state["step"] == total
         timed_out = args.max_minutes and (time.time() - t0) / 60 > args.max_minutes
         if end_of_epoch or time.time() - last_ck > args.ckpt_minutes * 60 or timed_out:
@@ -446,7 +573,7 @@ def export_bundle(ckpt_path: Path, out_path: Path, extra: dict | None = None) ->
     }
     layout = UVLayout.from_arrays(ck["layout"])
     weights = ck.get("ema", ck["model"])  # best.pt's EMA has recalibrated batch norms
-    bundle = Bundle(PRNetConfig(**ck["config"]), weights, layout, provenance)
+    bundle = Bundle(config_from_dict(ck["config"]), weights, layout, provenance)
     return save_bundle(bundle, out_path)
 
 

@@ -7,21 +7,22 @@ import numpy as np
 
 
 class OursPeer:
-    """Our FaceProcessor as the live pipeline runs it (MTCNN, tracker, lite model on
-    onnxruntime, decode, One Euro), returning the raw landmarks (before smoothing)."""
+    """Our FaceProcessor as the live pipeline runs it (MTCNN, tracker, a shipped model
+    (``model``: realtime.core.weights.MODELS, or auto) on onnxruntime, decode, One Euro),
+    returning the raw landmarks (before smoothing)."""
 
     name = "ours"
 
-    def __init__(self, backend: str = "onnxruntime", threads: int | None = None) -> None:
+    def __init__(self, backend: str = "onnxruntime", threads: int | None = None, model: str = "auto") -> None:
         import torch
 
-        from realtime.core.weights import load_bundle
+        from realtime.core.weights import load_bundle, model_bundle
         from realtime.live.engines import settle_threads
         from realtime.live.faces import FaceProcessor
 
         if threads:
             torch.set_num_threads(threads)  # before the engine: onnxruntime takes torch's count
-        bundle = load_bundle()
+        bundle = load_bundle(model_bundle(model))
         self.backend = backend
         self.base = FaceProcessor.from_bundle(bundle, backend, "cpu")
         self.engine = self.base.engine

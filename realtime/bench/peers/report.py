@@ -111,6 +111,8 @@ def markdown(report: dict) -> list[str]:
             "- ours-1thread: ours with torch.set_num_threads(1), so onnxruntime runs 1 thread too (its NME "
             "is ours': the same landmarks)."
         )
+    if "ours-mobile" in peers:
+        lines.append("- ours-mobile: ours with the mobile model (`--model mobile`, 96 px crops).")
     for name, p in peers.items():
         if "versions" in p:
             lines.append(f"- {name}: " + ", ".join(f"{k} {v}" for k, v in p["versions"].items()))

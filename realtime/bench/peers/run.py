@@ -23,8 +23,9 @@ from realtime.bench.peers.workers import MEDIAPIPE_VENV, PeerError, Worker, log,
 from realtime.core.paths import SHARED_DATA
 
 #: "ours" runs as the app does (realtime.live.engines.settle_threads: torch on one thread beside
-#: onnxruntime's); "ours-1thread" also gives onnxruntime a single thread.
-PEERS = ("ours", "ours-1thread", "mediapipe", "dlib")
+#: onnxruntime's); "ours-1thread" also gives onnxruntime a single thread; "ours-mobile"
+#: runs the mobile model (--model mobile) as the app does.
+PEERS = ("ours", "ours-1thread", "ours-mobile", "mediapipe", "dlib")
 
 
 def environment() -> dict:
@@ -154,9 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated, of: " + ", ".join(PEERS))
     ap.add_argument("--worker", choices=("ours", "dlib"), help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--model", default="auto", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        return serve((lambda: OursPeer(threads=args.threads)) if args.worker == "ours" else DlibPeer)
+        if args.worker == "dlib":
+            return serve(DlibPeer)
+        return serve(lambda: OursPeer(threads=args.threads, model=args.model))
     if args.setup:
         return setup_mediapipe()
     peers = tuple(p.strip() for p in args.peers.split(",") if p.strip())

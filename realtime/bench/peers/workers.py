@@ -133,8 +133,8 @@ def worker_command(name: str) -> tuple[list[str] | None, dict | None, str]:
         path, why = dlib_model()
         if path is None:
             return None, None, why
-    threads = ["--threads", "1"] if name == "ours-1thread" else []
-    return [sys.executable, "-m", "realtime.bench.peers", "--worker", name.split("-")[0], *threads], None, ""
+    extra = {"ours-1thread": ["--threads", "1"], "ours-mobile": ["--model", "mobile"]}.get(name, [])
+    return [sys.executable, "-m", "realtime.bench.peers", "--worker", name.split("-")[0], *extra], None, ""
 
 
 def start(name: str, frames: Path, work: Path) -> tuple[Worker, float]:

@@ -35,6 +35,8 @@ from typing import cast
 import numpy as np
 import torch
 
+from realtime.core.mobile import MobilePRNet, ScaledMobile
+from realtime.core.model import PRNet, PRNetConfig
 from realtime.core.paths import CACHE
 from realtime.core.types import UserError
 from realtime.core.weights import Bundle
@@ -123,6 +125,25 @@ def bundle_digest(bundle: Bundle) -> str:
     return h.hexdigest()[:16]
 
 
+def inference_module(bundle: Bundle, winograd: bool = False, score: bool = False) -> torch.nn.Module:
+    """The bundle's network for inference, maps times output_scale (crop pixels): PRNet
+    with its batch norms folded (``FoldedPRNet``), the mobile network as it is
+    (``ScaledMobile``: nothing in it that onnxruntime or inductor would not fold
+    themselves). ``score``: a second output, the face head's logits."""
+    model = bundle.build_model("cpu")
+    if bundle.config.arch == "mobile":
+        return ScaledMobile(cast(MobilePRNet, model), score)
+    return FoldedPRNet(cast(PRNet, model), bundle.config.output_scale, winograd, score)
+
+
+def model_tag(bundle: Bundle) -> str:
+    """The architecture part of cache file names: prnet_s8_r128, mobile_r96."""
+    cfg = bundle.config
+    if isinstance(cfg, PRNetConfig):
+        return f"prnet_s{cfg.size}_r{cfg.resolution}"
+    return f"mobile_r{cfg.resolution}"
+
+
 class EagerEngine(Engine):
     """Plain fp32 PyTorch: the reference every other engine is checked against."""
 
@@ -132,7 +153,7 @@ class EagerEngine(Engine):
         self.device = torch.device(device)
         super().__init__(bundle)
         self.scale = bundle.config.output_scale
-        self.model = bundle.build_model(self.device)
+        self.model = cast("PRNet | MobilePRNet", bundle.build_model(self.device))
         self.scores = self.model.face_head is not None
 
     @torch.inference_mode()
@@ -178,7 +199,7 @@ class CpuFastEngine(Engine):
         self.dtype = torch.bfloat16 if bf16 else torch.float32
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         winograd = not bf16 if winograd is None else winograd
-        model = FoldedPRNet(bundle.build_model("cpu"), bundle.config.output_scale, winograd)
+        model = inference_module(bundle, winograd)
         # memory_format is a keyword Module.to takes that torch's overloads leave out
         self.model = model.to(dtype=self.dtype, memory_format=self.memory_format)  # pyright: ignore[reportCallIssue]
         self.compiled = torch.compile(self.model, dynamic=False) if compile else None
@@ -229,12 +250,11 @@ def export_onnx(bundle: Bundle, path: str | Path | None = None, opset: int = 17,
     second output "face_logit" (B,) from the bundle's face head."""
     if path is None:
         key = _versions_key(bundle_digest(bundle), torch.__version__, opset)
-        cfg = bundle.config
-        path = CACHE / "onnx" / f"prnet_s{cfg.size}_r{cfg.resolution}{'_score' if score else ''}_{key}.onnx"
+        path = CACHE / "onnx" / f"{model_tag(bundle)}{'_score' if score else ''}_{key}.onnx"
     path = Path(path)
     if path.is_file():
         return path
-    model = FoldedPRNet(bundle.build_model("cpu"), bundle.config.output_scale, score=score)
+    model = inference_module(bundle, score=score)
     outputs = ("maps", "face_logit") if score else ("maps",)
     return export_module(model, bundle.config.resolution, path, outputs, opset)
 
@@ -331,8 +351,7 @@ def int8_model_path(bundle: Bundle) -> Path:
     import onnxruntime
 
     key = _versions_key(bundle_digest(bundle), torch.__version__, onnxruntime.__version__, "int8-waist-v1")
-    cfg = bundle.config
-    return CACHE / "onnx" / f"prnet_s{cfg.size}_r{cfg.resolution}_int8_{key}.onnx"
+    return CACHE / "onnx" / f"{model_tag(bundle)}_int8_{key}.onnx"
 
 
 class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
@@ -369,7 +388,7 @@ class CudaFp16Engine(Engine):
     def __init__(self, bundle: Bundle, device: str = "cuda", warmup: Iterable[int] = (1,)):
         self.device = _need_cuda(device)
         super().__init__(bundle)
-        model = FoldedPRNet(bundle.build_model("cpu"), bundle.config.output_scale)
+        model = inference_module(bundle)
         self.model = model.to(self.device, torch.half, memory_format=torch.channels_last)  # pyright: ignore[reportCallIssue]
         self.compiled = torch.compile(self.model, mode="reduce-overhead", dynamic=False)
         self._seen: set[int] = set()
@@ -421,7 +440,7 @@ class CudaGraphEngine(Engine):
             self.why = f"{'fp16' if half else 'fp32'}: asked for"
         self.dtype = torch.half if half else torch.float32
         self.name = "cuda-graph-fp16" if half else "cuda-graph-fp32"
-        model = FoldedPRNet(bundle.build_model("cpu"), bundle.config.output_scale)
+        model = inference_module(bundle)
         self.model = model.to(self.device, self.dtype, memory_format=torch.channels_last).eval()  # pyright: ignore[reportCallIssue]
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
         for b in warmup:
@@ -495,7 +514,7 @@ class TensorRTEngine(Engine):
         r = self.resolution
         key = _versions_key(bundle_digest(self._bundle), b, r, *self._versions)
         gpu = "".join(c if c.isalnum() else "_" for c in self._versions[-1])
-        path = CACHE / "tensorrt" / f"prnet_s{self._bundle.config.size}_b{b}_r{r}_{gpu}_{key}.ep"
+        path = CACHE / "tensorrt" / f"{model_tag(self._bundle)}_b{b}_{gpu}_{key}.ep"
         example = [torch.zeros(b, 3, r, r, device=self.device, dtype=torch.half)]
         t0 = time.perf_counter()
         if path.is_file():
@@ -503,8 +522,7 @@ class TensorRTEngine(Engine):
             module = torch.export.load(str(path)).module()
         else:
             log(f"tensorrt: building FP16 engine for batch {b} at {r}px (once; minutes)...")
-            model = FoldedPRNet(self._bundle.build_model("cpu"), self._bundle.config.output_scale)
-            model = model.to(self.device, torch.half)
+            model = inference_module(self._bundle).to(self.device, torch.half)
             module = self._trt.compile(model, ir="dynamo", inputs=example, enabled_precisions={torch.half})
             path.parent.mkdir(parents=True, exist_ok=True)
             self._trt.save(module, str(path), inputs=example)
