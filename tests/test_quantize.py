@@ -53,6 +53,12 @@ def test_int8_landmarks_near_fp32(bundle, shared):
     dist = np.linalg.norm((out - ref)[:, :2, row, col], axis=1)  # (B, 68) px
     assert dist.mean(1).max() <= MEAN_TOL_PX, dist.mean(1)
     assert dist.max() <= MAX_TOL_PX, dist.max(1)
+    # the face head's logit comes out of the int8 model too (the tracker then needs no
+    # O-Net check), near fp32's: every crop here is a face
+    assert int8.scores
+    logits, ref_logits = int8.run_scored(x)[1], E.create_engine(bundle, "onnxruntime").run_scored(x)[1]
+    assert logits is not None and ref_logits is not None and (logits > 0).all()
+    np.testing.assert_allclose(logits, ref_logits, atol=0.1 * np.abs(ref_logits).max())
 
 
 def test_missing_calibration_data_is_one_line(bundle, tmp_path):

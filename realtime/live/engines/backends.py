@@ -350,7 +350,7 @@ def int8_model_path(bundle: Bundle) -> Path:
     and the library versions in the name: another of either needs another build)."""
     import onnxruntime
 
-    key = _versions_key(bundle_digest(bundle), torch.__version__, onnxruntime.__version__, "int8-waist-v1")
+    key = _versions_key(bundle_digest(bundle), torch.__version__, onnxruntime.__version__, "int8-waist-v2")
     return CACHE / "onnx" / f"{model_tag(bundle)}_int8_{key}.onnx"
 
 
@@ -373,7 +373,8 @@ class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
                 "no int8 model for these weights and libraries yet: build it once with "
                 "`python -m realtime.export.quantize` (reads the training crops)"
             )
-        Engine.__init__(self, bundle)  # the int8 model has the maps only: no face logits
+        Engine.__init__(self, bundle)  # not the fp32 model's session: the int8 one
+        self.scores = bool(bundle.config.face_head)  # the face head's logit, kept fp32
         self.session = ort_session(path, device)
 
 
