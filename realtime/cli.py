@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from realtime.core.paths import MODELS
 from realtime.core.types import UsageError, UserError  # importing realtime also quiets FFmpeg/OpenCV logs
 
 EXIT_USAGE = 2
@@ -199,6 +200,8 @@ def check_flags(args: argparse.Namespace) -> None:
         raise UsageError(f"--faces {args.faces}: must be 1 or more")
     if args.weights and args.model != "auto":
         raise UsageError(f"--weights and --model {args.model} conflict: choose one network")
+    if args.model != "auto" and args.model not in MODELS:
+        raise UsageError(f"--model {args.model}: choose auto or one of {', '.join(MODELS)}")
     if args.stream is not None and not 0 <= args.stream <= 65535:
         raise UsageError(f"--stream {args.stream}: a TCP port is 0..65535 (0 picks a free one)")
     if args.panel is not None and not 0 <= args.panel <= 65535:
@@ -261,7 +264,7 @@ def version_text(weights: str | None = None, device: str = "auto", model: str = 
     checksum, and the engine ``--backend auto`` would run (nothing is built)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from realtime.core.weights import describe, load_bundle, model_bundle
+    from realtime.core.weights import describe, resolve_bundle
     from realtime.live.engines import resolve_device
     from realtime.live.engines.choose import auto_choice
 
@@ -269,7 +272,7 @@ def version_text(weights: str | None = None, device: str = "auto", model: str = 
         package = version("prnet-live")
     except PackageNotFoundError:
         package = "unknown (not installed)"
-    bundle = load_bundle(weights or model_bundle(model))
+    bundle = resolve_bundle(weights, model)
     device = resolve_device(device)
     name = bundle.path.name if bundle.path is not None else "?"
     return "\n".join(

@@ -12,16 +12,15 @@ import pytest
 import torch
 
 from realtime.bench.model import face_images
-from realtime.core.types import Frame
+from realtime.core.types import FaceTrack, Frame, Pose, Reconstruction
 from realtime.live.engines import MAP_TOL, create_engine
 from realtime.live.faces import FaceProcessor
 from realtime.live.track import Tracker, TrackerConfig
 
 
 def test_the_head_leaves_the_lite_models_maps_exactly_as_they_were(bundle):
-    """The head reads the frozen encoder: the network without it (the weights as they
-    were before the head) gives bit-identical maps, and forward_with_score's maps are
-    forward's."""
+    """The head only reads the encoder: the network built without it, from the same
+    tensors, gives bit-identical maps, and forward_with_score's maps are forward's."""
     from realtime.core.model import PRNet
 
     assert bundle.config.face_head == "flat"
@@ -124,3 +123,63 @@ def test_a_face_that_is_gone_is_dropped_without_the_detector_check(bundle, carph
     assert looked_again  # lost: the detector looked again at once, and found the face
     ghost, _, _ = run(TrackerConfig(verify_every_frame=False, face_threshold=-np.inf, lost_threshold=-np.inf))
     assert ghost[12] == 1, ghost
+
+
+def _rec(track_id: int, centre: np.ndarray, side: float, logit: float) -> Reconstruction:
+    """A reconstruction whose 68 landmarks fill a box of ``side`` px around ``centre``."""
+    rng = np.random.default_rng(track_id)
+    lm = centre + (rng.random((68, 2)) - 0.5) * side
+    lm[:2] = centre + np.array([[-0.5, -0.5], [0.5, 0.5]]) * side  # the box's corners
+    pose = Pose(np.eye(3, dtype=np.float32), np.zeros(3, np.float32), 1.0, np.zeros(3, np.float32))
+    return Reconstruction(
+        track_id, np.c_[lm, np.zeros(68)].astype(np.float32), np.zeros((0, 3)), pose, face_logit=logit
+    )
+
+
+@pytest.mark.parametrize(
+    "age, logit, kept, looks_again",
+    [(5, 12.0, True, False), (5, -8.0, False, True), (1, -8.0, False, False)],
+    ids=["a face", "a followed face gone", "a false alarm"],
+)
+def test_the_tracker_reads_the_logit(carphone, age, logit, kept, looks_again):
+    """``Tracker.update`` beside the followed carphone face (logit 12), a second track:
+    kept when it scores above 0; when a face followed for frames now scores -8 it is
+    lost and the detector runs on the next frame; a detection the engine calls no face on
+    its first frame is dropped without a new detection."""
+    from realtime.live.detect import MTCNN
+
+    cap = cv2.VideoCapture(str(carphone))
+    frame = cv2.resize(cap.read()[1], (640, 480), interpolation=cv2.INTER_CUBIC)
+    cap.release()
+    det = CountingDetector(MTCNN())
+    t = Tracker(det, TrackerConfig(verify_every_frame=False, background=False, redetect_every=1000))
+    t.predict(frame)  # the detector finds the carphone face
+    (face,) = t.tracks
+    face.age = 5
+    other = FaceTrack(track_id=99, center=np.array([120.0, 120.0], np.float32), size=100.0, age=age)
+    t.tracks.append(other)
+    recs = [
+        _rec(tr.track_id, tr.center.astype(np.float64), tr.size / 1.44, lg)
+        for tr, lg in ((face, 12.0), (other, logit))
+    ]
+    ids = t.update(recs)
+    assert face.track_id in ids and (other.track_id in ids) == kept, ids
+    before = t.detections
+    t.predict(frame)
+    assert (t.detections > before) == looks_again
+    assert det.checks == 0  # no logit in doubt here: the detector's last stage was never asked
+
+
+def test_a_doubtful_logit_asks_the_detectors_last_stage(carphone):
+    from realtime.live.detect import MTCNN
+
+    cap = cv2.VideoCapture(str(carphone))
+    frame = cv2.resize(cap.read()[1], (640, 480), interpolation=cv2.INTER_CUBIC)
+    cap.release()
+    det = CountingDetector(MTCNN())
+    t = Tracker(det, TrackerConfig(verify_every_frame=False, background=False))
+    t.predict(frame)
+    (face,) = t.tracks
+    ids = t.update([_rec(face.track_id, face.center.astype(np.float64), face.size / 1.44, -1.0)])
+    assert det.checks == 1  # asked once, about this crop
+    assert face.track_id in ids  # and it is the carphone face: kept

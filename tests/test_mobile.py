@@ -16,8 +16,9 @@ import pytest
 import torch
 
 from realtime.bench.model import face_images
+from realtime.core.paths import MODELS
 from realtime.core.types import Frame
-from realtime.core.weights import MODELS, load_bundle, model_bundle
+from realtime.core.weights import load_bundle, model_bundle
 from realtime.live.engines import MAP_TOL, compare, create_engine, within_tolerance
 from realtime.live.faces import FaceProcessor
 

@@ -65,7 +65,7 @@ class Options:
     swap_tone: str = "live"  # live: the live face's skin tone; source: the source's
     faces: int = 4
     weights: str | None = None  # a bundle's path, instead of a shipped model
-    model: str = "auto"  # a shipped model by name (realtime.core.weights.MODELS)
+    model: str = "auto"  # a shipped model by name (realtime.core.paths.MODELS)
     backend: str = "auto"
     mirror: bool | None = None  # None: on with a CUDA device, off on a CPU
     occlusion: bool = True  # hands, hair, glasses in front of the face stay in front of effects
@@ -137,7 +137,7 @@ class App:
     the run (see the module docstring)."""
 
     def __init__(self, options: Options, notify: Callable[[str], None] = print):
-        from realtime.core.weights import load_bundle, model_bundle
+        from realtime.core.weights import resolve_bundle
         from realtime.live.engines import resolve_device, settle_threads
         from realtime.live.faces import FaceProcessor
         from realtime.live.occlusion import load_visibility
@@ -155,7 +155,7 @@ class App:
         try:
             self.outputs = build_outputs(o, self.source, notify)
             self.profiler = Profiler()
-            self.bundle = load_bundle(o.weights or model_bundle(o.model))
+            self.bundle = resolve_bundle(o.weights, o.model)
             self.smoothing = OneEuroConfig()
             self.processor = FaceProcessor.from_bundle(
                 self.bundle,

@@ -15,13 +15,11 @@ small layers do not; the H100 row can be checked against the measured figures.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from realtime.core.model import PRNet
 from realtime.core.weights import Bundle, load_bundle
 
 LAUNCH_US = 4.0  # per kernel launched from Python (no graph): a few microseconds on any CUDA GPU
@@ -87,7 +85,7 @@ def stage_layers(
     from realtime.bench.gpu import _frame
     from realtime.live.crop import Octaves, to_tensor
     from realtime.live.detect import MTCNN
-    from realtime.live.engines.rewrite import FoldedPRNet
+    from realtime.live.engines.backends import inference_module
 
     image = _frame(width, height)
     det = MTCNN()
@@ -96,7 +94,7 @@ def stage_layers(
     boxes = np.repeat(boxes, faces, 0) if len(boxes) else np.array([[0, 0, height / 2, height / 2]] * faces)
     nets = [det.pnet, det.rnet, det.onet]
     r = bundle.config.resolution
-    model = FoldedPRNet(cast(PRNet, bundle.build_model("cpu")), bundle.config.output_scale).eval()
+    model = inference_module(bundle).eval()
     crop_values = faces * 3 * r * r * (1 + 4 + 1)  # 4 bilinear taps read, the crop written, read by the net
     frame_values = width * height * (3 / 4 + 3 + 3 * 1.33)  # uint8 upload, float frame, its octaves
     n_vertices = len(bundle.layout.face_ind)

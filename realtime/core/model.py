@@ -16,7 +16,7 @@ that its checkpoint imports one to one (see ``realtime.core.weights``):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -52,9 +52,7 @@ class PRNetConfig:
 
     size: int = 16
     resolution: int = 256
-    # Left out of repr: engines key their caches by repr(config) and the weights, so a
-    # head added to a bundle does not invalidate the caches of the maps' graph.
-    face_head: str = field(default="", repr=False)
+    face_head: str = ""
 
     arch = "prnet"  # a class constant, not a field: bundles name the network by it
 

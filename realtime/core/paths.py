@@ -24,6 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 #: Data for tests, training, evaluation and benchmarks: ../shared/data beside the checkout.
 SHARED_DATA = Path(os.environ.get("PRNET_LIVE_SHARED", REPO.parent / "shared" / "data"))
 MEDIA = SHARED_DATA / "media"
+#: Shipped models by name (``--model``), in WEIGHTS. ``auto`` is the first of
+#: realtime.core.weights.DEFAULT_BUNDLES present; the mobile model is not among them: it
+#: would have to be within 0.2 points of the lite model's dev NME (see the model card).
+MODELS = {"full": "prnet_full256.pt", "lite": "prnet_lite128.pt", "mobile": "prnet_mobile96.pt"}
 
 
 def resource(path: str | os.PathLike | Traversable) -> Traversable:

@@ -27,17 +27,13 @@ from torch import nn
 
 from realtime.core.mobile import MobileConfig, MobilePRNet
 from realtime.core.model import PRNet, PRNetConfig
-from realtime.core.paths import WEIGHTS, Traversable, resource
+from realtime.core.paths import MODELS, WEIGHTS, Traversable, resource
 from realtime.core.types import UserError
 from realtime.core.uv import UVLayout
 
 FORMAT = "prnet-live-bundle/1"
 #: Shipped bundles, best first: the pipeline loads the first that exists (``--model auto``).
 DEFAULT_BUNDLES = ("prnet_full256.pt", "prnet_lite128.pt")
-#: Shipped models by name (``--model``). The mobile model is not in DEFAULT_BUNDLES: it
-#: would have to be within 0.2 points of the lite model's dev NME to be a default (see
-#: the model card).
-MODELS = {"full": "prnet_full256.pt", "lite": "prnet_lite128.pt", "mobile": "prnet_mobile96.pt"}
 NORMALISATION = {"input": "RGB / 255", "output": "sigmoid * resolution * 1.1 = crop pixels"}
 
 
@@ -201,6 +197,14 @@ def model_bundle(name: str) -> Traversable:
     if name not in shipped:
         raise BundleError(f"--model {name}: not shipped in this version; choose auto or {', '.join(shipped)}")
     return WEIGHTS / MODELS[name]
+
+
+def resolve_bundle(weights: str | Path | None = None, model: str = "auto") -> Bundle:
+    """A run's bundle: ``weights`` (a path of the user's) or a shipped ``model`` by
+    name; BundleError when both are given."""
+    if weights and model != "auto":
+        raise BundleError(f"--weights and --model {model} conflict: choose one network")
+    return load_bundle(weights or model_bundle(model))
 
 
 def _info(path: Path | Traversable) -> int:

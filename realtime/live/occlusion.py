@@ -150,8 +150,12 @@ def visibilities(model: VisibilityModel, images: torch.Tensor, to_frame: np.ndar
     frame pixels; the map's pixel (i, j) covers crop pixels 2i..2i+1, so its centre is at
     crop 2i + 0.5."""
     side = images.shape[-1]
-    if side != model.resolution:  # another engine's crop side: the same framing
+    if side > model.resolution:  # another engine's crop side: the same framing
         images = F.interpolate(images.float(), size=(model.resolution,) * 2, mode="area")
+    elif side < model.resolution:  # the mobile model's 96 px crops
+        images = F.interpolate(
+            images.float(), size=(model.resolution,) * 2, mode="bilinear", align_corners=False
+        )
     probs = model.run(images)
     scale = side / probs.shape[-1]
     to_crop = np.array([[scale, 0, 0.5 * scale - 0.5], [0, scale, 0.5 * scale - 0.5], [0, 0, 1]])

@@ -116,8 +116,10 @@ class Tracker:
     """Decides, each frame, which face crops to reconstruct.
 
     Per frame: ``predict(image)`` -> tracks to crop (runs the detector if needed), then
-    ``update(landmarks)`` with each track's new 68 landmarks -> the ids that passed the
-    sanity check (the others are dropped and trigger a detection next frame).
+    ``update(reconstructions)`` -> the ids whose landmarks passed the sanity check and
+    whose face logit (where the engine gives one) says a face is there. A followed face
+    that is dropped triggers a detection next frame; a new detection the engine calls no
+    face on its first frame is taken for the detector's false alarm and does not.
     """
 
     def __init__(self, detector: Callable[[object], Detections], config: TrackerConfig | None = None):
@@ -143,6 +145,7 @@ class Tracker:
 
     def reset(self) -> None:
         self.tracks, self.n_other, self._lost, self._since_detect = [], 0, False, 0
+        self._image = None
         self._job = None  # a result still coming is for faces that are gone
 
     def predict(self, image) -> list[FaceTrack]:
@@ -253,6 +256,7 @@ class Tracker:
             if not any(_same_face(t.center, t.size, u.center, u.size, 0.6) for u in unique):
                 unique.append(t)
         self.tracks = sorted(unique, key=lambda t: -t.size)
+        self._image = None  # the frame is not kept past its own update
         return {t.track_id for t in self.tracks}
 
     def _faces(self, recs: list[Reconstruction | None]) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 
 class OursPeer:
     """Our FaceProcessor as the live pipeline runs it (MTCNN, tracker, a shipped model
-    (``model``: realtime.core.weights.MODELS, or auto) on onnxruntime, decode, One Euro),
+    (``model``: realtime.core.paths.MODELS, or auto) on onnxruntime, decode, One Euro),
     returning the raw landmarks (before smoothing)."""
 
     name = "ours"

@@ -1,9 +1,12 @@
 """The inference backends, one class each, all behind ``realtime.live.engines.Engine``:
 take (B, 3, R, R) float32 RGB in [0, 1] (a torch tensor on any device), return
-(B, 3, R, R) float32 numpy position maps in crop pixels.
+(B, 3, L, L) float32 numpy position maps in crop pixels (L = R for PRNet; the mobile
+network's 96 px crops give the lite model's 128 px map), and from ``run_scored`` the
+face head's logits where the engine has them.
 
 * ``eager``: the PRNet module as trained, fp32: the reference.
-* ``cpu-fast``: ``FoldedPRNet`` (realtime.live.engines.rewrite), channels_last, compiled
+* ``cpu-fast``: ``FoldedPRNet`` (realtime.live.engines.rewrite; the mobile network as
+  it is), channels_last, compiled
   by inductor with freezing so oneDNN weights are pre-packed once. fp32: bf16 misses
   the tolerance.
 * ``cpu-bf16``: cpu-fast in bfloat16, on CPUs with native bf16 (avx512_bf16 / AMX):
@@ -74,8 +77,9 @@ class Engine:
     ``reasons``: one line per backend considered, saying why this one runs (set by
     create_engine); ``why``: a backend that picks its own precision says why.
     ``compiles_at_start``: every process compiles the model again (inductor).
-    ``scores``: ``run_scored`` gives the bundle's face-head logits too (eager and
-    onnxruntime, for a bundle with a face head; others give None).
+    ``scores``: ``run_scored`` gives the bundle's face-head logits too (eager,
+    onnxruntime and onnxruntime-int8, for a bundle with a face head; cpu-fast and the
+    CUDA engines give None, and the tracker then keeps the detector's per-frame check).
     """
 
     name: str = ""
@@ -99,9 +103,7 @@ class Engine:
         return self.forward(images), None
 
     def run(self, images: torch.Tensor) -> torch.Tensor:
-        if not self.mirror:
-            return self.forward(images)
-        return self._mirror.average(self.forward(torch.cat([images, images.flip(-1)])), images.shape[0])
+        return self.run_scored(images)[0]
 
     def run_scored(self, images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
         """``run``'s maps and the face logits (B,) (None where the engine has no
@@ -318,21 +320,19 @@ class OnnxRuntimeEngine(Engine):
 
     name = "onnxruntime"
 
-    def __init__(self, bundle: Bundle, device: str = "cpu"):
+    def __init__(self, bundle: Bundle, device: str = "cpu", path: Path | None = None):
+        """``path``: another ONNX model of the bundle with the same outputs (int8)."""
         super().__init__(bundle)
         self.scores = bool(bundle.config.face_head)
-        self.session = ort_session(export_onnx(bundle, score=self.scores), device)
+        self.session = ort_session(path or export_onnx(bundle, score=self.scores), device)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.detach().to("cpu", torch.float32).contiguous().numpy()
-        return torch.from_numpy(cast(np.ndarray, self.session.run(["maps"], {"images": x})[0]))
+        return self.forward_scored(images)[0]
 
     def forward_scored(self, images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
-        if not self.scores:
-            return self.forward(images), None
         x = images.detach().to("cpu", torch.float32).contiguous().numpy()
-        maps, logits = self.session.run(["maps", "face_logit"], {"images": x})
-        return torch.from_numpy(cast(np.ndarray, maps)), cast(np.ndarray, logits)
+        out = self.session.run(["maps", "face_logit"] if self.scores else ["maps"], {"images": x})
+        return torch.from_numpy(cast(np.ndarray, out[0])), cast(np.ndarray, out[1]) if self.scores else None
 
 
 def _need_cuda(device: str) -> torch.device:
@@ -369,13 +369,13 @@ class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
         except ImportError:
             raise EngineError("onnxruntime is not installed (pip install onnxruntime)") from None
         if not path.is_file():
+            weights = f" --weights {bundle.path}" if bundle.path is not None else ""
             raise EngineError(
                 "no int8 model for these weights and libraries yet: build it once with "
-                "`python -m realtime.export.quantize` (reads the training crops)"
+                f"`python -m realtime.export.quantize{weights}` (reads the training crops)"
             )
-        Engine.__init__(self, bundle)  # not the fp32 model's session: the int8 one
-        self.scores = bool(bundle.config.face_head)  # the face head's logit, kept fp32
-        self.session = ort_session(path, device)
+        # its QDQ model keeps the face head's logit (in fp32) as the second output
+        super().__init__(bundle, device, path)
 
 
 class CudaFp16Engine(Engine):
