@@ -233,6 +233,8 @@ def test_bad_input_and_changed_settings_fail_in_one_line(corpus, tmp_path, capsy
         [str(tmp_path / "*.mkv"), "--out", str(tmp_path / "o")],
         [str(tmp_path), "--out", str(tmp_path / "o")],  # a folder without videos
         [str(corpus[2]), "--out", str(tmp_path / "o"), "--chunk", "8", "--overlap", "8"],
+        [str(corpus[2]), "--out", str(tmp_path / "o"), "--model", "mobile", "--weights", "x.pt"],
+        [str(corpus[2]), "--out", str(tmp_path / "o"), "--model", "huge"],
         [*corpus[3][:2], "--out", str(out), "--vertices", *_flags(chunk=24)],
     ]
     for argv in cases:

@@ -40,7 +40,8 @@ def parser() -> argparse.ArgumentParser:
         "--address", help="Ray cluster: 'auto' or ray://HOST:10001 (default: local Ray, no setup)"
     )
     ap.add_argument("--backend", help="engine (default: onnxruntime on a CPU, auto on a GPU)")
-    ap.add_argument("--weights", help="weights bundle (default: the shipped one)")
+    ap.add_argument("--model", default="auto", help="shipped model: auto, lite or mobile (default auto)")
+    ap.add_argument("--weights", help="a weights bundle of your own, instead of --model")
     ap.add_argument("--chunk", type=_positive(int), default=256, help="frames per chunk (default 256)")
     ap.add_argument("--overlap", type=int, default=8, help="frames chunks share, to join tracks (default 8)")
     ap.add_argument("--max-frames", type=_positive(int), help="only the first N frames of each video")
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         False if args.no_progress else None,
     )
     try:
-        summary = run(args.inputs, args.out, settings, res, args.weights)
+        summary = run(args.inputs, args.out, settings, res, args.weights, args.model)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

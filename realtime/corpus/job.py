@@ -309,14 +309,20 @@ class Job:
 
 
 def run(
-    inputs: list[str], out: str | Path, settings: Settings, res: Resources, weights: str | None = None
+    inputs: list[str],
+    out: str | Path,
+    settings: Settings,
+    res: Resources,
+    weights: str | None = None,
+    model: str = "auto",
 ) -> Summary:
-    """The whole job (module docstring). Raises UserError, one line, for bad input."""
-    from realtime.core.weights import load_bundle
+    """The whole job (module docstring). Raises UserError, one line, for bad input.
+    ``weights``: a bundle's path, or ``model``: a shipped model by name."""
+    from realtime.core.weights import resolve_bundle
 
     t0 = time.perf_counter()
     paths = expand_inputs(inputs)
-    bundle = load_bundle(weights)  # a bad --weights fails here, before Ray starts
+    bundle = resolve_bundle(weights, model)  # a bad --weights / --model fails here, before Ray starts
     if bundle.path is None:  # load_bundle always sets it; the type allows None
         raise UserError("the weights bundle has no file to send to the workers: pass --weights PATH")
     weights_bytes = bundle.path.read_bytes()
