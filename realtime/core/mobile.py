@@ -191,6 +191,9 @@ class MobilePRNet(FaceScoring):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(*self.features(x))
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)[0]
+
     def forward_with_score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z, skips = self.features(x)
         return self.decode(z, skips), self.score(z)

@@ -102,18 +102,32 @@ def face_head(channels: int, side: int, mode: str) -> nn.Linear | None:
     return nn.Linear(channels if mode == "mean" else channels * side * side, 1)
 
 
+def head_logits(head: nn.Module, mode: str, bottleneck: torch.Tensor) -> torch.Tensor:
+    """(B,) face logits of a face head over the encoder's output (B, C, H, W)."""
+    return head(head_features(bottleneck, mode)).squeeze(1)
+
+
 class FaceScoring(nn.Module):
-    """What PRNet and the mobile network share for their face heads: ``score``."""
+    """What PRNet and the mobile network share for their face heads: ``encode`` (the
+    bottleneck the head reads) and ``score``."""
 
     face_head: nn.Linear | None
     config: Any  # PRNetConfig or realtime.core.mobile.MobileConfig: each has face_head
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) the encoder's output for input crops ``x``."""
+        raise NotImplementedError
+
+    def forward_with_score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(maps as ``forward``, face logits (B,)) in one pass."""
+        raise NotImplementedError
 
     def score(self, bottleneck: torch.Tensor) -> torch.Tensor:
         """(B,) face logits from the encoder's output: above 0, a face framed as in
         training; a crop that slid off the face, or background, scores below."""
         if self.face_head is None:
             raise ValueError("this model has no face head (config.face_head is empty)")
-        return self.face_head(head_features(bottleneck, self.config.face_head)).squeeze(1)
+        return head_logits(self.face_head, self.config.face_head, bottleneck)
 
 
 def _pad_same(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
@@ -203,12 +217,15 @@ class PRNet(FaceScoring):
         side = config.resolution // 2 ** sum(st == 2 for _, st in ENCODER)
         self.face_head = face_head(s * ENCODER[-1][0], side, config.face_head)
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self.conv(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(self.conv(x)))
+        return self.decoder(self.encode(x))
 
     def forward_with_score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(maps as ``forward``, face logits (B,)) in one pass."""
-        z = self.encoder(self.conv(x))
+        z = self.encode(x)
         return self.decoder(z), self.score(z)
 
 

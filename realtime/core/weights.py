@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from realtime.core.mobile import MobileConfig, MobilePRNet
-from realtime.core.model import PRNet, PRNetConfig
+from realtime.core.model import FaceScoring, PRNet, PRNetConfig
 from realtime.core.paths import MODELS, WEIGHTS, Traversable, resource
 from realtime.core.types import UserError
 from realtime.core.uv import UVLayout
@@ -55,7 +54,7 @@ def config_from_dict(d: dict) -> Config:
     return ARCHS[arch][0](**d)
 
 
-def build_net(config: Config) -> nn.Module:
+def build_net(config: Config) -> FaceScoring:
     """The untrained network of ``config`` (PRNet or MobilePRNet)."""
     return ARCHS[config.arch][1](config)
 
@@ -78,7 +77,7 @@ class Bundle:
     path: Path | Traversable | None = None
     sha256: str = ""  # the checksum over config, weights and layout, as stored and verified
 
-    def build_model(self, device: str | torch.device = "cpu") -> nn.Module:
+    def build_model(self, device: str | torch.device = "cpu") -> FaceScoring:
         """The network (PRNet or MobilePRNet, by ``config.arch``), eval mode; its
         ``forward`` gives maps in (0, 1), times ``config.output_scale`` crop pixels."""
         model = build_net(self.config)

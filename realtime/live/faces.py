@@ -145,10 +145,15 @@ class FaceProcessor:
                 seen = visibilities(self.visibility, batch.images, batch.to_frame)
         with timed(frame, Stage.DECODE):
             recs = self.decoder.decode(maps, batch.to_frame, batch.track_ids)
-        if seen is not None:
-            recs = [replace(r, visibility=v) for r, v in zip(recs, seen, strict=True)]
-        if logits is not None:
-            recs = [replace(r, face_logit=float(g)) for r, g in zip(recs, logits, strict=True)]
+        if seen is not None or logits is not None:  # one copy per face with what the stages added
+            recs = [
+                replace(
+                    r,
+                    visibility=None if seen is None else seen[i],
+                    face_logit=None if logits is None else float(logits[i]),
+                )
+                for i, r in enumerate(recs)
+            ]
         kept = self.tracker.update(recs)
         recs = [r for r in recs if r.track_id in kept]
         with timed(frame, Stage.SMOOTH):

@@ -36,18 +36,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from realtime.core.model import FaceScoring
 from realtime.core.paths import SHARED_DATA
 from realtime.core.weights import Bundle
 from realtime.live.track import CROP_SCALE as FRAMING
 
 KINDS = ("shift", "zoom_in", "zoom_out", "background", "pattern", "blur")
-
-
-def bottleneck(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) the encoder's output, what the head reads (pooled or flat)."""
-    if model.config.arch == "mobile":
-        return model.features(x)[0]
-    return model.encoder(model.conv(x))
 
 
 def framing_affine(
@@ -205,11 +199,12 @@ def training_crops(
 
 
 @torch.no_grad()
-def features(model: nn.Module, images: np.ndarray, batch: int = 64) -> torch.Tensor:
+def features(model: FaceScoring, images: np.ndarray, batch: int = 64) -> torch.Tensor:
+    """(N, C, H, W) the encoder's output (what the head reads) for (N, R, R, 3) uint8 RGB."""
     out = []
     for i in range(0, len(images), batch):
         x = torch.from_numpy(images[i : i + batch]).permute(0, 3, 1, 2).float() / 255.0
-        out.append(bottleneck(model, x))
+        out.append(model.encode(x))
     return torch.cat(out)
 
 

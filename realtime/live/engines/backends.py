@@ -155,7 +155,7 @@ class EagerEngine(Engine):
         self.device = torch.device(device)
         super().__init__(bundle)
         self.scale = bundle.config.output_scale
-        self.model = cast("PRNet | MobilePRNet", bundle.build_model(self.device))
+        self.model = bundle.build_model(self.device)
         self.scores = self.model.face_head is not None
 
     @torch.inference_mode()

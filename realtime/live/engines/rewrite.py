@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from realtime.core.model import ConvBN, DeconvBN, PRNet, ResBlock, head_features
+from realtime.core.model import ConvBN, DeconvBN, PRNet, ResBlock, head_logits
 
 #: Winograd F(4x4, 4x4) (cpu-fast): finite interpolation points (plus infinity),
 #: small and exact in binary so fp32 error stays ~1e-5 relative; and the stride-1
@@ -241,4 +241,4 @@ class FoldedPRNet(nn.Module):
         z = self.encoder(self.stem(x))
         if self.face_head is None:
             return self.decoder(z)
-        return self.decoder(z), self.face_head(head_features(z, self.head_mode)).squeeze(1)
+        return self.decoder(z), head_logits(self.face_head, self.head_mode, z)
