@@ -10,6 +10,7 @@ weights. We derive it from the BFM's per-vertex UV coordinates (vertex i sits at
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -32,6 +33,12 @@ MIRROR_68 = np.array(
 )
 
 
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """``a``, read-only: a cached array is shared by every caller."""
+    a.flags.writeable = False
+    return a
+
+
 @dataclass
 class UVLayout:
     """Everything about a position map that is not the network.
@@ -52,16 +59,16 @@ class UVLayout:
     triangles: np.ndarray
     canonical: np.ndarray
 
-    @property
+    @cached_property  # the mask never changes; the swap reads it every frame
     def face_ind(self) -> np.ndarray:
         """(F,) flat indices of face pixels, row-major: the dense vertex order."""
-        return np.flatnonzero(self.face_mask.ravel())
+        return _frozen(np.flatnonzero(self.face_mask.ravel()))
 
-    @property
+    @cached_property
     def vertex_uv(self) -> np.ndarray:
         """(F, 2) float32 texture coordinates in [0, 1] of each dense vertex."""
         rows, cols = np.divmod(self.face_ind, self.resolution)
-        return (np.stack([cols, rows], 1) / (self.resolution - 1)).astype(np.float32)
+        return _frozen((np.stack([cols, rows], 1) / (self.resolution - 1)).astype(np.float32))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {

@@ -369,12 +369,18 @@ def run_benchmark(
             "aflw": summary([r for r in rows if r["set"] == "aflw"], c.name),
             "portraits": summary([r for r in rows if r["set"] == "portraits"], c.name),
             "self": {
-                k: float(np.mean([r[k] for r in selfs])) if selfs else None
+                k: _mean([r[k] for r in selfs])
                 for k in ("self_psnr", "self_ssim", "mottle", "edge_ratio", "flicker_ratio")
             },
         }
     result["summary"] = summarise(result, configs[0].name)
     return result
+
+
+def _mean(values: list) -> float | None:
+    """The mean of the figures a clip has (mottle is None on a grey clip), or None."""
+    have = [v for v in values if v is not None]
+    return float(np.mean(have)) if have else None
 
 
 def summarise(result: dict, config: str) -> dict:

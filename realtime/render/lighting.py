@@ -134,19 +134,33 @@ class MeshNormals:
         self.left = nearest[rows, np.maximum(cols - step, 0)].astype(np.int32)
         self.down = nearest[np.minimum(rows + step, r - 1), cols].astype(np.int32)
         self.up = nearest[np.maximum(rows - step, 0), cols].astype(np.int32)
+        self._subsets: dict[int, tuple[np.ndarray, tuple[np.ndarray, ...]]] = {}
         # Which way the cross product points for this layout: toward the camera (+z)
         # on the canonical face.
         self.sign = 1.0
         self.sign = 1.0 if self(layout.canonical)[:, 2].mean() > 0 else -1.0
+
+    def _neighbours(self, rows: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        """The four neighbour index arrays for ``rows``, gathered once per rows array (the
+        renderer passes the same few every frame), not on every call."""
+        if rows is None:
+            return self.right, self.left, self.down, self.up
+        hit = self._subsets.get(id(rows))
+        if hit is None or hit[0] is not rows:
+            hit = (rows, tuple(a[rows] for a in (self.right, self.left, self.down, self.up)))
+            if len(self._subsets) >= 8:
+                self._subsets.clear()
+            self._subsets[id(rows)] = hit
+        return hit[1]
 
     def __call__(self, vertices: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """(F, 3) vertices -> (F, 3) float32 unit normals, or only those of ``rows``.
         Works on coordinate rows (3, F): gathering along a contiguous axis with
         np.take is several times faster than fancy-indexing (F, 3) rows."""
         vt = np.ascontiguousarray(np.asarray(vertices, np.float32).T)
-        sel = (lambda i: i) if rows is None else (lambda i: i[rows])  # noqa: E731
-        du = np.take(vt, sel(self.right), axis=1) - np.take(vt, sel(self.left), axis=1)
-        dv = np.take(vt, sel(self.down), axis=1) - np.take(vt, sel(self.up), axis=1)
+        right, left, down, up = self._neighbours(rows)
+        du = np.take(vt, right, axis=1) - np.take(vt, left, axis=1)
+        dv = np.take(vt, down, axis=1) - np.take(vt, up, axis=1)
         n = np.empty_like(du)
         n[0] = du[1] * dv[2] - du[2] * dv[1]
         n[1] = du[2] * dv[0] - du[0] * dv[2]

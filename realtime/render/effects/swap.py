@@ -37,9 +37,7 @@ from realtime.render.effects.seam import Seam
 from realtime.render.effects.swap_source import (
     Masks,
     SourceTexture,
-    position_grid,
     unwrap,
-    upsample_grid,
 )
 from realtime.render.effects.uvdraw import (
     BROW_L,
@@ -57,7 +55,7 @@ from realtime.render.effects.uvdraw import (
 )
 from realtime.render.lighting import LUMA, SKIN, LightEstimator, shade, shader_coefficients, to_linear
 
-__all__ = ["FaceSwap", "SwapError", "pose_free", "position_grid", "upsample_grid"]
+__all__ = ["FaceSwap", "SwapError", "pose_free"]
 
 NEUTRAL_RATE = 0.05  # weight of the newest frame in a track's running neutral mesh
 ALBEDO_MAX = 2.0  # albedo stored as sqrt(albedo / ALBEDO_MAX) in 8 bits
@@ -235,6 +233,7 @@ class FaceSwap(Effect):
         # With a shape, the frame around the face is drawn warped too (swap.frag samples it).
         self.reads_frame = self.shape > 0  # type: ignore[misc]
         self.warp_weight = warp_weight(layout)
+        self._warp_grid: np.ndarray | None = None
         self.source_shape: np.ndarray | None = None
         self.prepared: SourceTexture | None = None
         self.warnings: list[str] = []
@@ -364,11 +363,13 @@ class FaceSwap(Effect):
         live face is (x, y frame pixels), and how much of the warped frame to draw
         there: swap.vert samples the frame at the live place, so the frame around the
         face (the jaw line, the cheeks' edge) follows the new shape."""
-        r = self.layout.resolution
-        grid = np.zeros((r * r, 3), np.float32)
+        if self._warp_grid is None:  # the weight channel is fixed: made once
+            r = self.layout.resolution
+            self._warp_grid = np.zeros((r * r, 3), np.float32)
+            self._warp_grid[self.layout.face_ind, 2] = self.warp_weight
+        grid = self._warp_grid.copy()  # each face's uniforms are uploaded after all are made
         grid[self.layout.face_ind, :2] = drawn[:, :2] - live[:, :2]
-        grid[self.layout.face_ind, 2] = self.warp_weight
-        return grid.reshape(r, r, 3)
+        return grid.reshape(self.layout.resolution, self.layout.resolution, 3)
 
     def _tone(self, image: np.ndarray, track: int, light: np.ndarray) -> np.ndarray:
         """(3,) log gain that gives the face the source's skin tone: its chroma, and

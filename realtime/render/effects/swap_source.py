@@ -50,14 +50,13 @@ LOW = 256  # resolution of the confidence, outlier and fill computations (smooth
 class SourceTexture:
     """A prepared source: ``albedo`` (S, S, 3) float32 linear BGR, whole over the face;
     ``seen`` (S, S) float32 how much of each texel is the photo's own colour (the rest
-    is mirrored or filled); ``face_px`` the face's width in the photo; ``warnings``
+    is mirrored or filled); ``warnings``
     one line each (cut off, turned, small); ``skin`` (3,) the mean skin colour the
     photo shows (linear BGR) and ``exposure`` the photo's mean luminance, for
     ``--swap-tone source``."""
 
     albedo: np.ndarray
     seen: np.ndarray
-    face_px: float
     warnings: list[str] = field(default_factory=list)
     skin: np.ndarray = field(default_factory=lambda: np.ones(3))
     exposure: float = 1.0
@@ -253,7 +252,7 @@ def unwrap(
     # turned to the camera times the typical albedo the light's fit assumed.
     skin = shade(src_light, np.array([[0.0, 0.0, 1.0]]))[0] * SKIN
     exposure = float(to_linear(photo[::16, ::16]).reshape(-1, 3).mean(0) @ LUMA)
-    return SourceTexture(albedo, conf_full.astype(np.float32), face_px, warnings, skin, exposure)
+    return SourceTexture(albedo, conf_full.astype(np.float32), warnings, skin, exposure)
 
 
 def inside_photo(pos: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
