@@ -10,14 +10,19 @@ import shutil
 import subprocess
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from realtime.core.paths import REPO, SHARED_DATA
 from realtime.core.types import Reconstruction
 from realtime.live.decode import Decoder
+
+if TYPE_CHECKING:
+    from realtime.train.groundtruth import TrainSet
 
 ROOT: Path = REPO  # the checkout, for tests that run its commands
 SHARED: Path = SHARED_DATA
@@ -42,6 +47,41 @@ def read_frames(path: Path) -> int:
         n += 1
     cap.release()
     return n
+
+
+def dev_face_crops(shared: Path, side: int, n: int = 48) -> dict[str, torch.Tensor]:
+    """Per dev image: the face framed as in training, the same face shifted by 0.6-1 of
+    its size in a random direction, and a background patch away from it (RGB in [0, 1])."""
+    from realtime.eval.aflw2000 import load_aflw2000
+    from realtime.train.face_head import background_affine, face_box, framing_affine, warp
+
+    rng = np.random.default_rng(0)
+    out: dict[str, list] = {"face": [], "shifted": [], "background": []}
+    for s in load_aflw2000(shared / "aflw2000", limit=n):
+        centre, size = face_box(s.pts[:2])
+        rgb = s.image[:, :, ::-1]
+        out["face"].append(warp(rgb, framing_affine(centre, size, side), side))
+        a, d = rng.uniform(0, 2 * np.pi), rng.uniform(0.6, 1.0) * size
+        out["shifted"].append(
+            warp(rgb, framing_affine(centre + d * np.array([np.cos(a), np.sin(a)]), size, side), side)
+        )
+        bg = background_affine(rng, rgb.shape[:2], centre, size, side)
+        if bg is not None:
+            out["background"].append(warp(rgb, bg, side))
+    return {k: torch.from_numpy(np.stack(v)).permute(0, 3, 1, 2).float() / 255 for k, v in out.items()}
+
+
+def train_crops(shared: Path, n: int) -> TrainSet:
+    """The first ``n`` AFLW training crops (RGB) with their 3DMM fits and 68 marks."""
+    from realtime.train.groundtruth import TrainSet
+
+    with np.load(shared / "train" / "aflw_teacher_params.npz") as f:
+        names, params, pts = f["names"][:n], f["params"][:n], f["pts68"][:n]
+    with zipfile.ZipFile(shared / "train" / "aflw_crops_120.zip") as z:
+        imgs = np.stack(
+            [cv2.imdecode(np.frombuffer(z.read(f"images/{n}"), np.uint8), 1)[..., ::-1] for n in names]
+        )
+    return TrainSet(imgs, params, pts, names)
 
 
 @pytest.fixture(scope="session")

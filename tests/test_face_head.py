@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import dev_face_crops
 
 from realtime.bench.model import face_images
 from realtime.core.types import FaceTrack, Frame, Pose, Reconstruction
@@ -47,31 +48,9 @@ def test_onnxruntime_gives_eagers_logits_in_the_same_call(bundle):
     np.testing.assert_allclose(ort.run_scored(x)[1], eager.run_scored(x)[1], atol=1e-3)
 
 
-def _dev_crops(shared, side: int, n: int = 48) -> dict[str, torch.Tensor]:
-    """Per dev image: the face framed as in training, the same face shifted by 0.6-1 of
-    its size in a random direction, and a background patch away from it (RGB in [0, 1])."""
-    from realtime.eval.aflw2000 import load_aflw2000
-    from realtime.train.face_head import background_affine, face_box, framing_affine, warp
-
-    rng = np.random.default_rng(0)
-    out: dict[str, list] = {"face": [], "shifted": [], "background": []}
-    for s in load_aflw2000(shared / "aflw2000", limit=n):
-        centre, size = face_box(s.pts[:2])
-        rgb = s.image[:, :, ::-1]
-        out["face"].append(warp(rgb, framing_affine(centre, size, side), side))
-        a, d = rng.uniform(0, 2 * np.pi), rng.uniform(0.6, 1.0) * size
-        out["shifted"].append(
-            warp(rgb, framing_affine(centre + d * np.array([np.cos(a), np.sin(a)]), size, side), side)
-        )
-        bg = background_affine(rng, rgb.shape[:2], centre, size, side)
-        if bg is not None:
-            out["background"].append(warp(rgb, bg, side))
-    return {k: torch.from_numpy(np.stack(v)).permute(0, 3, 1, 2).float() / 255 for k, v in out.items()}
-
-
 def test_the_head_tells_a_face_from_a_shifted_crop_and_background(bundle, shared):
     engine = create_engine(bundle, "onnxruntime")
-    logit = {k: engine.run_scored(v)[1] for k, v in _dev_crops(shared, bundle.config.resolution).items()}
+    logit = {k: engine.run_scored(v)[1] for k, v in dev_face_crops(shared, bundle.config.resolution).items()}
     assert (logit["face"] > 0).mean() >= 0.95, logit["face"]
     assert (logit["shifted"] < 0).mean() >= 0.75, logit["shifted"]
     assert (logit["background"] < 0).mean() >= 0.9, logit["background"]

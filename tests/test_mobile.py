@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import dev_face_crops, train_crops
 
 from realtime.bench.model import face_images
 from realtime.core.paths import MODELS
@@ -102,10 +103,8 @@ def test_the_live_path_follows_a_face_with_the_mobile_model(mobile, bundle, carp
 
 
 def test_the_mobile_face_head_tells_a_face_from_a_shifted_crop_and_background(mobile, shared):
-    from tests.test_face_head import _dev_crops
-
     engine = create_engine(mobile, "onnxruntime")
-    logit = {k: engine.run_scored(v)[1] for k, v in _dev_crops(shared, 96).items()}
+    logit = {k: engine.run_scored(v)[1] for k, v in dev_face_crops(shared, 96).items()}
     assert (logit["face"] > 0).mean() >= 0.95, logit["face"]
     assert (logit["shifted"] < 0).mean() >= 0.75, logit["shifted"]
     assert (logit["background"] < 0).mean() >= 0.9, logit["background"]
@@ -126,7 +125,6 @@ def test_student_crops_and_maps_stay_aligned_when_resized(bfm, shared):
 
     from realtime.train.groundtruth import Batcher, MapMaker
     from realtime.train.train import rescale_affines, rescale_maps, resize_input
-    from tests.test_train import _crops as train_crops
 
     data = train_crops(shared, 4)
     maker = MapMaker(bfm, 128)

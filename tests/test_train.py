@@ -2,33 +2,21 @@
 runs see the same batches; yaw balancing evens out the pose bins; a later phase starts
 from a bundle or from a run's checkpoint."""
 
-import zipfile
-
-import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import train_crops
 from torch.utils.data import DataLoader
 
 from realtime.core.model import PRNet, PRNetConfig
 from realtime.core.weights import default_bundle_path, load_bundle
-from realtime.train.groundtruth import Batcher, MapMaker, TrainSet
+from realtime.train.groundtruth import Batcher, MapMaker
 from realtime.train.train import StepBatches, initial_weights, weighted_loss, yaw_balanced
-
-
-def _crops(shared, n: int) -> TrainSet:
-    with np.load(shared / "train" / "aflw_teacher_params.npz") as f:
-        names, params, pts = f["names"][:n], f["params"][:n], f["pts68"][:n]
-    with zipfile.ZipFile(shared / "train" / "aflw_crops_120.zip") as z:
-        imgs = np.stack(
-            [cv2.imdecode(np.frombuffer(z.read(f"images/{n}"), np.uint8), 1)[..., ::-1] for n in names]
-        )
-    return TrainSet(imgs, params, pts, names)
 
 
 def test_training_steps_lower_the_loss(bfm, shared):
     maker = MapMaker(bfm, 64)
-    x, y = Batcher(_crops(shared, 8), maker, augment=False).batch(np.arange(8), np.random.default_rng(0))
+    x, y = Batcher(train_crops(shared, 8), maker, augment=False).batch(np.arange(8), np.random.default_rng(0))
     torch.manual_seed(0)
     cfg = PRNetConfig(size=8, resolution=64)
     model = PRNet(cfg).train()
@@ -46,7 +34,7 @@ def test_training_steps_lower_the_loss(bfm, shared):
 
 
 def test_workers_and_resumed_runs_see_the_same_batches(bfm, shared):
-    batcher = Batcher(_crops(shared, 24), MapMaker(bfm, 64), augment=True)
+    batcher = Batcher(train_crops(shared, 24), MapMaker(bfm, 64), augment=True)
     idx = np.arange(24)
 
     def steps(start: int, workers: int) -> list:
