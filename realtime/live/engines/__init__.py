@@ -29,7 +29,7 @@ from realtime.live.engines.choose import (
     cpu_name,
     make,
     pick,
-    time_engine,
+    time_engines,
     within_tolerance,
 )
 
@@ -48,7 +48,7 @@ __all__ = [
     "export_onnx",
     "resolve_device",
     "settle_threads",
-    "time_engine",
+    "time_engines",
     "within_tolerance",
 ]
 

@@ -78,7 +78,7 @@ class Engine:
     create_engine); ``why``: a backend that picks its own precision says why.
     ``compiles_at_start``: every process compiles the model again (inductor).
     ``scores``: ``run_scored`` gives the bundle's face-head logits too (eager,
-    onnxruntime and onnxruntime-int8, for a bundle with a face head; cpu-fast and the
+    cpu-fast, onnxruntime and onnxruntime-int8, for a bundle with a face head; the
     CUDA engines give None, and the tracker then keeps the detector's per-frame check).
     """
 
@@ -179,7 +179,8 @@ class CpuFastEngine(Engine):
     Compiled twice: batch 1 and batch >= 2 (dynamic); ``warmup`` does both up front
     with progress, and inductor's on-disk cache makes later runs faster. ``bf16``
     runs the convolutions in bfloat16 (only on CPUs with native bf16); off by default
-    because it misses the 2e-3 tolerance (see docs/benchmarks.md).
+    because it misses the 2e-3 tolerance (see docs/benchmarks.md). A bundle with a face
+    head is compiled with its logit as a second output (``scores``), as onnxruntime's.
     """
 
     name = "cpu-fast"
@@ -201,7 +202,8 @@ class CpuFastEngine(Engine):
         self.dtype = torch.bfloat16 if bf16 else torch.float32
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         winograd = not bf16 if winograd is None else winograd
-        model = inference_module(bundle, winograd)
+        self.scores = bool(bundle.config.face_head)
+        model = inference_module(bundle, winograd, score=self.scores)
         # memory_format is a keyword Module.to takes that torch's overloads leave out
         self.model = model.to(dtype=self.dtype, memory_format=self.memory_format)  # pyright: ignore[reportCallIssue]
         self.compiled = torch.compile(self.model, dynamic=False) if compile else None
@@ -214,10 +216,19 @@ class CpuFastEngine(Engine):
             self(torch.zeros(b, 3, self.resolution, self.resolution))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.to("cpu", self.dtype).contiguous(memory_format=self.memory_format)
+        return self.forward_scored(images)[0]
+
+    def forward_scored(self, images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
+        out = self._call(images.to("cpu", self.dtype).contiguous(memory_format=self.memory_format))
+        maps, logits = out if self.scores else (out, None)
+        return maps.float().contiguous(), None if logits is None else logits.float().numpy()
+
+    def _call(self, x: torch.Tensor):
+        """The model (compiled, unless ``compile`` was off) on ``x``: maps, or (maps,
+        logits) where it ``scores``."""
         if self.compiled is None:
             with torch.inference_mode():
-                return self.model(x).float()
+                return self.model(x)
         # Two graphs cover every face count: batch 1, and batch >= 2 with a dynamic
         # batch dimension (as fast as static shapes here), so a second face joining
         # mid-session costs no compile after warm-up.
@@ -234,7 +245,7 @@ class CpuFastEngine(Engine):
         import torch._inductor.config as inductor_config
 
         with inductor_config.patch(freezing=True), torch.inference_mode():
-            out = self.compiled(x).float().contiguous()
+            out = self.compiled(x)
         if first:
             self._seen.add(kind)
             log(f"{self.name}: batch {kind} ready in {time.perf_counter() - t0:.1f}s")

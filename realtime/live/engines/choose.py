@@ -199,7 +199,7 @@ def pick(bundle: Bundle, device: str, batch: int, retime: bool = False, **kw: An
         why = getattr(engine, "why", "")
         reasons.append(f"{engine.name}: chosen (fastest available on {kind}){'; ' + why if why else ''}")
     else:
-        times = {e.name: time_engine(e, batch=batch) for e in built}
+        times = time_engines(built, batch=batch)
         name, verdicts = decide(times, {e.name for e in built if e.compiles_at_start})
         engine = next(e for e in built if e.name == name)
         reasons += [
@@ -248,17 +248,25 @@ def decide(times: dict[str, float], compiling: set[str]) -> tuple[str, dict[str,
     return name, verdicts
 
 
-def time_engine(engine, rounds: int = 8, batch: int = 1) -> float:
-    """Median ms of a call (after two untimed ones), on a real-sized input."""
-    r = engine.resolution
+def time_engines(engines: list, blocks: int = 3, calls: int = 4, batch: int = 1) -> dict[str, float]:
+    """Median ms of a call of each engine on a real-sized input. The engines take turns
+    in ``blocks`` blocks of ``calls`` timed calls (after one untimed call, for the
+    caches and the other engine's spinning threads to settle): whatever else loads the
+    machine meanwhile (a start beside a test run) slows them alike instead of deciding
+    the choice that later starts reuse."""
+    r = engines[0].resolution
     x = torch.rand(batch, 3, r, r)
-    times = []
-    for i in range(rounds + 2):
-        t0 = time.perf_counter()
-        engine(x)
-        if i >= 2:
-            times.append(1000 * (time.perf_counter() - t0))
-    return float(np.median(times))
+    for e in engines:
+        e.run_scored(x)  # first calls allocate
+    times: dict[str, list[float]] = {e.name: [] for e in engines}
+    for _ in range(blocks):
+        for e in engines:
+            e.run_scored(x)
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                e.run_scored(x)
+                times[e.name].append(1000 * (time.perf_counter() - t0))
+    return {n: float(np.median(t)) for n, t in times.items()}
 
 
 def available_backends(device: str = "cpu") -> dict[str, str | None]:
