@@ -328,8 +328,16 @@ class Renderer:
                 self.fbo.clear(depth=1.0, viewport=(x0, y0, x1 - x0, y1 - y0))
             self.fbo.color_mask = (True, True, True, True)
             self.fbo.use()
-        if any(e.reads_frame for e, _ in groups):
+        readers = [i for e, which in groups if e.reads_frame for i in which]
+        if readers and whole:
             self.frame_tex.write(image)
+        elif readers:  # such a shader samples the frame under the live face only
+            for b in (self._box(faces[i].vertices) for i in readers):
+                if b is not None:
+                    x0, y0, x1, y1 = b
+                    self.frame_tex.write(
+                        np.ascontiguousarray(image[y0:y1, x0:x1]), viewport=(x0, y0, x1 - x0, y1 - y0)
+                    )
         inputs: dict[int, dict] = {}
         for e, which in groups:
             rows = self.region_rows if e.kind == "surface" and not e.whole_face else self.mesh_rows
