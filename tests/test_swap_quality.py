@@ -110,6 +110,27 @@ def test_teeth_and_occluders_of_the_source_are_filled(run, media):
     assert whiteish.mean() < 0.1, f"{whiteish.mean():.0%} of the lips are teeth-white"
 
 
+def test_a_colourless_camera_gets_a_colourless_face(run, talking, media):
+    """A colour portrait swapped onto a grey camera's frames: with tone "live" the face
+    takes the camera's lack of colour (no pink lips or colour blotches on a grey face);
+    tone "source" keeps the portrait's colour, and a colour camera keeps more of it."""
+    frames, recs, i = talking
+    photo = cv2.imread(str(media / "biden_portrait.jpg"))
+    source = run.photo(photo)
+    grey = cv2.cvtColor(cv2.cvtColor(frames[i], cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    chroma = {}
+    for tone in ("live", "source"):
+        swap = FaceSwap(run.bundle.layout, photo, source, tone=tone)
+        out = run.render(grey, recs[i], swap)
+        chroma[tone] = ms.mottle(out, recs[i].landmarks), swap.chroma(recs[i].track_id)
+    colour = FaceSwap(run.bundle.layout, photo, source)
+    run.render(frames[i], recs[i], colour)
+    print(chroma, colour.chroma(recs[i].track_id))
+    assert chroma["live"][1] < 0.3 and chroma["source"][1] == 1.0
+    assert chroma["live"][0] < 0.5 * chroma["source"][0], chroma
+    assert colour.chroma(recs[i].track_id) > 2 * chroma["live"][1]
+
+
 @pytest.fixture(scope="module")
 def small(run):
     """A small run of the benchmark: 12 frames of carphone at 352 x 288, 2 pairs, no

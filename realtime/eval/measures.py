@@ -85,12 +85,9 @@ def mottle(image: np.ndarray, landmarks: np.ndarray) -> float:
     width = float(np.ptp(landmarks[:, 0]))
     hull = face_hull(image.shape, landmarks).astype(np.uint8)
     inner = cv2.distanceTransform(hull, cv2.DIST_L2, 3) > 0.05 * width
-    x0, y0, w, h = cv2.boundingRect(inner.astype(np.uint8))
-    if w == 0 or h == 0:
+    if not inner.any():
         return 0.0
-    pad = int(3 * width / 48) + 2
-    ys = slice(max(y0 - pad, 0), y0 + h + pad)
-    xs = slice(max(x0 - pad, 0), x0 + w + pad)
+    ys, xs = _roi(inner, int(3 * width / 48) + 2)
     lab = cv2.cvtColor(image[ys, xs], cv2.COLOR_BGR2LAB)[..., 1:].astype(np.float32)
     detail = lab - cv2.GaussianBlur(lab, (0, 0), max(width / 48, 0.5))
     return float(np.sqrt((detail**2).sum(-1)[inner[ys, xs]].mean()))
@@ -166,9 +163,7 @@ class Reference:
 
 def band_energy(image: np.ndarray, band: np.ndarray) -> float:
     """Gradient energy summed over ``band`` (computed on its bounding box only)."""
-    ys, xs = np.nonzero(band)
-    if not len(ys):
+    if not band.any():
         return 0.0
-    y0, y1 = max(ys.min() - 4, 0), ys.max() + 5
-    x0, x1 = max(xs.min() - 4, 0), xs.max() + 5
-    return float(gradient_energy(image[y0:y1, x0:x1])[band[y0:y1, x0:x1]].sum())
+    ys, xs = _roi(band, 4)
+    return float(gradient_energy(image[ys, xs])[band[ys, xs]].sum())

@@ -78,6 +78,12 @@ def shade(light: np.ndarray, normals: np.ndarray) -> np.ndarray:
     return np.maximum(sh_basis(normals) @ light.astype(np.float32), 0.0)
 
 
+def frontal_skin(light: np.ndarray) -> np.ndarray:
+    """(3,) linear BGR: the typical skin (SKIN) turned to the camera under ``light``, the
+    skin colour a photo or a live face shows (the swap's tone compares the two)."""
+    return shade(light, np.array([[0.0, 0.0, 1.0]]))[0] * SKIN
+
+
 def directional_light(direction: np.ndarray, ambient: float, strength: float, colour=(1.0, 1.0, 1.0)):
     """(9, 3) SH shading of a white-ish distant light from ``direction`` (toward the
     light, frame axes) plus ambient: ambient + strength * max(0, n . d), to order 2
@@ -231,11 +237,23 @@ def pixels_at(image: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return pix, inside & (top < 250) & (top > 4)
 
 
-class _Track:
-    __slots__ = ("albedo", "light")
+def chroma_spread(albedo: np.ndarray) -> float:
+    """How colourful a face's skin is: the RMS distance of (K, 3) albedo samples' log
+    chroma (log colour minus log luminance) from their median. A tint of the light moves
+    every sample's chroma alike, so it does not count; a grey or sepia photo, or a
+    washed-out camera, gives a few hundredths, a colour photo about 0.1 to 0.3."""
+    if len(albedo) == 0:
+        return 0.0
+    log = np.log(np.maximum(albedo, 1e-4))
+    chroma = log - np.log(np.maximum(albedo @ LUMA, 1e-4))[:, None]
+    return float(np.sqrt(((chroma - np.median(chroma, 0)) ** 2).sum(1).mean()))
 
-    def __init__(self, albedo: np.ndarray, light: np.ndarray):
-        self.albedo, self.light = albedo, light
+
+class _Track:
+    __slots__ = ("albedo", "light", "seen")
+
+    def __init__(self, albedo: np.ndarray, light: np.ndarray, seen: np.ndarray):
+        self.albedo, self.light, self.seen = albedo, light, seen
 
 
 class LightEstimator:
@@ -268,9 +286,16 @@ class LightEstimator:
     def estimate(self, image: np.ndarray, vertices: np.ndarray, rounds: int = ROUNDS):
         """A still photo's (9, 3) light and sample albedo, from scratch (alternating
         light and albedo ``rounds`` times): e.g. the swap's source photo."""
-        return self._estimate(*self.sample(image, vertices), rounds)
+        return self.fit(*self.sample(image, vertices), rounds)
 
-    def _estimate(self, colour: np.ndarray, n: np.ndarray, weight: np.ndarray, rounds: int):
+    def photo_spread(self, image: np.ndarray, vertices: np.ndarray) -> float:
+        """``chroma_spread`` of a still photo's face, measured as ``spread`` measures a
+        track's (the samples it could use, their albedo from ``estimate``)."""
+        colour, n, weight = self.sample(image, vertices)
+        return chroma_spread(self.fit(colour, n, weight)[1][weight > 0.5])
+
+    def fit(self, colour: np.ndarray, n: np.ndarray, weight: np.ndarray, rounds: int = ROUNDS):
+        """``estimate`` on samples already taken (``sample``)."""
         albedo = np.tile(SKIN, (len(colour), 1))
         light = fit_light(colour, n, albedo, weight)
         for _ in range(rounds - 1):
@@ -287,10 +312,10 @@ class LightEstimator:
             if len(self.tracks) >= MAX_TRACKS:
                 self.tracks.clear()
             if weight.sum() >= 20:  # a new face starts as a still photo would (the swap's source)
-                light, albedo = self._estimate(colour, n, weight, ROUNDS)
+                light, albedo = self.fit(colour, n, weight)
             else:
                 light, albedo = _flat(), np.tile(SKIN, (len(colour), 1))
-            track = self.tracks[rec.track_id] = _Track(albedo, light)
+            track = self.tracks[rec.track_id] = _Track(albedo, light, weight > 0.5)
             return track.light
         new = fit_light(colour, n, track.albedo, weight, track.light)
         track.light = track.light + SMOOTHING * (new - track.light)
@@ -300,7 +325,16 @@ class LightEstimator:
         albedo = track.albedo.copy()
         albedo[seen] += ALBEDO_RATE * (observed - albedo[seen])
         track.albedo = self._normalise(albedo)
+        track.seen |= seen
         return track.light
+
+    def spread(self, track_id: int) -> float | None:
+        """``chroma_spread`` of a track's running albedo over the samples it has seen;
+        None for an unknown track or one seen too little to say."""
+        track = self.tracks.get(track_id)
+        if track is None or track.seen.sum() < 20:
+            return None
+        return chroma_spread(track.albedo[track.seen])
 
 
 def _flat() -> np.ndarray:

@@ -32,7 +32,8 @@ import numpy as np
 
 from realtime.core.types import Reconstruction
 from realtime.core.uv import UVLayout
-from realtime.render.lighting import LUMA, SKIN, LightEstimator, shade, to_linear
+from realtime.render.effects.uvdraw import smoothstep
+from realtime.render.lighting import LUMA, LightEstimator, frontal_skin, shade, to_linear
 
 MIN_SHADE = 0.04  # de-lighting divides by at least this (deep shadow carries no albedo)
 SMALL_FACE = 150  # photo pixels across the face below which the albedo is smoothed, with a warning
@@ -53,13 +54,15 @@ class SourceTexture:
     is mirrored or filled); ``warnings``
     one line each (cut off, turned, small); ``skin`` (3,) the mean skin colour the
     photo shows (linear BGR) and ``exposure`` the photo's mean luminance, for
-    ``--swap-tone source``."""
+    ``--swap-tone source``; ``spread`` how colourful its skin is
+    (realtime.render.lighting.chroma_spread), which a live face's is compared with."""
 
     albedo: np.ndarray
     seen: np.ndarray
     warnings: list[str] = field(default_factory=list)
     skin: np.ndarray = field(default_factory=lambda: np.ones(3))
     exposure: float = 1.0
+    spread: float = 0.0
 
 
 # -- fitting ----------------------------------------------------------------------------
@@ -146,11 +149,6 @@ def facing_and_unoccluded(pos: np.ndarray, face: np.ndarray) -> tuple[np.ndarray
     return n[..., 2].astype(np.float32), unoccluded
 
 
-def smoothstep(lo: float, hi: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-    return t * t * (3 - 2 * t)
-
-
 def push_pull(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """``values`` (H, W, C) where ``weight`` (H, W) in [0, 1] says they hold, filled
     everywhere else smoothly from what surrounds it: weighted means down a pyramid to
@@ -195,6 +193,7 @@ def unwrap(
     """The source's whole albedo texture (see the module docstring)."""
     size = masks.face.shape[0]
     warnings = check_photo(photo, rec, masks, layout)
+    spread = light.photo_spread(photo, rec.vertices)  # before any blur: as a live frame is seen
     face_px = float(np.ptp(rec.landmarks[:, 0]))
     grid = cv2.GaussianBlur(
         position_grid(layout, rec.vertices), (0, 0), 0.8
@@ -248,11 +247,9 @@ def unwrap(
     log = wt * log + (1 - wt) * fill
     log = smooth_chroma(log, CHROMA_SIGMA * size * (2.0 if face_px < SMALL_FACE else 1.0))
     albedo = np.exp(log).astype(np.float32)
-    # The skin's colour as the live side measures it: the light's shading of a face
-    # turned to the camera times the typical albedo the light's fit assumed.
-    skin = shade(src_light, np.array([[0.0, 0.0, 1.0]]))[0] * SKIN
+    skin = frontal_skin(src_light)  # as the live side measures its own (--swap-tone source)
     exposure = float(to_linear(photo[::16, ::16]).reshape(-1, 3).mean(0) @ LUMA)
-    return SourceTexture(albedo, conf_full.astype(np.float32), warnings, skin, exposure)
+    return SourceTexture(albedo, conf_full.astype(np.float32), warnings, skin, exposure, spread)
 
 
 def inside_photo(pos: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

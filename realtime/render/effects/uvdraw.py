@@ -37,6 +37,19 @@ def uv_landmarks(layout: UVLayout, size: int = TEX) -> np.ndarray:
     return layout.kpt_ind.T.astype(np.float64) * (size - 1) / (layout.resolution - 1)
 
 
+def smoothstep(lo: float, hi: float, x: np.ndarray) -> np.ndarray:
+    """0 below ``lo``, 1 above ``hi``, a smooth S between (GLSL's smoothstep)."""
+    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def inner_distance(mask: np.ndarray) -> np.ndarray:
+    """(H, W) float32: each pixel's distance (px) to the nearest pixel outside ``mask``
+    (0 outside it); beyond the image's border counts as outside, so a region that
+    reaches the border fades there too."""
+    return cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+
+
 def face_mask_tex(layout: UVLayout, size: int = TEX) -> np.ndarray:
     """(size, size) bool: the layout's face pixels at texture resolution."""
     m = cv2.resize(layout.face_mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
@@ -52,10 +65,7 @@ def effect_region(layout: UVLayout, size: int = TEX) -> np.ndarray:
     face = face_mask_tex(layout, size)
     hull = np.zeros((size, size), np.uint8)
     cv2.fillConvexPoly(hull, cv2.convexHull(np.round(k).astype(np.int32)), 1)
-    inside = hull > 0
-    dist = cv2.distanceTransform(np.pad(inside, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    t = np.clip(dist / (FEATHER * size), 0.0, 1.0)
-    soft = t * t * (3 - 2 * t)
+    soft = smoothstep(0.0, FEATHER * size, inner_distance(hull))
     return np.stack([np.round(soft * 255), face * 255], -1).astype(np.uint8)
 
 

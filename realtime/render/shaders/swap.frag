@@ -6,10 +6,17 @@
 // camera, and what covers the face (occlusion.glsl) stays in front. With a face shape
 // (u_warped) the frame under the mesh is drawn warped with it (the live eyes, mouth
 // and jaw line move to the new shape), fading back to the frame at the mesh's edge.
+// u_chroma < 1 turns the albedo's colour toward the source's skin chroma (u_skin_chroma,
+// linear BGR over its luminance), keeping each texel's luminance: a colourless live
+// face gets a face as colourless as its own (realtime.render.effects.swap.CHROMA_MATCH).
 uniform sampler2D u_tex;
 uniform sampler2D u_frame;
 uniform bool u_warped;
 uniform float u_opacity;
+uniform float u_chroma;
+uniform vec3 u_skin_chroma;
+
+const vec3 LUMA = vec3(0.11, 0.59, 0.30);  // BGR, as realtime.render.lighting.LUMA
 
 in vec2 v_uv;
 in vec3 v_light;
@@ -20,7 +27,9 @@ out vec4 f_color;
 
 void main() {
     vec4 t = texture(u_tex, v_uv);
-    vec3 face = min(t.rgb * v_light, vec3(1.0));
+    vec3 albedo = t.rgb * t.rgb;  // the texture is sqrt-coded
+    albedo = mix(dot(albedo, LUMA) * u_skin_chroma, albedo, u_chroma);
+    vec3 face = min(sqrt(albedo) * v_light, vec3(1.0));
     float a = t.a * v_facing * u_opacity * visible();
     if (!u_warped) {
         f_color = vec4(face, a);
