@@ -240,8 +240,8 @@ def pixels_at(image: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def chroma_spread(albedo: np.ndarray) -> float:
     """How colourful a face's skin is: the RMS distance of (K, 3) albedo samples' log
     chroma (log colour minus log luminance) from their median. A tint of the light moves
-    every sample's chroma alike, so it does not count; a grey or sepia photo, or a
-    washed-out camera, gives a few hundredths, a colour photo about 0.1 to 0.3."""
+    every sample's chroma alike, so it does not count: a grey or sepia photo gives under
+    0.01, the colour portraits of the test media 0.13 to 0.22."""
     if len(albedo) == 0:
         return 0.0
     log = np.log(np.maximum(albedo, 1e-4))
@@ -278,10 +278,13 @@ class LightEstimator:
         return to_linear(pix).astype(np.float64), n, weight
 
     def _normalise(self, albedo: np.ndarray) -> np.ndarray:
+        """Albedo free of shading, scaled so that its geometric mean is SKIN: the
+        arithmetic mean let the few samples the light cannot explain (a highlight, a
+        shadowed edge, both clipped) set the scale, and a normally lit face then got
+        four times its light (a white swap, a blown-out mask)."""
         log = np.log(np.clip(albedo, 1e-3, 4.0))
         log -= self.q @ (self.q.T @ (log - log.mean(0)))
-        albedo = np.exp(log)
-        return albedo * (SKIN / albedo.mean(0))
+        return np.exp(log - log.mean(0)) * SKIN
 
     def estimate(self, image: np.ndarray, vertices: np.ndarray, rounds: int = ROUNDS):
         """A still photo's (9, 3) light and sample albedo, from scratch (alternating

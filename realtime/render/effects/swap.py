@@ -78,7 +78,7 @@ MAX_TONE = 0.8  # |log gain| of the source's tone against the live one, at most
 #: With tone "live", the source's colour detail is scaled by the live skin's chroma
 #: spread over the source's, divided by this (at most 1): a live face clearly less
 #: colourful than the source's gets a face as colourless as its own. 100 AFLW pairs:
-#: cross-swap mottle 1.21 -> 1.04, distance to the source 0.541 -> 0.546 (docs/swap_quality.json).
+#: cross-swap mottle 1.21 -> 1.04, distance to the source 0.541 -> 0.543 (docs/swap_quality.json).
 CHROMA_MATCH = 0.75
 
 
