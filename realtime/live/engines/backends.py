@@ -105,11 +105,14 @@ class Engine:
     def run(self, images: torch.Tensor) -> torch.Tensor:
         return self.run_scored(images)[0]
 
-    def run_scored(self, images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
+    def run_scored(
+        self, images: torch.Tensor, mirror: bool | None = None
+    ) -> tuple[torch.Tensor, np.ndarray | None]:
         """``run``'s maps and the face logits (B,) (None where the engine has no
         head): a logit above 0 says the crop holds a face framed as in training. With
-        ``mirror`` the logit is the mean of the face's and its mirror image's."""
-        if not self.mirror:
+        ``mirror`` (this call's, else the engine's) the logit is the mean of the face's
+        and its mirror image's."""
+        if not (self.mirror if mirror is None else mirror):
             return self.forward_scored(images)
         b = images.shape[0]
         maps, logits = self.forward_scored(torch.cat([images, images.flip(-1)]))

@@ -76,11 +76,9 @@ def fit_photo(processor, photo: np.ndarray, first: Reconstruction, rounds: int =
 
     from realtime.core.types import Reconstruction as Rec
     from realtime.live.crop import crop_faces, to_tensor
-    from realtime.live.engines.mirror import MirrorAverage
     from realtime.live.track import landmark_crop
 
     engine, decoder = processor.engine, processor.decoder
-    mirror = MirrorAverage(decoder.layout, engine.resolution)
     src = to_tensor(photo, processor.device)
     rec = first
     for _ in range(rounds):
@@ -90,10 +88,8 @@ def fit_photo(processor, photo: np.ndarray, first: Reconstruction, rounds: int =
         batch = crop_faces(src, centres, sides, engine.resolution, list(range(len(sides))))
         maps = []
         with processor.lock, torch.inference_mode():
-            for i in range(len(sides)):
-                one = batch.images[i : i + 1]
-                pair = torch.cat([one, one.flip(-1)]).contiguous()
-                maps.append(mirror.average(engine.forward(pair), 1).cpu())
+            for i in range(len(sides)):  # one face (and its mirror image) a call
+                maps.append(engine.run_scored(batch.images[i : i + 1], mirror=True)[0].cpu())
         verts = decoder.vertices(torch.cat(maps), batch.to_frame)
         v = verts.mean(0).astype(np.float32)
         rec = Rec(first.track_id, v[decoder.kpt_rows].copy(), v, decoder.pose(v))
