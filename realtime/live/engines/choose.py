@@ -67,6 +67,10 @@ BACKENDS = (
     "tensorrt",
 )
 CHOICE_FILE = "engine-choice.json"
+#: Part of the choice's key: raised when how candidates are timed or what they give
+#: changes, so that choices made the old way are timed again once (2: timed taking
+#: turns, cpu-fast gives the face logit).
+CHOICE_VERSION = 2
 #: How much faster per call an engine that compiles at every start must be to be kept.
 START_MARGIN = 1.15
 #: Triton (and so inductor on CUDA) needs at least this compute capability.
@@ -113,6 +117,7 @@ def _need_triton(device: str) -> None:
 def choice_key(bundle: Bundle, batch: int) -> str:
     """Everything that can change which CPU backend is fastest."""
     parts = [
+        CHOICE_VERSION,
         cpu_name(),
         os.cpu_count(),
         torch.get_num_threads(),
