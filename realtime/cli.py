@@ -10,7 +10,6 @@ import os
 import sys
 from pathlib import Path
 
-from realtime.core.paths import MODELS
 from realtime.core.types import UsageError, UserError  # importing realtime also quiets FFmpeg/OpenCV logs
 
 EXIT_USAGE = 2
@@ -198,10 +197,9 @@ def check_flags(args: argparse.Namespace) -> None:
         raise UsageError(f"--frames {args.frames}: must be 1 or more")
     if args.faces < 1:
         raise UsageError(f"--faces {args.faces}: must be 1 or more")
-    if args.weights and args.model != "auto":
-        raise UsageError(f"--weights and --model {args.model} conflict: choose one network")
-    if args.model != "auto" and args.model not in MODELS:
-        raise UsageError(f"--model {args.model}: choose auto or one of {', '.join(MODELS)}")
+    from realtime.core.weights import check_choice
+
+    check_choice(args.weights, args.model)  # BundleError: one line, exit 2 as a UsageError
     if args.stream is not None and not 0 <= args.stream <= 65535:
         raise UsageError(f"--stream {args.stream}: a TCP port is 0..65535 (0 picks a free one)")
     if args.panel is not None and not 0 <= args.panel <= 65535:

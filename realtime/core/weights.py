@@ -198,11 +198,20 @@ def model_bundle(name: str) -> Traversable:
     return WEIGHTS / MODELS[name]
 
 
-def resolve_bundle(weights: str | Path | None = None, model: str = "auto") -> Bundle:
-    """A run's bundle: ``weights`` (a path of the user's) or a shipped ``model`` by
-    name; BundleError when both are given."""
+def check_choice(weights: str | Path | None, model: str) -> None:
+    """BundleError, one line, for a run's network choice that cannot be right whatever
+    is installed: both ``weights`` and a ``model`` name, or a name that is no model
+    (the CLI checks this before anything opens; ``resolve_bundle`` on every load)."""
     if weights and model != "auto":
         raise BundleError(f"--weights and --model {model} conflict: choose one network")
+    if model != "auto" and model not in MODELS:
+        raise BundleError(f"--model {model}: choose auto or one of {', '.join(MODELS)}")
+
+
+def resolve_bundle(weights: str | Path | None = None, model: str = "auto") -> Bundle:
+    """A run's bundle: ``weights`` (a path of the user's) or a shipped ``model`` by
+    name (``check_choice``'s BundleError otherwise)."""
+    check_choice(weights, model)
     return load_bundle(weights or model_bundle(model))
 
 

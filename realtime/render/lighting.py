@@ -84,6 +84,12 @@ def frontal_skin(light: np.ndarray) -> np.ndarray:
     return shade(light, np.array([[0.0, 0.0, 1.0]]))[0] * SKIN
 
 
+def exposure(image: np.ndarray) -> float:
+    """A frame's or photo's mean linear luminance (every 16th pixel each way): how bright
+    the camera made the whole picture (the swap's source tone is relative to it)."""
+    return float(to_linear(image[::16, ::16]).reshape(-1, 3).mean(0) @ LUMA)
+
+
 def directional_light(direction: np.ndarray, ambient: float, strength: float, colour=(1.0, 1.0, 1.0)):
     """(9, 3) SH shading of a white-ish distant light from ``direction`` (toward the
     light, frame axes) plus ambient: ambient + strength * max(0, n . d), to order 2

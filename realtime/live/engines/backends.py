@@ -159,7 +159,7 @@ class EagerEngine(Engine):
         super().__init__(bundle)
         self.scale = bundle.config.output_scale
         self.model = bundle.build_model(self.device)
-        self.scores = self.model.face_head is not None
+        self.scores = bool(bundle.config.face_head)
 
     @torch.inference_mode()
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -58,7 +58,7 @@ from realtime.render.effects.uvdraw import (
     smoothstep,
     uv_landmarks,
 )
-from realtime.render.lighting import LUMA, SKIN, LightEstimator, frontal_skin, shader_coefficients, to_linear
+from realtime.render.lighting import LUMA, SKIN, LightEstimator, exposure, frontal_skin, shader_coefficients
 
 __all__ = ["FaceSwap", "SwapError", "pose_free"]
 
@@ -403,14 +403,14 @@ class FaceSwap(Effect):
         """(3,) log gain that gives the face the source's skin tone: its chroma, and
         half its lightness against its photo's exposure, over the live skin's."""
         live_skin = frontal_skin(light)
-        exposure = float(to_linear(image[::16, ::16]).reshape(-1, 3).mean(0) @ LUMA)
+        live_exposure = exposure(image)
         src = self.prepared
 
         def tone(skin: np.ndarray, expo: float) -> np.ndarray:
             lum = max(float(skin @ LUMA), 1e-4)
             return np.log(np.maximum(skin, 1e-4) / lum) + 0.5 * np.log(lum / max(expo, 1e-4))
 
-        offset = np.clip(tone(src.skin, src.exposure) - tone(live_skin, exposure), -MAX_TONE, MAX_TONE)
+        offset = np.clip(tone(src.skin, src.exposure) - tone(live_skin, live_exposure), -MAX_TONE, MAX_TONE)
         old = self.tone_offset.get(track)
         offset = offset if old is None else old + 0.1 * (offset - old)
         if len(self.tone_offset) >= 64:

@@ -33,7 +33,7 @@ import numpy as np
 from realtime.core.types import Reconstruction
 from realtime.core.uv import UVLayout
 from realtime.render.effects.uvdraw import smoothstep
-from realtime.render.lighting import LUMA, LightEstimator, frontal_skin, shade, to_linear
+from realtime.render.lighting import LUMA, LightEstimator, exposure, frontal_skin, shade, to_linear
 
 MIN_SHADE = 0.04  # de-lighting divides by at least this (deep shadow carries no albedo)
 SMALL_FACE = 150  # photo pixels across the face below which the albedo is smoothed, with a warning
@@ -244,8 +244,7 @@ def unwrap(
     log = smooth_chroma(log, CHROMA_SIGMA * size * (2.0 if face_px < SMALL_FACE else 1.0))
     albedo = np.exp(log).astype(np.float32)
     skin = frontal_skin(src_light)  # as the live side measures its own (--swap-tone source)
-    exposure = float(to_linear(photo[::16, ::16]).reshape(-1, 3).mean(0) @ LUMA)
-    return SourceTexture(albedo, conf_full.astype(np.float32), warnings, skin, exposure, spread)
+    return SourceTexture(albedo, conf_full.astype(np.float32), warnings, skin, exposure(photo), spread)
 
 
 def inside_photo(pos: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
