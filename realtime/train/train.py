@@ -274,11 +274,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_dir(args: argparse.Namespace) -> Path:
-    if args.arch == "mobile":
-        name = args.run or f"mobile-r{args.resolution or MobileConfig.resolution}"
-    else:
-        name = args.run or f"prnet-s{args.size}-r{args.resolution or 128}"
-    return CACHE / "train" / name
+    cfg = make_config(args)  # the defaults as the run uses them
+    mobile = isinstance(cfg, MobileConfig)
+    tag = f"mobile-r{cfg.resolution}" if mobile else f"prnet-s{cfg.size}-r{cfg.resolution}"
+    return CACHE / "train" / (args.run or tag)
 
 
 def save_curve(history: list[dict], path: Path) -> None:
