@@ -13,6 +13,15 @@ blend factor: the smoothed mesh is a blend of whole meshes, so a rigidly moving 
 stays rigid (per-point cutoffs would smear the shape during motion). The blend itself
 is one Numba loop over every value of the face (landmarks, vertices, pose).
 
+A face that holds still while it talks or blinks would have its mouth and lids held
+still too, since the head's speed is what opens the filter. So the mouth (with the jaw
+below it) and the eyes get a speed of their own: how fast the mouth's opening and
+width and the lids' opening change, in eye distances per second. Each value's blend
+factor is the larger of the head's and its region's (a vertex's share of a region
+fades with its distance from the region's landmarks, measured once per track), so
+speech and blinks pass at once while the head's jitter stays filtered, and on a still,
+silent face nothing changes: the regions' speeds stay under their own still floor.
+
 Tuning (as Casiez et al. suggest): with the head still, lower ``min_cutoff`` until the
 mesh stops jittering; then move the head quickly and raise ``beta`` until it stops
 lagging behind. ``d_cutoff`` (the speed estimate's own low-pass) rarely needs changing.
@@ -30,6 +39,7 @@ from dataclasses import dataclass, replace
 import numba
 import numpy as np
 
+from realtime.core.landmarks import EYE_L, EYE_R, LIPS, MOUTH_IN, Expression
 from realtime.core.types import Pose, Reconstruction
 from realtime.live.decode import rotation_to_angles
 
@@ -38,10 +48,14 @@ MAX_GAP = 0.5
 
 
 @numba.njit(cache=True, fastmath=True)
-def _blend(x: np.ndarray, state: np.ndarray, a: float) -> None:
-    """state += a * (x - state), in place, over every value."""
+def _blend(x: np.ndarray, state: np.ndarray, a: float, regions: np.ndarray, a_regions: np.ndarray) -> None:
+    """state += max(a, regions[i, r] * a_regions[r]) * (x - state), in place, over
+    every value (``regions`` (N, R) each value's share of each region)."""
     for i in range(x.shape[0]):
-        state[i] += a * (x[i] - state[i])
+        ai = a
+        for r in range(a_regions.shape[0]):
+            ai = max(ai, regions[i, r] * a_regions[r])
+        state[i] += ai * (x[i] - state[i])
 
 
 def _alpha(dt: float, cutoff: float) -> float:
@@ -78,6 +92,10 @@ class OneEuroConfig:
     # frame-to-frame jitter reads as a small speed, and without this floor that speed
     # alone opens the filter (beta x jitter) and lets the jitter through.
     still_speed: float = 0.15
+    # The mouth's and the lids' own speeds (eye distances / s of their openings):
+    # their beta and still floor, as the head's.
+    expression_beta: float = 20.0
+    expression_still: float = 0.4
 
     #: min_cutoff at or above this passes every frame through: smoothing off.
     OFF = 1e9
@@ -110,6 +128,9 @@ class OneEuroFilter:
         self._t = 0.0
         self._centroid = np.zeros(3)
         self._speed = 0.0
+        self._expr = np.zeros(len(REGIONS))  # the regions' measures, last frame
+        self._expr_speed = np.zeros(len(REGIONS))
+        self._regions = np.zeros((0, len(REGIONS)))
 
     def __call__(self, rec: Reconstruction, t: float) -> Reconstruction:
         x = _pack(rec)
@@ -117,21 +138,64 @@ class OneEuroFilter:
         centroid = lm.mean(0)
         face = max(float((lm[:, :2].max(0) - lm[:, :2].min(0)).max()), 1e-6)
         dt = t - self._t
+        expr = _region_measures(lm)
         if self._state is None or self._state.shape != x.shape or not 0 < dt <= MAX_GAP:
             self._state, self._t, self._centroid, self._speed = x, t, centroid, 0.0
+            self._expr, self._expr_speed = expr, np.zeros(len(REGIONS))
+            self._regions = region_weights(lm, rec.vertices, x.size)
             return _unpack(rec, x)
         cfg = self.config
         raw_speed = float(np.linalg.norm(centroid - self._centroid)) / dt / face
-        self._speed += _alpha(dt, cfg.d_cutoff) * (raw_speed - self._speed)
+        a_d = _alpha(dt, cfg.d_cutoff)
+        self._speed += a_d * (raw_speed - self._speed)
+        self._expr_speed += a_d * (np.abs(expr - self._expr) / dt - self._expr_speed)
         a = _alpha(dt, cfg.min_cutoff + cfg.beta * max(0.0, self._speed - cfg.still_speed))
-        _blend(x, self._state, a)
-        self._t, self._centroid = t, centroid
+        a_regions = np.array(
+            [
+                _alpha(dt, cfg.min_cutoff + cfg.expression_beta * max(0.0, v - cfg.expression_still))
+                for v in self._expr_speed
+            ]
+        )
+        _blend(x, self._state, a, self._regions, a_regions)
+        self._t, self._centroid, self._expr = t, centroid, expr
         return _unpack(rec, self._state)
 
     @property
     def speed(self) -> float:
         """Latest filtered speed, face sizes per second."""
         return self._speed
+
+
+#: The regions with a speed of their own (``_region_measures`` reads it): the landmarks
+#: each spans, its full-weight radius and its fade-out radius, in eye distances.
+REGIONS = (
+    (list(range(4, 13)) + LIPS + MOUTH_IN, 0.15, 0.5),  # the mouth, and the jaw below it
+    (EYE_L + EYE_R, 0.08, 0.3),
+)
+
+
+def _region_measures(lm: np.ndarray) -> np.ndarray:
+    """(len(REGIONS),) what each region's speed is read from: the mouth's opening plus
+    its width, the lids' opening (eye distances)."""
+    e = Expression.from_landmarks(lm)
+    return np.array([float(e.mouth) + float(e.width), float(e.eyes)])
+
+
+def region_weights(lm: np.ndarray, vertices: np.ndarray, size: int) -> np.ndarray:
+    """(size, len(REGIONS)) each packed value's share of each region: 1 within the
+    region's inner radius of its nearest spanning landmark, fading to 0 at the outer
+    one; the pose's values belong to none."""
+    iod = max(float(np.linalg.norm(lm[EYE_L, :2].mean(0) - lm[EYE_R, :2].mean(0))), 1e-6)
+    out = np.zeros((size, len(REGIONS)))
+    pts = np.concatenate([lm[:, :2], vertices[:, :2]]).astype(np.float64)
+    for r, (span, inner, outer) in enumerate(REGIONS):
+        d = np.full(len(pts), np.inf)
+        for k in span:
+            d = np.minimum(d, np.linalg.norm(pts - lm[k, :2], axis=1))
+        t = np.clip((outer - d / iod) / (outer - inner), 0.0, 1.0)
+        share = t * t * (3 - 2 * t)
+        out[: 3 * len(pts), r] = np.repeat(share, 3)  # x, y, z of each point
+    return out
 
 
 def _unpack(rec: Reconstruction, x: np.ndarray) -> Reconstruction:

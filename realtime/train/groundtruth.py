@@ -22,6 +22,7 @@ import torch
 from realtime.core.paths import CACHE
 from realtime.core.paths import SHARED_DATA as DEFAULT_DATA
 from realtime.core.uv import UVRaster, build_layout, mirror_vertices
+from realtime.train.lidlip import LidLipWarp
 
 CROP = 120  # side of the training crops in pixels
 NME_DROP = 0.15  # fits worse than this against AFLW's own labels are bad crops
@@ -177,6 +178,9 @@ class MapMaker:
 
     def __init__(self, bfm: dict, resolution: int):
         self.layout, raster = build_layout(bfm, resolution)
+        warp = LidLipWarp(bfm)  # expression labels move the lids and lips (maps(offsets=...))
+        self.warp_rows = torch.from_numpy(warp.rows)
+        self.warp_weights = torch.from_numpy(warp.weights)
         self.raster: UVRaster = raster
         self.basis = torch.from_numpy(
             np.concatenate([bfm["shape_basis"], bfm["exp_basis"]], 1).astype(np.float32)
@@ -199,12 +203,14 @@ class MapMaker:
     def to(self, device: torch.device | str) -> MapMaker:
         """Move the model and raster to ``device``: on a GPU a batch of maps is a few
         kernels, where the CPU gather would be the training loop's bottleneck."""
-        for name in ("basis", "mean", "kpt_ind", "ids", "w", "pixels", "mirror"):
+        for name in ("basis", "mean", "kpt_ind", "ids", "w", "pixels", "mirror", "warp_rows", "warp_weights"):
             setattr(self, name, getattr(self, name).to(device))
         return self
 
-    def vertices(self, params: np.ndarray) -> torch.Tensor:
-        """(B, N, 3) dense vertices in 0-based 120-crop pixels (y down, min z = 0)."""
+    def vertices(self, params: np.ndarray, offsets: np.ndarray | None = None) -> torch.Tensor:
+        """(B, N, 3) dense vertices in 0-based 120-crop pixels (y down, min z = 0);
+        ``offsets`` (B, 32, 2) crop pixels move the lid and lip control points
+        (realtime.train.lidlip.CONTROLS) and the skin around them, depth kept."""
         p = torch.as_tensor(np.asarray(params, np.float32), device=self.basis.device)
         s = (self.mean[:, None] + self.basis @ p[:, 12:].T).T.reshape(len(p), -1, 3)
         pm = p[:, :12].reshape(-1, 3, 4)
@@ -212,16 +218,21 @@ class MapMaker:
         x, y = to_crop_xy(v[..., 0], v[..., 1])
         z = v[..., 2] - 1
         z = z - z.min(1, keepdim=True).values
-        return torch.stack([x, y, z], -1)
+        out = torch.stack([x, y, z], -1)
+        if offsets is not None:
+            d = self.warp_weights @ torch.as_tensor(np.asarray(offsets, np.float32), device=out.device)
+            out[:, self.warp_rows, :2] += d
+        return out
 
-    def maps(self, params: np.ndarray, affine: np.ndarray) -> torch.Tensor:
+    def maps(self, params: np.ndarray, affine: np.ndarray, offsets: np.ndarray | None = None) -> torch.Tensor:
         """(B, 3, R, R) maps in output pixels; ``affine`` (B, 2, 3) maps 120-crop
-        pixels to output pixels (pixel centres at integers, as cv2.warpAffine).
+        pixels to output pixels (pixel centres at integers, as cv2.warpAffine);
+        ``offsets`` as ``vertices``.
 
         An affine that mirrors the crop (negative determinant) turns the face's left
         side into its right: each UV pixel then takes its mirror vertex, or the map
         would hold a face inside out."""
-        v = self.vertices(params)
+        v = self.vertices(params, offsets)
         a = torch.as_tensor(np.asarray(affine, np.float32), device=v.device)
         det = torch.linalg.det(a[:, :, :2])
         mirrored = det < 0

@@ -29,16 +29,68 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from realtime.core.landmarks import EXPRESSION_PAIRS, Expression
 from realtime.core.mobile import MobileConfig
 from realtime.core.model import PRNetConfig
 from realtime.core.uv import load_bfm
 from realtime.core.weights import Config, build_net, config_from_dict
-from realtime.train.groundtruth import CACHE, DEFAULT_DATA, Batcher, MapMaker, load_trainset, refit_to_human
+from realtime.train.groundtruth import (
+    CACHE,
+    DEFAULT_DATA,
+    Batcher,
+    MapMaker,
+    landmarks_2d,
+    load_trainset,
+    refit_to_human,
+)
+from realtime.train.lidlip import CONTROLS
 
 
 def weighted_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Mean over pixels of weight * squared error summed over x, y, z (map units)."""
     return ((pred - target).pow(2).sum(1) * weight).mean()
+
+
+def expression_loss(pred: torch.Tensor, target: torch.Tensor, kpt_ind: np.ndarray) -> torch.Tensor:
+    """Mean squared error of the x, y differences between the landmark pairs that carry
+    expression (``EXPRESSION_PAIRS``: lids, lips, mouth width), in map units.
+
+    The weighted map loss scores each point on its own, so a network that puts the
+    whole mouth a little off everywhere and one that closes an open mouth cost about
+    the same; here the error shared by both points of a pair cancels, and what is
+    left is the opening itself."""
+    a, b = (np.array(ix) for ix in zip(*EXPRESSION_PAIRS, strict=True))
+    cols, rows = torch.as_tensor(kpt_ind[0]), torch.as_tensor(kpt_ind[1])
+
+    def gaps(m: torch.Tensor) -> torch.Tensor:
+        pts = m[:, :2, rows, cols]  # (B, 2, 68)
+        return pts[..., a] - pts[..., b]
+
+    return (gaps(pred) - gaps(target)).pow(2).sum(1).mean()
+
+
+def expression_balanced(lm: np.ndarray, yaw: np.ndarray | None, bins: int = 5) -> np.ndarray:
+    """Sampling probabilities that make rare expressions (a wide-open mouth, closed
+    lids) more frequent: each crop weighs 1/sqrt(count) of its mouth-opening bin times
+    the same for its lid-opening bin (``bins`` equal widths over the middle 98 % of faces
+    within 45 degrees of frontal, where the measures are read reliably); turned crops weigh the mean."""
+    e = Expression.from_landmarks(lm)
+    ok = np.isfinite(e.mouth) & np.isfinite(e.eyes)
+    if yaw is not None:
+        ok &= np.abs(yaw) < 45
+    w = np.ones(len(lm))
+    for m in (e.mouth, e.eyes):
+        lo, hi = np.quantile(m[ok], (0.01, 0.99))
+        edges = np.linspace(lo, hi, bins + 1)[1:-1]  # equal widths: the tails are the rare bins
+        b = np.digitize(m, edges)
+        count = np.bincount(b[ok], minlength=len(edges) + 1).astype(np.float64)
+        w *= np.where(ok, 1.0 / np.sqrt(np.maximum(count[b], 1.0)), 1.0)
+    w[~ok] = w[ok].mean()
+    return w / w.sum()
+
+
+def pick(a: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if a is None else a[rows]
 
 
 def landmark_nme(pred_maps: torch.Tensor, gt_maps: torch.Tensor, kpt_ind: np.ndarray) -> np.ndarray:
@@ -253,6 +305,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--balance-yaw", action="store_true", help="sample yaw bins equally (needs AFLW yaw)")
     ap.add_argument(
+        "--expression",
+        type=float,
+        default=0.0,
+        help="weight of the loss on the lids' and lips' openings (expression_loss); 0: off",
+    )
+    ap.add_argument(
+        "--expression-labels",
+        action="store_true",
+        help="move the fits' lids and lips to MediaPipe's (python -m realtime.train.expression build first)",
+    )
+    ap.add_argument(
+        "--balance-expression",
+        action="store_true",
+        help="sample open mouths and closed lids more often (expression_balanced)",
+    )
+    ap.add_argument(
         "--profiled",
         type=float,
         default=0.0,
@@ -350,6 +418,12 @@ def main(argv: list[str] | None = None) -> int:
     maker = MapMaker(bfm, cfg.layout_resolution).to(device)
     order = np.random.default_rng(12345).permutation(len(data.images))
     val_idx, train_idx = order[: args.val], order[args.val :]
+    offsets = None  # (M, 32, 2) lid and lip moves, from MediaPipe (realtime.train.expression)
+    if args.expression_labels:
+        from realtime.train.expression import load_offsets
+
+        offsets = load_offsets(data, data.params, bfm)
+        print(f"expression labels: {np.abs(offsets).max(-1).max(-1).__gt__(0).mean():.0%} of crops moved")
     train_data, prof_idx = data, None
     if args.profiled:
         from realtime.train.profiling import cache_path, join_profiled, load_cache
@@ -362,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         # The validation crops' turned copies stay out: they would leak them.
         train_data, prof_idx = join_profiled(data, load_cache(folder), exclude=val_idx)
+        if offsets is not None:  # the turned copies keep their fits' lids and lips
+            offsets = np.concatenate([offsets, np.zeros((len(prof_idx), *offsets.shape[1:]), np.float32)])
         print(f"{len(prof_idx)} profiled crops from {folder}, {round(args.profiled * args.batch)} per batch")
     occlude = None
     if args.occluders:
@@ -442,7 +518,8 @@ def main(argv: list[str] | None = None) -> int:
                 imgs, affs = val_b.pixels(sel, np.random.default_rng(0))
                 p = ema(prep(to_input(imgs, device))).float().cpu() * scale
                 affs = rescale_affines(affs, crop, cfg.resolution)
-                nmes.append(landmark_nme(p, maker.maps(data.params[sel], affs).cpu(), maker.layout.kpt_ind))
+                gt = maker.maps(data.params[sel], affs, pick(offsets, sel)).cpu()
+                nmes.append(landmark_nme(p, gt, maker.layout.kpt_ind))
         return float(np.concatenate(nmes).mean())
 
     t0 = time.time()
@@ -452,6 +529,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.balance_yaw and data.yaw is None:
         raise SystemExit("error: --balance-yaw needs train/aflw_crops_labels21.npz matching the crops")
     p = yaw_balanced(data.yaw[train_idx]) if args.balance_yaw else None
+    if args.balance_expression:
+        lm = landmarks_2d(data.params[train_idx].astype(np.float64), bfm)
+        if offsets is not None:
+            lm[:, CONTROLS] += offsets[train_idx]
+        pe = expression_balanced(lm, None if data.yaw is None else data.yaw[train_idx])
+        p = pe if p is None else p * pe / (p * pe).sum()
     steps = StepBatches(
         train_b, train_idx, args.seed, args.batch, state["step"], total, p, prof_idx, args.profiled
     )
@@ -489,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
             g["lr"] = args.lr * 0.5 ** math.floor(epoch / state["halve_every"])
         x = to_input(imgs, device)
         affs = rescale_affines(affs.numpy(), crop, cfg.resolution)
-        y = maker.maps(train_data.params[sel.numpy()], affs) / scale
+        y = maker.maps(train_data.params[sel.numpy()], affs, pick(offsets, sel.numpy())) / scale
         if teacher is not None:
             with torch.no_grad():
                 t_maps = rescale_maps(
@@ -499,6 +582,8 @@ def main(argv: list[str] | None = None) -> int:
         with amp:
             pred = model(x)
         loss = weighted_loss(pred.float(), y, weight)
+        if args.expression:
+            loss = loss + args.expression * expression_loss(pred.float(), y, maker.layout.kpt_ind)
         if teacher is not None:
             t_loss = weighted_loss(pred.float(), t_maps.float() / scale, weight)
             loss = loss + args.distill * t_loss

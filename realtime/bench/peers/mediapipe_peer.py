@@ -87,15 +87,18 @@ class MeshPeer:
     """MediaPipe Face Mesh through its ``solutions`` API (the one whose models ship in
     the wheel; the Tasks API needs a separate download). Video mode tracks the face from
     the previous landmarks and runs the detector only when the track is lost, as
-    ``static_image_mode=False`` does live; refine_landmarks off (468 points, no irises)."""
+    ``static_image_mode=False`` does live; refine_landmarks off (468 points, no irises)
+    unless ``refine``: then the attention model's finer lips, lids and irises (478
+    points), which the expression labels and benchmark read."""
 
     name = "mediapipe"
 
-    def __init__(self) -> None:
+    def __init__(self, refine: bool = False) -> None:
         import mediapipe as mp
 
         self.mp = mp
         self.mesh = None
+        self.refine = refine
 
     def versions(self) -> dict[str, str]:
         import google.protobuf
@@ -111,7 +114,7 @@ class MeshPeer:
         if self.mesh is not None:
             self.mesh.close()
         self.mesh = self.mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=not video, max_num_faces=1 if video else 4, refine_landmarks=False
+            static_image_mode=not video, max_num_faces=1 if video else 4, refine_landmarks=self.refine
         )
 
     def mesh_points(self, bgr: np.ndarray) -> list[np.ndarray]:
@@ -212,12 +215,13 @@ def draw(image_path: str, out_path: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--serve", action="store_true", help="run the line protocol on stdin/stdout")
+    ap.add_argument("--refine", action="store_true", help="refine_landmarks: finer lips, lids, irises")
     ap.add_argument("--draw", nargs=2, metavar=("IMAGE", "OUT"), help="draw the mapped 68 points")
     args = ap.parse_args(argv)
     if args.draw:
         return draw(*args.draw)
     if args.serve:
-        return serve(MeshPeer)
+        return serve(lambda: MeshPeer(refine=args.refine))
     ap.print_help()
     return 2
 
