@@ -8,8 +8,8 @@ instead of ~10 matters on a GPU where launches dominate; R-Net and O-Net then ru
 on all candidates in one batch each, cropped with the same RoIAlign-style sampler
 as the PRNet crops.
 
-Weights: weights/mtcnn.pt, the original MTCNN weights converted by
-tools/convert_mtcnn.py (MIT, see weights/MTCNN_LICENSE.md).
+Weights: realtime/weights/mtcnn.pt, the original MTCNN weights converted by
+tools/convert_mtcnn.py (MIT, see realtime/weights/MTCNN_LICENSE.md).
 
 Coordinates follow realtime.core.types: pixel centres at integers, so a box edge lies on
 half-integers; boxes are (x1, y1, x2, y2) edges.
@@ -179,7 +179,7 @@ class MTCNN:
         path = resource(weights if weights is not None else WEIGHTS)
         if not path.is_file():
             raise DetectorError(
-                f"MTCNN weights {path} not found: restore weights/mtcnn.pt from the "
+                f"MTCNN weights {path} not found: restore realtime/weights/mtcnn.pt from the "
                 "repository or rebuild it with tools/convert_mtcnn.py"
             )
         try:

@@ -85,7 +85,9 @@ def load_net(path: str | Path | Traversable = DEFAULT_WEIGHTS) -> tuple[Visibili
     """The trained network (eval mode, fp32) and the crop side it was trained at."""
     path = resource(path)
     if not path.is_file():
-        raise UserError(f"{path}: no visibility weights; run with --no-occlusion or restore weights/")
+        raise UserError(
+            f"{path}: no visibility weights; run with --no-occlusion or restore realtime/weights/"
+        )
     try:
         with path.open("rb") as f:
             ck = torch.load(f, map_location="cpu", weights_only=True)
@@ -93,7 +95,7 @@ def load_net(path: str | Path | Traversable = DEFAULT_WEIGHTS) -> tuple[Visibili
         net.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
     except Exception as e:  # a damaged or foreign file
         raise UserError(
-            f"{path}: not a visibility weights file ({type(e).__name__}); restore weights/"
+            f"{path}: not a visibility weights file ({type(e).__name__}); restore realtime/weights/"
         ) from None
     return net.eval(), int(ck["resolution"])
 
