@@ -305,7 +305,7 @@ def import_prnet(checkout: str | Path, out: str | Path) -> Path:
         "checkpoint": str(CHECKPOINT),
         "checkpoint_data_sha256": _sha256(need[1]),
         "imported_by": "realtime.export.tf_import",
-        "license": "see weights/MODEL_CARD.md",
+        "license": "see realtime/weights/MODEL_CARD.md",
         "variables": len(mapping),
         "ignored_non_optimizer_variables": unused,
         "face_pixels": int(layout.face_mask.sum()),

@@ -2,7 +2,7 @@
 occluders (realtime.train.occluders), checkpointed so a stopped run resumes.
 
     python -m realtime.train.visibility --steps 4000        # ~/.cache/prnet-live/train/visibility
-    python -m realtime.train.visibility --export weights/visibility128.pt
+    python -m realtime.train.visibility --export realtime/weights/visibility128.pt
 
 Loss: binary cross-entropy plus a soft Dice term per image (the Dice term keeps small
 occluders, a few per cent of the crop, from being drowned by the easy background).
