@@ -35,8 +35,8 @@ def test_architecture_matches_the_original():
         3,
         3,
     ]
-    assert abs(count_flops(model.config) / 1e9 - 8.26) < 0.05
-    assert abs(count_flops(PRNetConfig(8, 256)) / count_flops(model.config) - 0.26) < 0.02
+    assert abs(count_flops(model, 256) / 1e9 - 8.26) < 0.05
+    assert abs(count_flops(PRNet(PRNetConfig(8, 256)), 256) / count_flops(model, 256) - 0.26) < 0.02
 
 
 def test_output_shape_and_range():

@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realtime.core.mobile import MobileConfig, MobilePRNet, ScaledMobile, count_flops
-from realtime.core.model import PRNetConfig
-from realtime.core.model import count_flops as prnet_flops
+from realtime.core.mobile import MobileConfig, MobilePRNet, ScaledMobile
+from realtime.core.model import PRNet, PRNetConfig, count_flops
 from realtime.core.weights import load_bundle
 from realtime.live.engines.backends import export_module, export_onnx, ort_session
 
@@ -74,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     info = {
         "lite128": {
             "params_M": sum(v.numel() for v in lite.state_dict.values()) / 1e6,
-            "MFLOPs": prnet_flops(PRNetConfig(8, 128)) / 1e6,
+            "MFLOPs": count_flops(PRNet(PRNetConfig(8, 128)), 128) / 1e6,
         }
     }
     for name in [c for c in args.candidates.split(",") if c]:

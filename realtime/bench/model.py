@@ -20,7 +20,6 @@ import time
 import numpy as np
 import torch
 
-from realtime.core.mobile import count_flops as mobile_flops
 from realtime.core.model import PRNet, PRNetConfig, count_flops
 from realtime.core.paths import MEDIA, SHARED_DATA
 from realtime.core.uv import UVLayout
@@ -166,10 +165,8 @@ def bench_model(
 ) -> dict:
     """Time every engine on ``bundle`` round-robin; per-frame ms = call ms / batch."""
     cfg = bundle.config
-    if isinstance(cfg, PRNetConfig):
-        size, flops = cfg.size, count_flops(cfg)
-    else:
-        size, flops = None, mobile_flops(bundle.build_model(), cfg.resolution)
+    size = cfg.size if isinstance(cfg, PRNetConfig) else None
+    flops = count_flops(bundle.build_model(), cfg.resolution)
     r = cfg.resolution
     result: dict = {
         "model": label,

@@ -214,32 +214,3 @@ class ScaledMobile(nn.Module):
             maps, logit = self.model.forward_with_score(x)
             return maps * self.scale, logit
         return self.model(x) * self.scale
-
-
-def count_flops(model: nn.Module, resolution: int) -> float:
-    """Multiply-accumulates x 2 of convolutions and linear layers (depthwise counted
-    as such), in FLOPs, for one face; upsampling and element-wise ops not counted."""
-    total = 0.0
-
-    def hook(mod: nn.Module, inp: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(mod, nn.Conv2d):
-            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.weight.shape[1]
-            total += 2.0 * k * out.numel()
-        elif isinstance(mod, nn.ConvTranspose2d):
-            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.out_channels // mod.groups
-            total += 2.0 * k * inp[0].numel()
-        elif isinstance(mod, nn.Linear):
-            total += 2.0 * mod.in_features * out.numel()
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        fws = getattr(model, "forward_with_score", None)
-        x = torch.zeros(1, 3, resolution, resolution)
-        fws(x) if fws is not None and getattr(model, "face_head", None) is not None else model(x)
-    model.train(was)
-    for h in handles:
-        h.remove()
-    return total

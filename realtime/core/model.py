@@ -229,23 +229,32 @@ class PRNet(FaceScoring):
         return self.decoder(z), self.score(z)
 
 
-def count_flops(config: PRNetConfig) -> float:
-    """Multiply-accumulates x 2 for one forward pass, in FLOPs."""
-    model = PRNet(config)
+def count_flops(model: nn.Module, resolution: int) -> float:
+    """Multiply-accumulates x 2 of convolutions (depthwise counted as such), transposed
+    convolutions and linear layers, in FLOPs, for one ``resolution``-px face through
+    ``model`` (PRNet or the mobile network; its face head included when it has one);
+    upsampling and element-wise ops not counted."""
     total = 0.0
 
     def hook(mod: nn.Module, inp: tuple, out: torch.Tensor) -> None:
         nonlocal total
         if isinstance(mod, nn.Conv2d):
-            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels
+            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.weight.shape[1]
             total += 2.0 * k * out.numel()
         elif isinstance(mod, nn.ConvTranspose2d):
-            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.out_channels
+            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.out_channels // mod.groups
             total += 2.0 * k * inp[0].numel()
+        elif isinstance(mod, nn.Linear):
+            total += 2.0 * mod.in_features * out.numel()
 
     handles = [m.register_forward_hook(hook) for m in model.modules()]
+    was = model.training
+    model.eval()
     with torch.no_grad():
-        model(torch.zeros(1, 3, config.resolution, config.resolution))
+        x = torch.zeros(1, 3, resolution, resolution)
+        scored = isinstance(model, FaceScoring) and model.face_head is not None
+        model.forward_with_score(x) if scored else model(x)
+    model.train(was)
     for h in handles:
         h.remove()
     return total
