@@ -93,7 +93,8 @@ class UVLayout:
 
 
 def grid_triangles(face_mask: np.ndarray) -> np.ndarray:
-    """Two triangles per 2x2 block of face pixels, indexing the face-pixel order."""
+    """Two triangles per 2x2 block of face pixels, indexing the face-pixel order (row
+    by row: over an all-True mask, the vertices of a whole grid)."""
     r = face_mask.shape[0]
     index = -np.ones(face_mask.shape, np.int64)
     index[face_mask] = np.arange(face_mask.sum())

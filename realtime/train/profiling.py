@@ -31,7 +31,7 @@ import numpy as np
 from realtime.core.paths import CACHE
 from realtime.core.paths import SHARED_DATA as DEFAULT_DATA
 from realtime.core.raster import rasterise
-from realtime.core.uv import load_bfm
+from realtime.core.uv import grid_triangles, load_bfm
 from realtime.live.decode import angles_to_rotation, rotation_to_angles
 from realtime.train.groundtruth import CROP, TrainSet, landmarks_2d, load_trainset
 
@@ -98,13 +98,6 @@ def pick_turn(
     return Turn(float(sign * max(target - abs(yaw0), 0.0)), float(rng.uniform(-pitch, pitch)))
 
 
-def grid_triangles(h: int, w: int) -> np.ndarray:
-    """(2 (h-1)(w-1), 3) triangles over an h x w grid of vertices, row-major."""
-    i = np.arange(h * w).reshape(h, w)
-    a, b, c, d = i[:-1, :-1], i[:-1, 1:], i[1:, :-1], i[1:, 1:]
-    return np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3), np.stack([b, d, c], -1).reshape(-1, 3)])
-
-
 class Profiler:
     """Turns training crops; one per process (it holds the face model).
 
@@ -137,7 +130,7 @@ class Profiler:
         self.identity = np.stack([self.gx, self.gy], -1).reshape(-1, 2)
         o = (np.arange(CROP * fine, dtype=np.float32) + 0.5) / fine - 0.5  # output pixels' centres
         self.out_xy = np.stack(np.meshgrid(o, o), -1)
-        self.grid_tris = grid_triangles(self.side, self.side).astype(np.int32)
+        self.grid_tris = grid_triangles(np.ones((self.side, self.side), bool))  # every pixel a vertex
         # Zero at the padded border: the mesh's outline stays put, so nothing uncovers.
         edge = np.minimum(np.minimum(self.gx, CROP - 1 - self.gx), np.minimum(self.gy, CROP - 1 - self.gy))
         self.border = np.clip((edge + pad) / pad, 0, 1).astype(np.float32)
