@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import torch
 
+from realtime.core.nme import landmark_nme
 from realtime.core.weights import BundleError, load_bundle
 from realtime.eval.aflw2000 import Sample, crop_affine, load_aflw2000, warp_crop
 from realtime.live.decode import Decoder
@@ -48,17 +49,6 @@ def nme_table(nme: np.ndarray, yaw: np.ndarray) -> dict[str, float]:
     out["balanced"] = float(np.mean(binned))
     out["all"] = float(100 * nme.mean())
     return out
-
-
-def landmark_nme(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
-    """(2D, 3D) NME of (3, 68) arrays; 3D aligns depth by its mean, since the
-    ground truth's z origin is arbitrary."""
-    lo, hi = gt[:2].min(1), gt[:2].max(1)
-    norm = float(np.sqrt(np.prod(hi - lo)))
-    e2 = np.linalg.norm(pred[:2] - gt[:2], axis=0).mean() / norm
-    dz = (pred[2] - pred[2].mean()) - (gt[2] - gt[2].mean())
-    e3 = np.sqrt(((pred[:2] - gt[:2]) ** 2).sum(0) + dz**2).mean() / norm
-    return float(e2), float(e3)
 
 
 def save_ced(nme: np.ndarray, yaw: np.ndarray, path: Path, title: str) -> None:

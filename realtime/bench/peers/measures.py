@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from realtime.bench.peers.workers import PeerError, Worker, log
+from realtime.core.nme import landmark_nme
 from realtime.core.paths import MEDIA
 from realtime.live.capture import CaptureError, VideoSource, letterbox
 
@@ -117,7 +118,7 @@ def bench_nme(workers: dict[str, Worker], n_images: int, aflw: Path) -> dict:
             face = pick_face(w.ask(cmd="image", path=str(f))["faces"], s.pts)
             if face is not None:
                 pred = np.vstack([face.T, np.zeros((1, 68))])
-                errs[k], hits[k] = ev.landmark_nme(pred, s.pts)[0], True
+                errs[k], hits[k] = landmark_nme(pred, s.pts)[0], True
         nme[name], found[name] = errs, hits
     common = np.logical_and.reduce(list(found.values())) if found else np.zeros(0, bool)
     out: dict[str, Any] = {name: nme_summary(ev, nme[name], yaw, found[name], common) for name in workers}

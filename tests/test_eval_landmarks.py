@@ -1,14 +1,16 @@
-"""Evaluation protocol: a perfect prediction scores 0; the real model scores sanely."""
+"""The AFLW2000-3D landmark evaluation (realtime.eval.landmarks): a perfect prediction
+scores 0; the shipped model scores near its model card; mirror averaging, turned and
+occluded crops."""
 
 import cv2
 import numpy as np
 import torch
 
+from realtime.core.nme import landmark_nme
 from realtime.core.uv import MIRROR_68
 from realtime.eval.landmarks import (
     crop_affine,
     evaluate,
-    landmark_nme,
     load_aflw2000,
     nme_table,
     occlude,
@@ -38,8 +40,10 @@ def test_protocol_arithmetic(shared):
 def test_shipped_model_finds_landmarks(bundle, shared):
     samples = load_aflw2000(shared / "aflw2000", limit=16)
     res = evaluate(samples, create_engine(bundle, "eager"), Decoder(bundle.layout), progress=False)
-    # A trained model lands far closer than a face-box guess (which scores ~20%).
-    assert res["nme2d"]["all"] < 12.0, res["nme2d"]
+    # The shipped lite model scored 3.60 % on these 16 images (its card's 4.54 % is the
+    # balanced figure over all 2,000, turned faces weighing more); the bound leaves half
+    # a point for a retrained model of about the same accuracy, and no more.
+    assert res["nme2d"]["all"] < 4.1, res["nme2d"]
 
 
 def test_mirror_averaging_is_symmetric_and_more_accurate(bundle, shared):
