@@ -10,14 +10,10 @@ import os
 import sys
 from pathlib import Path
 
+from realtime.core.messages import say
 from realtime.core.types import UsageError, UserError  # importing realtime also quiets FFmpeg/OpenCV logs
 
 EXIT_USAGE = 2
-
-
-def say(message: str) -> None:
-    """One line for the user, on stderr."""
-    print(f"prnet-live: {message}", file=sys.stderr, flush=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -101,7 +101,8 @@ def test_teeth_and_occluders_of_the_source_are_filled(run, media):
     the swapped lips hold no teeth-white."""
     photo = cv2.imread(str(media / "obama_portrait.jpg"))
     swap = FaceSwap(run.bundle.layout, photo, run.photo(photo))
-    from realtime.render.effects.uvdraw import LIPS, uv_landmarks
+    from realtime.core.landmarks import LIPS
+    from realtime.render.effects.uvdraw import uv_landmarks
 
     k = uv_landmarks(run.bundle.layout, swap.texture.shape[0])
     lips = hull(swap.texture.shape, k[LIPS], 1.1) & (swap.texture[..., 3] > 200)

@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime.core.image import letterbox
 from realtime.core.types import UserError
-from realtime.live.capture import letterbox
 
 #: Container -> fourcc. mp4v: OpenCV wheels ship no H.264 encoder, and mp4v plays nearly everywhere.
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}

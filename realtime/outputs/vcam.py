@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from realtime.live.capture import letterbox
+from realtime.core.image import letterbox
 from realtime.outputs.files import OutputError
 
 VCAM_HELP = (

@@ -1,7 +1,8 @@
 """Frame sources behind one interface (:class:`Source`), and the grabber thread that
 turns any of them into timestamped :class:`realtime.core.types.Frame` objects."""
 
-from realtime.live.capture.base import IMAGE_EXTENSIONS, CaptureError, Source, letterbox
+from realtime.core.image import letterbox  # here too: offline code sizes clips with the sources
+from realtime.live.capture.base import IMAGE_EXTENSIONS, CaptureError, Source
 from realtime.live.capture.camera import CameraSource
 from realtime.live.capture.demo import DemoSource, demo_photo_path
 from realtime.live.capture.grabber import Grabber

@@ -8,7 +8,8 @@ import time
 
 import numpy as np
 
-from realtime.live.capture.base import CaptureError, FirstFrameSource, cv2, letterbox
+from realtime.core.image import letterbox
+from realtime.live.capture.base import CaptureError, FirstFrameSource, cv2
 
 
 def _api() -> int:

@@ -5,17 +5,13 @@ makes latency grow."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable
 
+from realtime.core.messages import say
 from realtime.core.types import Frame, Stage
 from realtime.live.capture.base import Source
-
-
-def _stderr(message: str) -> None:
-    print(f"prnet-live: {message}", file=sys.stderr, flush=True)
 
 
 class Grabber:
@@ -35,7 +31,7 @@ class Grabber:
         stop: threading.Event,
         paced: bool = False,
         reconnect_s: float = 10.0,
-        notify: Callable[[str], None] = _stderr,
+        notify: Callable[[str], None] = say,
     ):
         self.source, self.slot, self.stop = source, slot, stop
         self.paced = paced and not source.live

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.core.image import letterbox
 from realtime.live.capture.base import (
     IMAGE_EXTENSIONS,
     CaptureError,
@@ -14,7 +15,6 @@ from realtime.live.capture.base import (
     Source,
     as_bgr,
     cv2,
-    letterbox,
 )
 
 

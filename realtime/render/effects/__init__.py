@@ -24,8 +24,7 @@ import importlib
 import pkgutil
 
 from realtime.core.uv import UVLayout
-from realtime.render.effects.base import REGISTRY, Effect, register
-from realtime.render.effects.uvdraw import EffectError
+from realtime.render.effects.base import REGISTRY, Effect, EffectError, register
 
 __all__ = ["DEBUG_VIEWS", "EFFECTS", "MASKS", "Effect", "EffectError", "get_effect", "register"]
 

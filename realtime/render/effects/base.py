@@ -8,10 +8,14 @@ from typing import ClassVar, Protocol, TypeVar
 
 import numpy as np
 
-from realtime.core.types import Reconstruction
+from realtime.core.types import Reconstruction, UserError
 from realtime.core.uv import UVLayout
 from realtime.render.effects.uvdraw import not_skin
 from realtime.render.lighting import LightEstimator, shader_coefficients
+
+
+class EffectError(UserError, ValueError):
+    """An unknown effect name or an unusable mask file; one line saying what to do."""
 
 
 class Overlay(Protocol):

@@ -6,15 +6,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from realtime.core.landmarks import EYE_L, EYE_R, JAW, LIPS, NOSE_BRIDGE
 from realtime.core.types import Reconstruction
 from realtime.core.uv import UVLayout
 from realtime.render.effects.base import PaintedMask, register
 from realtime.render.effects.uvdraw import (
-    EYE_L,
-    EYE_R,
-    JAW,
-    LIPS,
-    NOSE_BRIDGE,
     SS,
     TEX,
     canvas,

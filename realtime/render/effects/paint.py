@@ -5,15 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from realtime.core.landmarks import BROW_L, BROW_R, EYE_L, EYE_R, LIPS, MOUTH_IN
 from realtime.core.uv import UVLayout
 from realtime.render.effects.base import PaintedMask, register
 from realtime.render.effects.uvdraw import (
-    BROW_L,
-    BROW_R,
-    EYE_L,
-    EYE_R,
-    LIPS,
-    MOUTH_IN,
     SS,
     TEX,
     canvas,

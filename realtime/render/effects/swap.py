@@ -33,6 +33,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from realtime.core.landmarks import BROW_L, BROW_R, EYE_L, EYE_R, JAW, LIPS, NOSE_BASE
 from realtime.core.types import Reconstruction, UserError
 from realtime.core.uv import UVLayout
 from realtime.render.effects.base import Effect, register
@@ -43,13 +44,6 @@ from realtime.render.effects.swap_source import (
     unwrap,
 )
 from realtime.render.effects.uvdraw import (
-    BROW_L,
-    BROW_R,
-    EYE_L,
-    EYE_R,
-    JAW,
-    LIPS,
-    NOSE_BASE,
     TEX,
     face_mask_tex,
     feature_mask,

@@ -1,6 +1,6 @@
-"""Drawing in PRNet's UV layout, shared by the effects: texture size, the landmark
-groups, the feathered region an effect may change, and the supersampled canvas the
-masks are painted on. A mask is an RGBA image in PRNet's UV layout (stored BGRA,
+"""Drawing in PRNet's UV layout, shared by the effects: texture size, the feathered
+region an effect may change, and the supersampled canvas the masks are painted on
+(the 68 landmarks' groups are realtime.core.landmarks'). A mask is an RGBA image in PRNet's UV layout (stored BGRA,
 OpenCV's order), so one picture fits every face, pose and expression. Textures are
 1024 x 1024: a face 300-600 px wide on a 720p or 1080p frame then gets a texel or
 more per pixel (mip-mapped, so smaller faces do not shimmer); PRNet's own 256 x 256
@@ -8,28 +8,15 @@ layout images load at any square size."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 
-from realtime.core.types import UserError
+from realtime.core.landmarks import BROW_L, BROW_R, EYE_L, EYE_R, LIPS, NOSE_BASE
 from realtime.core.uv import UVLayout
 
 TEX = 1024  # UV texture side: masks, the swap's source and the regions are drawn at this size
 SS = 2  # supersampling when drawing masks, for smooth edges
 FEATHER = 0.06  # width of the soft edge, as a fraction of the texture side
-
-# 68-point landmark groups.
-JAW = list(range(0, 17))
-BROW_L, BROW_R = list(range(17, 22)), list(range(22, 27))
-NOSE_BRIDGE, NOSE_BASE = list(range(27, 31)), list(range(31, 36))
-EYE_L, EYE_R = list(range(36, 42)), list(range(42, 48))
-LIPS, MOUTH_IN = list(range(48, 60)), list(range(60, 68))
-
-
-class EffectError(UserError, ValueError):
-    """An unknown effect name or an unusable mask file; one line saying what to do."""
 
 
 def uv_landmarks(layout: UVLayout, size: int = TEX) -> np.ndarray:
@@ -120,25 +107,3 @@ def finish_canvas(canvas: np.ndarray, size: int) -> np.ndarray:
 def eye_centre(k: np.ndarray, eye: list[int]) -> np.ndarray:
     """The mean of an eye's six landmarks."""
     return k[eye].mean(0)
-
-
-def load_mask(path: str | Path, size: int = TEX) -> np.ndarray:
-    """A user mask PNG in PRNet's UV layout (any square size), as (size, size, 4) BGRA."""
-    path = Path(path)
-    if not path.is_file():
-        raise EffectError(f"mask {path} not found: give a PNG in PRNet's 256x256 UV layout")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise EffectError(f"mask {path} is not a readable image: give a PNG in PRNet's 256x256 UV layout")
-    if img.dtype == np.uint16:
-        img = (img // 257).astype(np.uint8)
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGRA)
-    elif img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2BGRA)
-    h, w = img.shape[:2]
-    if h != w:
-        raise EffectError(f"mask {path} is {w}x{h}: a UV mask must be square (PRNet's layout is 256x256)")
-    if h != size:
-        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if h > size else cv2.INTER_LINEAR)
-    return np.ascontiguousarray(img)
