@@ -19,6 +19,7 @@ from realtime.live import engines as E
 from realtime.live.engines import backends as B
 from realtime.live.engines import choose as C
 from realtime.live.engines import rewrite as R
+from realtime.live.engines.cpu import CpuFastEngine
 
 
 def _check(engine, bundle, batch: int = 2) -> dict:
@@ -57,7 +58,7 @@ def test_eager_outputs_crop_pixels(bundle):
 
 
 def test_folded_lite_matches_eager(bundle):
-    engine = B.CpuFastEngine(bundle, compile=False)
+    engine = CpuFastEngine(bundle, compile=False)
     err = _check(engine, bundle, batch=3)
     assert err["map_max_abs"] < 1e-4  # folding is exact up to fp32 rounding
 
@@ -66,7 +67,7 @@ def test_folded_full_model_matches_eager():
     """Size 16 at 256 px, random weights with calibrated batch norms: every layer
     type of the full model (strided shortcuts, both deconv strides) folded."""
     full = random_bundle(16, 256)
-    engine = B.CpuFastEngine(full, compile=False)  # Winograd on the wide decoder convs
+    engine = CpuFastEngine(full, compile=False)  # Winograd on the wide decoder convs
     assert any(isinstance(m, R._WinogradConv) for m in engine.model.modules())
     _check(engine, full, batch=1)
 

@@ -16,7 +16,7 @@ from conftest import need
 
 from realtime.export.quantize import quantize_onnx
 from realtime.live import engines as E
-from realtime.live.engines.backends import OnnxRuntimeInt8Engine
+from realtime.live.engines.onnx import OnnxRuntimeInt8Engine
 
 pytest.importorskip("onnx", reason="onnx not installed")
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
@@ -71,9 +71,9 @@ def test_missing_calibration_data_is_one_line(bundle, tmp_path):
 
 
 def test_without_its_model_the_engine_says_how_to_build_it(bundle, tmp_path, monkeypatch):
-    from realtime.live.engines import backends
+    from realtime.live.engines import onnx
 
-    monkeypatch.setattr(backends, "CACHE", tmp_path)  # an empty cache: no int8 model yet
+    monkeypatch.setattr(onnx, "CACHE", tmp_path)  # an empty cache: no int8 model yet
     with pytest.raises(E.EngineError, match="python -m realtime.export.quantize"):
         E.create_engine(bundle, "onnxruntime-int8")
 

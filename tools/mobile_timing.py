@@ -25,7 +25,7 @@ import torch
 from realtime.core.mobile import MobileConfig, MobilePRNet, ScaledMobile
 from realtime.core.model import PRNet, PRNetConfig, count_flops
 from realtime.core.weights import load_bundle
-from realtime.live.engines.backends import export_module, export_onnx, ort_session
+from realtime.live.engines.onnx import export_module, export_onnx, ort_session
 
 _N = dict(channels=(16, 16, 24, 40, 80, 160), decoder=(64, 32, 24, 16))  # the first, narrower trial
 CANDIDATES = {

@@ -28,6 +28,7 @@ from realtime.bench.model import TF32, face_images, random_bundle
 from realtime.core.weights import Bundle, load_bundle
 from realtime.live.engines import backends as B
 from realtime.live.engines import compare
+from realtime.live.engines.cuda import CudaFp16Engine, CudaGraphEngine
 
 PRECISIONS = ("fp32", "tf32", "fp16")
 T = TypeVar("T")
@@ -54,11 +55,11 @@ def _engines(bundle: Bundle, batches: tuple[int, ...], inductor: bool) -> dict[s
     out: dict[str, B.Engine | str] = {}
     for precision in PRECISIONS:
         with TF32(precision == "tf32"):  # the kernels a graph replays are chosen at capture
-            e = B.CudaGraphEngine(bundle, "cuda", warmup=batches, half=precision == "fp16")
+            e = CudaGraphEngine(bundle, "cuda", warmup=batches, half=precision == "fp16")
         out[f"cuda-graph-{precision}"] = e
     if inductor:
         try:
-            out["cuda-fp16 (inductor)"] = B.CudaFp16Engine(bundle, "cuda", warmup=batches)
+            out["cuda-fp16 (inductor)"] = CudaFp16Engine(bundle, "cuda", warmup=batches)
         except Exception as e:  # no Triton here: the table says so
             out["cuda-fp16 (inductor)"] = f"{type(e).__name__}: {str(e)[:160]}"
     return out

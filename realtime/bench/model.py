@@ -26,6 +26,7 @@ from realtime.core.uv import UVLayout
 from realtime.core.weights import Bundle, load_bundle
 from realtime.live import engines as E
 from realtime.live.engines import backends as B
+from realtime.live.engines.cuda import CudaGraphEngine
 
 #: Engines the model benchmark tries, in table order; cpu-bf16 is measured to show
 #: what bf16 buys and costs in accuracy, never chosen by auto (it misses tolerance).
@@ -137,7 +138,7 @@ def build(bundle: Bundle, backend: str, batches: tuple[int, ...]):
     if backend.startswith("cuda-graph-"):
         precision = backend.rsplit("-", 1)[1]
         with TF32(precision == "tf32"):  # kernels are chosen once, at capture
-            engine = B.CudaGraphEngine(bundle, "cuda", warmup=batches, half=precision == "fp16")
+            engine = CudaGraphEngine(bundle, "cuda", warmup=batches, half=precision == "fp16")
         engine.name = backend
         return engine
     kw: dict = {}

@@ -29,7 +29,7 @@ the lite model), where the channels are wide. Why, measured on the lite model on
 The waist alone: +0.004 point, 1.25x faster per call at batch 1 and 2.
 
 The quantised model is cached beside the fp32 export, where the engine finds it
-(``realtime.live.engines.backends.int8_model_path``, keyed by the weights and the library
+(``realtime.live.engines.onnx.int8_model_path``, keyed by the weights and the library
 versions); the engine never reads the training data itself.
 """
 
@@ -47,7 +47,8 @@ from realtime.core.mobile import MobileConfig
 from realtime.core.model import DECODER, ENCODER, PRNetConfig
 from realtime.core.paths import SHARED_DATA
 from realtime.core.weights import Bundle
-from realtime.live.engines.backends import EngineError, export_onnx, int8_model_path, log
+from realtime.live.engines.backends import EngineError, log
+from realtime.live.engines.onnx import export_onnx, int8_model_path
 
 if TYPE_CHECKING:
     import onnx

@@ -119,7 +119,8 @@ class OnnxVisibility:
     onnxruntime, with the engines' session options."""
 
     def __init__(self, path: str | Path | Traversable = DEFAULT_WEIGHTS):
-        from realtime.live.engines.backends import CPU_THREADS, export_module, ort_session
+        from realtime.live.engines.backends import CPU_THREADS
+        from realtime.live.engines.onnx import export_module, ort_session
 
         net, self.resolution = load_net(path)
         digest = hashlib.sha256(resource(path).read_bytes()).hexdigest()[:16]

@@ -2,8 +2,10 @@
 TDDFA / TDDFA_ONNX).
 
     rewrite   the trained network rewritten for speed (folded batch norm, Winograd)
-    backends  one class per backend (eager, cpu-fast, onnxruntime, cuda-fp16,
-              cuda-graph, tensorrt)
+    backends  the Engine base class, the eager reference and what backends share
+    cpu       cpu-fast, cpu-bf16 (inductor)
+    onnx      ONNX export, onnxruntime, onnxruntime-int8
+    cuda      cuda-fp16, cuda-graph, tensorrt
     mirror    mirror averaging, an option of every engine (``engine.mirror``)
     choose    which backend ``auto`` runs, remembered per machine and model
 
@@ -18,7 +20,7 @@ from typing import Any
 import torch
 
 from realtime.core.weights import Bundle
-from realtime.live.engines.backends import Engine, EngineError, bundle_digest, export_onnx, log
+from realtime.live.engines.backends import Engine, EngineError, bundle_digest, log
 from realtime.live.engines.choose import (
     AUTO_ORDER,
     BACKENDS,
@@ -32,6 +34,7 @@ from realtime.live.engines.choose import (
     time_engines,
     within_tolerance,
 )
+from realtime.live.engines.onnx import export_onnx
 
 __all__ = [
     "AUTO_ORDER",

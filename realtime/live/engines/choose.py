@@ -28,19 +28,10 @@ import torch
 
 from realtime.core.paths import CACHE
 from realtime.core.weights import Bundle
-from realtime.live.engines.backends import (
-    CpuFastEngine,
-    CudaFp16Engine,
-    CudaGraphEngine,
-    EagerEngine,
-    Engine,
-    EngineError,
-    OnnxRuntimeEngine,
-    OnnxRuntimeInt8Engine,
-    TensorRTEngine,
-    bundle_digest,
-    log,
-)
+from realtime.live.engines.backends import EagerEngine, Engine, EngineError, bundle_digest, log
+from realtime.live.engines.cpu import CpuFastEngine
+from realtime.live.engines.cuda import CudaFp16Engine, CudaGraphEngine, TensorRTEngine
+from realtime.live.engines.onnx import OnnxRuntimeEngine, OnnxRuntimeInt8Engine
 
 #: Tolerances against eager fp32: sigmoid units and landmark pixels.
 MAP_TOL = 2e-3
