@@ -58,6 +58,10 @@ def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 120) -> None:
 
 
 def test_help_explains_every_flag():
+    """Every flag the command takes (all of them, read from its parser) is in --help
+    with a sentence of its own."""
+    from realtime.cli import build_parser
+
     out = cli("--help").stdout
     for flag in (
         "--camera",
@@ -79,6 +83,12 @@ def test_help_explains_every_flag():
         "--weights",
     ):
         assert flag in out
+    actions = [a for a in build_parser()._actions if a.option_strings]
+    assert len(actions) >= 30, "flags went missing from the parser"
+    for action in actions:
+        assert action.help and len(action.help.split()) >= 3, f"{action.option_strings} has no help"
+        for flag in action.option_strings:
+            assert flag in out, f"{flag} is not in --help"
 
 
 def test_video_in_video_and_profile_out(tmp_path, carphone):

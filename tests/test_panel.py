@@ -193,6 +193,32 @@ def test_upload_face_starts_the_swap(page, run: Run, media: Path) -> None:
     )
 
 
+def test_a_source_for_a_face_not_in_view_is_refused(page, run: Run, media: Path) -> None:
+    """A photo dropped for face #999 (a card of a face that has left) is refused in one
+    line naming the faces in view; the page shows it and the run goes on unchanged."""
+    state = json.loads(run.request("GET", "/api/state")[2])
+    in_view = [f"#{f['track']}" for f in state["faces"]]
+    assert in_view, "the still's face is in view"
+    data = (media / "obama_portrait.jpg").read_bytes()
+    status, _, body = run.request(
+        "POST", "/api/source-face?track=999", data, {"Content-Type": "image/jpeg", "X-Panel": "1"}
+    )
+    error = json.loads(body)["error"]
+    assert status == 400 and "no face #999 in view" in error and all(t in error for t in in_view), error
+    effect = page.evaluate("document.body.dataset.effect")
+    page.evaluate(
+        """async (bytes) => {
+            const file = new File([new Uint8Array(bytes)], "obama_portrait.jpg", {type: "image/jpeg"});
+            await upload(file, 999);
+        }""",
+        list(data),
+    )
+    message = page.wait_for_selector("#message.error", timeout=30_000).inner_text()
+    assert "no face #999 in view" in message and in_view[0] in message, message
+    assert page.evaluate("document.body.dataset.effect") == effect  # the run went on unchanged
+    page.evaluate("document.getElementById('message').className = ''")
+
+
 UNUSABLE = {  # file name: (contents, what the page must say)
     "notes.txt": (b"this is not a photo\n" * 50, "notes.txt is not a readable image"),
     "broken.jpg": (b"\xff\xd8\xff\xe0" + b"\0" * 500, "broken.jpg is not a readable image"),
@@ -329,7 +355,7 @@ def test_a_source_for_one_face_of_two(media: Path, tmp_path: Path, browser) -> N
         assert change(right) < 1, "the other face changed too"
         pg.wait_for_selector(f"{card}:has-text('miranda_portrait.png')", timeout=60_000)
         state = json.loads(r.request("GET", "/api/state")[2])
-        sources = {f["track"]: f["source"] for f in state["faces"]}
+        sources = {f["track"]: f["source_face"] for f in state["faces"]}
         assert sources == {left["track"]: "miranda_portrait.png", right["track"]: None}
         pg.click(f"{card} button")  # back to its live self
         pg.wait_for_selector("#message.ok:has-text('itself again')", timeout=60_000)
@@ -351,7 +377,8 @@ def test_screenshot(page, run: Run) -> None:
 
 
 def test_flags() -> None:
-    from realtime.cli import check_flags, parse_args
+    from realtime.app import Options
+    from realtime.cli import parse_args
     from realtime.core.types import UsageError
 
     assert parse_args(["--panel"]).panel == 8090
@@ -363,7 +390,7 @@ def test_flags() -> None:
         (["--panel", "9000", "--stream", "9000"], "different ports"),
     ):
         with pytest.raises(UsageError, match=says):
-            check_flags(parse_args(argv))
+            Options.from_args(parse_args(argv)).validate()
 
 
 def test_photo_checks_and_smoothing_round_trip() -> None:

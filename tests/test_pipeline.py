@@ -76,17 +76,15 @@ def test_batch_pass_through_keeps_every_frame_unchanged(carphone):
     assert out.closed >= 1 and profiler.frames == 120
 
 
-def test_processor_and_renderer_are_injected(carphone):
+def test_processor_and_draw_stage_are_injected(carphone):
     seen = []
 
-    def renderer(frame, result):
+    def stage(frame, result):
         seen.append(result["seq"])
         return 255 - frame.image
 
     out = Collect()
-    Pipeline(
-        VideoSource(carphone), processor=SlowStage(0), renderer=renderer, outputs=[out], max_frames=10
-    ).run()
+    Pipeline(VideoSource(carphone), processor=SlowStage(0), stage=stage, outputs=[out], max_frames=10).run()
     assert seen == list(range(10)) and len(out.images) == 10
     assert "infer" in out.frames[0].spans
 

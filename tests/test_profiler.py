@@ -1,4 +1,4 @@
-"""Profiler figures, files and HUD from frames with known spans."""
+"""Profiler figures, its report files and the HUD from frames with known spans."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from realtime.core.types import Frame
+from realtime.live.profile_report import write_profile
 from realtime.live.profiler import STAGES, Profiler
+from realtime.outputs.hud import Hud, draw_hud, figure_lines
 
 
 def frames_with_known_times(n: int = 100) -> tuple[Profiler, list[float]]:
@@ -41,7 +43,7 @@ def test_percentiles_per_stage_and_latency():
 def test_write_summary_trace_and_chart(tmp_path):
     profiler, _ = frames_with_known_times(40)
     profiler.dropped = 3
-    paths = profiler.write(tmp_path / "run" / "profile.json", meta={"source": "test"})
+    paths = write_profile(profiler, tmp_path / "run" / "profile.json", meta={"source": "test"})
     summary = json.loads(paths["summary"].read_text())
     assert summary["dropped"] == 3 and summary["meta"]["source"] == "test"
     assert {"p50", "p95", "p99"} <= set(summary["stages"]["render"])
@@ -57,14 +59,18 @@ def test_write_summary_trace_and_chart(tmp_path):
 def test_hud_draws_in_the_corner_only():
     profiler, _ = frames_with_known_times(10)
     image = np.full((480, 640, 3), 200, np.uint8)
-    hud = profiler.draw_hud(image)
+    hud = draw_hud(image, figure_lines(profiler))
     assert (image == 200).all(), "the frame itself is left alone"
     assert (hud[:40, :200] != 200).any() and (hud[300:, 400:] == 200).all()
-    assert "fps" in profiler.hud_lines()[0]
+    assert "fps" in figure_lines(profiler)[0]
+    switch = Hud(profiler)
+    assert switch(image, None) is image, "off: the frame as it is"
+    switch.set(True)
+    assert np.array_equal(switch(image, None), hud), "on: the same drawing"
 
 
 def test_empty_profile_still_writes(tmp_path):
-    paths = Profiler().write(tmp_path / "p.json")
+    paths = write_profile(Profiler(), tmp_path / "p.json")
     assert json.loads(paths["summary"].read_text())["frames"] == 0
     assert json.loads(paths["trace"].read_text())["traceEvents"]
 

@@ -11,7 +11,7 @@ import pytest
 from realtime.live.decode import Decoder, rotation_to_angles
 from realtime.train.groundtruth import Batcher, MapMaker, TrainSet, landmarks_2d
 from realtime.train.profiling import (
-    Profiler,
+    FaceProfiler,
     Turn,
     build_cache,
     fit_rotation,
@@ -43,7 +43,7 @@ def crops(shared):
 
 @pytest.fixture(scope="module")
 def profiler(bfm):
-    return Profiler(bfm)
+    return FaceProfiler(bfm)
 
 
 @pytest.fixture(scope="module")

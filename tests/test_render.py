@@ -218,20 +218,19 @@ def test_swap_from_network_and_switch_at_run_time(ctx, layout, teacher, network,
     src = network(photo, np.array([[x, y + 0.1 * h], [x + w, y + 1.05 * h]]), rounds=2)
     renderer = Renderer(layout, img.shape[1], img.shape[0], ctx)
     swap = FaceSwap(layout)
-    renderer.add_effect(swap)
     other_img, other_rec = teacher(5000)
     try:
-        swap.set_source(photo, src)
+        swap.set_source_face(photo, src)
     except SwapError as e:  # an untrained network may see no usable face
-        swap.set_source(other_img, other_rec)
+        swap.set_source_face(other_img, other_rec)
         print(f"network source unusable ({e}); used a teacher face")
-    first = renderer.render(img, [rec], "swap")
+    first = renderer.render(img, [rec], swap)
     # Confined to the face: the landmarks' hull and the brows drawn whole above it.
     assert not ((first != img).any(-1) & ~face_region(img.shape, rec.landmarks, 1.2)).any()
     v = swap.version
-    swap.set_source(*teacher(9000))
+    swap.set_source_face(*teacher(9000))
     assert swap.version == v + 1
-    second = renderer.render(img, [rec], "swap")
+    second = renderer.render(img, [rec], swap)
     core = face_region(img.shape, rec.landmarks, 0.7)
     assert np.abs(second[core].astype(int) - first[core]).mean() > 2, "switching source changed nothing"
 

@@ -7,11 +7,13 @@
         main (GL) thread:  RenderStage (realtime.render.stage)   -> image
                            -> outputs (realtime.outputs) and the window view
 
-``App(Options(...))`` builds every part from what the flags say, ``run()`` runs them
-and closes each exactly once (also on errors and Ctrl-C); ``main()`` adds the user's
-messages and the exit status. ``app.controls`` (realtime.app.controls) steers the run
-from any thread while it runs: the effect, the swap's source face, mirror averaging,
-smoothing, occlusion, the HUD and the outputs.
+``App(Options(...))`` checks the options (``Options.validate``, realtime.app.options),
+builds every part from what they say, each given the parts it uses as it is built,
+``run()`` runs them and closes each exactly once (also on errors and Ctrl-C);
+``main()`` adds the user's messages and the exit status. ``app.controls``
+(realtime.app.controls) steers the run from any thread while it runs: the effect,
+the swap's source face, mirror averaging, smoothing, occlusion, the HUD and the
+outputs.
 
     from realtime.app import App, Options
     result = App(Options(demo=True, window=False, output="out.mp4", frames=150)).run()
@@ -19,81 +21,32 @@ smoothing, occlusion, the HUD and the outputs.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from realtime.app.controls import Controls
+from realtime.app.options import Options, parse_size
 from realtime.core.types import RunResult, UsageError
 from realtime.live.capture import CameraSource, DemoSource, Source, open_input
-from realtime.live.pipeline import Output, Pipeline
+from realtime.live.pipeline import Output, Outputs, Pipeline
 from realtime.live.profiler import Profiler
 from realtime.outputs import VirtualCamOutput, check_writable, open_file_output
+from realtime.outputs.hud import Hud
+
+__all__ = ["EXIT_INPUT_ENDED_EARLY", "EXIT_OK", "App", "Options", "read_photo"]
 
 EXIT_OK, EXIT_INPUT_ENDED_EARLY = 0, 1
 
 
-@dataclass
-class Options:
-    """What a run does; the flags of ``prnet-live --help`` under the same names."""
-
-    camera: str | None = None  # webcam index or device path
-    input: str | None = None  # video file, image or folder of images
-    demo: bool = False  # with no camera and no input, the demo runs anyway
-    size: str | None = None  # WxH asked of the camera or the demo
-    output: str | None = None
-    window: bool = True
-    vcam: bool = False
-    stream: int | None = None  # MJPEG stream port
-    panel: int | None = None  # control page port (realtime.panel)
-    panel_host: str = "127.0.0.1"  # beyond loopback the page needs the token printed at start
-    profile: str | None = None  # .json path
-    hud: bool = False
-    realtime: bool = False
-    reconnect: float = 10.0
-    frames: int | None = None
-    effect: str | None = None
-    source_face: list[str] | str | None = None  # photos; faces take them left to right
-    source_face_rest: str | None = None  # faces beyond them: first or none (None: first with one photo)
-    swap_shape: float | None = None  # 0: the live face's geometry; 1: the source's shape (None: 1)
-    swap_tone: str = "live"  # live: the live face's skin tone; source: the source's
-    faces: int = 4
-    weights: str | None = None  # a bundle's path, instead of a shipped model
-    model: str = "auto"  # a shipped model by name (realtime.core.paths.MODELS)
-    backend: str = "auto"
-    mirror: bool | None = None  # None: on with a CUDA device, off on a CPU
-    occlusion: bool = True  # hands, hair, glasses in front of the face stay in front of effects
-    device: str = "auto"
-    retime: bool = False
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Options:
-        values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
-        return cls(**values, window=not args.no_window)
-
-
-def parse_size(text: str | None, default: tuple[int, int]) -> tuple[int, int]:
-    if text is None:
-        return default
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--size {text!r}: write it as WIDTHxHEIGHT, e.g. 1280x720") from None
-    if not (16 <= w <= 8192 and 16 <= h <= 8192):
-        raise UsageError(f"--size {text}: width and height must be between 16 and 8192")
-    return w, h
-
-
-def build_source(o: Options, notify: Callable[[str], None]) -> Source:
-    if o.camera is not None:
-        device = int(o.camera) if o.camera.isdigit() else o.camera
-        w, h = parse_size(o.size, (1280, 720))
+def build_source(options: Options, notify: Callable[[str], None]) -> Source:
+    if options.camera is not None:
+        device = int(options.camera) if options.camera.isdigit() else options.camera
+        w, h = parse_size(options.size, (1280, 720))
         source = CameraSource(device, w, h)
         g = source.granted
         notify(
@@ -101,28 +54,28 @@ def build_source(o: Options, notify: Callable[[str], None]) -> Source:
             f"(asked {w}x{h} MJPG)"
         )
         return source
-    if o.input:
-        held = o.window or o.panel is not None  # a still: once headless, held while watched
-        once = o.frames or (None if held else 1)
-        return open_input(o.input, image_frames=once)
-    w, h = parse_size(o.size, (640, 480))
+    if options.input:
+        watched = options.window or options.panel is not None  # a still is held while watched
+        still_frames = options.frames or (None if watched else 1)  # headless: once
+        return open_input(options.input, image_frames=still_frames)
+    w, h = parse_size(options.size, (640, 480))
     return DemoSource(w, h)
 
 
-def build_outputs(o: Options, source: Source, notify: Callable[[str], None]) -> list[Output]:
+def build_outputs(options: Options, source: Source, notify: Callable[[str], None]) -> list[Output]:
     outputs: list[Output] = []
     try:
-        if o.output:
-            outputs.append(open_file_output(o.output, fps=source.fps))
-        if o.vcam:
+        if options.output:
+            outputs.append(open_file_output(options.output, fps=source.fps))
+        if options.vcam:
             w, h = source.size
             cam = VirtualCamOutput(w, h, source.fps)
             notify(f"virtual camera: {cam.device}")
             outputs.append(cam)
-        if o.stream is not None:
+        if options.stream is not None:
             from realtime.outputs.http import StreamOutput
 
-            stream = StreamOutput(o.stream)
+            stream = StreamOutput(options.stream)
             notify(f"MJPEG stream: {stream.url} (page: http://{stream.host}:{stream.port}/)")
             outputs.append(stream)
     except BaseException:
@@ -134,143 +87,130 @@ def build_outputs(o: Options, source: Source, notify: Callable[[str], None]) -> 
 
 class App:
     """Builds the parts of a run from ``Options`` and runs them; ``controls`` steers
-    the run (see the module docstring)."""
+    the run (see the module docstring). Parts are built in the order they need each
+    other: the source and outputs, the face processor, the window (its GL context),
+    the renderer and the render stage, the Controls, the window's view (its keys steer
+    the Controls), the pipeline; then the start-up settings go through the Controls
+    as any later change would (occlusion, the --source-face photos)."""
 
     def __init__(self, options: Options, notify: Callable[[str], None] = print):
+        options.validate()
         from realtime.core.weights import resolve_bundle
         from realtime.live.engines import resolve_device, settle_threads
         from realtime.live.faces import FaceProcessor
-        from realtime.live.occlusion import load_visibility
         from realtime.live.smooth import OneEuroConfig, OneEuroFilter
 
-        self.options, self.notify = o, notify = options, notify
-        self.device = resolve_device(o.device)
-        self.outputs: list[Output] = []
-        self.stage = self.view = self.renderer = self.render_ctx = self.pipeline = None
+        self.options, self.notify = options, notify
+        self.device = resolve_device(options.device)
+        self.outputs = Outputs()
+        self.processor = self.stage = self.window = self.view = self.renderer = None
+        self.render_ctx = self.pipeline = None
         self.attached: list = []
         self._closed = False
-        if o.profile:
-            check_writable(o.profile)
-        self.source = build_source(o, notify)
+        if options.profile:
+            check_writable(options.profile)
+        self.source = build_source(options, notify)
         try:
-            self.outputs = build_outputs(o, self.source, notify)
+            self.outputs = Outputs(build_outputs(options, self.source, notify))
             self.profiler = Profiler()
-            self.bundle = resolve_bundle(o.weights, o.model)
+            self.hud = Hud(self.profiler, on=options.hud)
+            self.bundle = resolve_bundle(options.weights, options.model)
             self.smoothing = OneEuroConfig()
+            mirror = options.mirror if options.mirror is not None else self.device.startswith("cuda")
             self.processor = FaceProcessor.from_bundle(
                 self.bundle,
-                o.backend,
+                options.backend,
                 self.device,
-                mirror=o.mirror if o.mirror is not None else self.device.startswith("cuda"),
-                verbose=True,
-                retime=o.retime,
+                engine_options={"mirror": mirror, "verbose": True, "retime": options.retime},
                 filter_factory=lambda: OneEuroFilter(self.smoothing),
-                max_faces=o.faces,
+                max_faces=options.faces,
             )
             settle_threads(self.processor.engine, self.device)
-            effect = "swap" if o.source_face else (o.effect or "none")  # a str or a non-empty list
-            window = self._make_window(effect) if o.window else None
-            if window is not None or effect != "none" or o.panel is not None:
-                self._make_stage(effect, window)
-            if self.stage is not None:
-                stage = self.stage
-                self.processor.needs_visibility = lambda: stage.draws_surfaces  # not for overlays
-            kept = o.output or o.vcam or o.stream is not None or o.panel is not None or o.profile
-            if not o.window and not kept:
+            effect = options.effect if options.effect not in (None, "swap") else "none"  # the swap: below
+            if options.window:
+                self.window = self._open_window()
+            if options.window or effect != "none" or options.source_faces or options.panel is not None:
+                self.stage = self._make_stage(effect)
+            keeps = options.output or options.vcam or options.stream is not None or options.panel is not None
+            if not options.window and not keeps and not options.profile:
                 notify("headless with no --output, --vcam, --stream or --profile: nothing will be kept")
-            self.pipeline = Pipeline(
-                self.source,
-                processor=self.processor,
-                renderer=self.stage,
-                outputs=self.outputs,
-                window=self.view,
-                profiler=self.profiler,
-                paced=o.window or o.realtime or o.panel is not None,  # a watched run is live
-                max_frames=o.frames,
-                hud=o.hud,
-                reconnect_s=o.reconnect,
-                notify=notify,
-            )
             self.controls = Controls(
                 self.processor,
                 self.stage,
-                self.pipeline,
+                self.outputs,
+                self.hud,
                 self.profiler,
                 self.smoothing,
                 self.bundle.layout,
-                make_swap=self._swap_effect,
-                load_visibility=lambda: load_visibility(self.device),
-                source=(self.source.name, self.source.fps),
-                hud=o.hud or window is not None,  # a window shows its figures by default
+                make_swap=self._make_swap,
+                source=self.source,
             )
-            if window is not None:
-                window.steering = self.controls
-            if o.occlusion and self.stage is not None:
+            if self.window is not None:
+                from realtime.outputs.window import WindowView
+
+                renderer = self.renderer
+                drawn = (lambda: renderer.output) if renderer is not None else None
+                self.view = WindowView(self.window, self.controls, drawn)
+            self.pipeline = Pipeline(
+                self.source,
+                processor=self.processor,
+                stage=self.stage,
+                outputs=self.outputs,
+                window=self.view,
+                profiler=self.profiler,
+                paced=options.window or options.realtime or options.panel is not None,  # watched: live
+                max_frames=options.frames,
+                hud=self.hud,
+                reconnect_s=options.reconnect,
+                notify=notify,
+            )
+            if options.occlusion and self.stage is not None:
                 self.controls.set_occlusion(True)
+            if options.source_faces:
+                photos = [(read_photo(path), Path(path).name) for path in options.source_faces]
+                self.controls.set_source_faces(photos, rest=options.source_face_rest)
         except BaseException:
             self.close()
             raise
 
     # -- building --------------------------------------------------------------------
-    def _make_window(self, effect: str):
+    def _open_window(self):
         if platform.system() == "Linux" and not (
             os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
         ):
             raise UsageError("no display for the window: add --no-window (or run under xvfb-run)")
-        from realtime.outputs.window import Window, WindowView
+        from realtime.outputs.window import Window
 
         w, h = self.source.size
-        window = Window(w, h, title="PRNet Live", effect=effect)
-        self.view = WindowView(window, self._hud_lines)
-        return window
+        return Window(w, h, title="PRNet Live")
 
-    def _hud_lines(self) -> list[str]:
-        """The window's HUD: the figures, the faces' status and their numbers."""
-        numbers = " ".join(f"#{f['track']}" for f in self.controls.faces())
-        return [*self.profiler.hud_lines(), self.controls.status + (f": {numbers}" if numbers else "")]
-
-    def _make_stage(self, effect: str, window) -> None:
+    def _make_stage(self, effect: str):
         from realtime.render.context import create_context
-        from realtime.render.effects.facemap import FaceMap
         from realtime.render.renderer import Renderer
         from realtime.render.stage import RenderStage
 
-        if window is None:
+        if self.window is None:
             self.render_ctx = create_context()  # headless: ours to release
-        ctx = window.ctx if window is not None else self.render_ctx
+        ctx = self.window.ctx if self.window is not None else self.render_ctx
         w, h = self.source.size
         self.renderer = Renderer(self.bundle.layout, w, h, ctx)
-        paths = self.source_faces
-        if paths:
-            swaps = []
-            for path in paths:
-                what = f"--source-face {path}"
-                photo = read_photo(path)
-                swaps.append(
-                    self._swap_effect(photo, self.processor.reconstruct_photo(photo, what, alone=True))
-                )
-            rest = self.options.source_face_rest or ("first" if len(paths) == 1 else "none")
-            self.renderer.add_effect(FaceMap(swaps, [Path(p).name for p in paths], rest=rest))
-        drawn = self.view.drawn if self.view is not None else None
-        self.stage = RenderStage(self.renderer, effect, read=bool(self.outputs), on_drawn=drawn)
+        return RenderStage(
+            self.renderer, effect, read=bool(self.outputs.current), on_screen=self.window is not None
+        )
 
-    @property
-    def source_faces(self) -> list[str]:
-        """The --source-face photos, in the order faces take them."""
-        given = self.options.source_face
-        return [given] if isinstance(given, str) else list(given or [])
-
-    def _swap_effect(self, photo: np.ndarray, source):
+    def _make_swap(self, photo: np.ndarray, name: str):
+        """The swap Effect for the face in ``photo``: reconstructed over several crops
+        (a few seconds), unwrapped, with the run's --swap-shape and --swap-tone."""
+        from realtime.live.faces import PHOTO_CROPS
         from realtime.render.effects.swap import DEFAULT_SHAPE, FaceSwap
-        from realtime.render.effects.swap_source import fit_photo
 
-        self.notify("source face: fitting and unwrapping it (a few seconds)")
-        o = self.options
-        fitted = fit_photo(self.processor, photo, source)
-        shape = DEFAULT_SHAPE if o.swap_shape is None else o.swap_shape
-        swap = FaceSwap(self.bundle.layout, photo, fitted, shape=shape, tone=o.swap_tone)
+        assert self.processor is not None
+        self.notify(f"source face {name}: fitting and unwrapping it (a few seconds)")
+        face = self.processor.reconstruct_photo(photo, name, one_face=True, crops=PHOTO_CROPS)
+        shape = DEFAULT_SHAPE if self.options.swap_shape is None else self.options.swap_shape
+        swap = FaceSwap(self.bundle.layout, photo, face, shape=shape, tone=self.options.swap_tone)
         for line in swap.warnings:
-            self.notify(f"source face: {line}")
+            self.notify(f"source face {name}: {line}")
         return swap
 
     def attach(self, part) -> None:
@@ -290,31 +230,33 @@ class App:
 
     def main(self) -> int:
         """``run`` with the user's messages, the profile files, and the exit status."""
+        from realtime.live.profile_report import write_profile
+
         result = self.run()
-        o, notify = self.options, self.notify
+        options, notify = self.options, self.notify
         lat = self.profiler.summary()["latency_ms"]
         notify(
             f"{result.frames_out} frames in {result.elapsed_s:.1f} s ({result.fps:.1f} fps), "
             f"latency p50 {lat['p50']:.1f} ms p95 {lat['p95']:.1f} ms, dropped {result.dropped}"
             + ("" if result.reason in ("end of input", "frames") else f"; stopped: {result.reason}")
         )
-        if o.output:
-            notify(f"wrote {o.output}")
-        if o.profile:
+        if options.output:
+            notify(f"wrote {options.output}")
+        if options.profile:
             meta = {
                 "source": self.source.name,
                 "size": list(self.source.size),
                 "source_fps": self.source.fps,
                 "paced": self.pipeline.live if self.pipeline else None,
                 "renderer": self.stage is not None,
-                "backend": self.processor.engine.name,
+                "backend": self.processor.engine.name if self.processor is not None else None,
                 "mirror": self.controls.mirror,
                 "occlusion": self.controls.occlusion,
                 "device": self.device,
                 "reason": result.reason,
                 "error": result.error,
             }
-            paths = self.profiler.write(o.profile, meta)
+            paths = write_profile(self.profiler, options.profile, meta)
             trace, chart = paths["trace"].name, paths["chart"].name
             notify(f"wrote {paths['summary']}, {trace} (open it in ui.perfetto.dev), {chart}")
         if result.error:
@@ -325,21 +267,24 @@ class App:
     def close(self) -> None:
         """Close every part once. Attached parts first; outputs and the source: by the
         pipeline once it ran (it knows when its capture thread is done with the
-        source), else here. Then GL objects while their context lives, and the window
-        with its context."""
+        source), else here. The processor's detection thread; then GL objects while
+        their context lives, and the window with its context."""
         if self._closed:
             return
         self._closed = True
         for part in self.attached:
             part.close()
         if self.pipeline is None or not self.pipeline.ran:
-            for out in self.outputs:
-                out.close()
+            self.outputs.close()
             self.source.close()
+        if self.processor is not None:
+            self.processor.close()
         if self.renderer is not None:
             self.renderer.release()
         if self.view is not None:
             self.view.close()
+        elif self.window is not None:
+            self.window.close()
         if self.render_ctx is not None:
             self.render_ctx.release()
 

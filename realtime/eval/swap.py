@@ -43,13 +43,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime.core.image import letterbox
 from realtime.core.paths import SHARED_DATA
 from realtime.core.types import Frame, Reconstruction, UserError
 from realtime.eval.aflw2000 import crop_affine
 from realtime.eval.identity import Identity, IdentityUnavailable
 from realtime.eval.measures import ClipMeter, Reference, face_hull, psnr, ssim
 from realtime.eval.swap_pairs import Config, ablation, ablation_table, aflw_pairs, portrait_pairs, summary
-from realtime.live.capture import VideoSource, letterbox
+from realtime.live.capture import VideoSource
 from realtime.render.effects.swap import DEFAULT_SHAPE, DEFAULT_TONE
 
 #: (file in media/, width, height): the clips, upscaled (aspect kept, padded) as a webcam shows them.
@@ -116,7 +117,7 @@ class Runner:
     """The pieces the benchmark drives: the shipped pipeline (detector, tracker,
     network, smoothing and, when the processor has one, the visibility network: faces
     as the live app sees them) and one renderer. ``fit``: sources are fitted as the app
-    fits them (realtime.render.effects.swap_source.fit_photo); off, the plain one-crop
+    fits them (FaceProcessor.reconstruct_photo over PHOTO_CROPS); off, the plain one-crop
     reconstruction (the old swap's)."""
 
     bundle: object
@@ -128,22 +129,19 @@ class Runner:
     def __post_init__(self):
         self.photos = self.processor.fresh(filter_factory=None, max_faces=1)
 
-    def target(self, image: np.ndarray, what: str = "photo") -> Reconstruction:
+    def target(self, image: np.ndarray, name: str = "photo") -> Reconstruction:
         """A still's largest face as a live frame's would be (with its visibility map)."""
         once = self.processor.fresh(filter_factory=None, max_faces=1)  # no track from the last photo
         recs = once.process(Frame(image, 0, 0.0)).reconstructions
         if not recs:
-            raise UserError(f"{what}: no face")
+            raise UserError(f"{name}: no face")
         return recs[0]
 
-    def photo(self, image: np.ndarray, what: str = "photo") -> Reconstruction:
+    def photo(self, image: np.ndarray, name: str = "photo") -> Reconstruction:
         """The largest face of a still, as the app reconstructs a swap source."""
-        rec = self.photos.reconstruct_photo(image, what)
-        if not self.fit:
-            return rec
-        from realtime.render.effects.swap_source import fit_photo
+        from realtime.live.faces import PHOTO_CROPS
 
-        return fit_photo(self.photos, image, rec)
+        return self.photos.reconstruct_photo(image, name, crops=PHOTO_CROPS if self.fit else ())
 
     def track(self, frames: list[np.ndarray]) -> list[Reconstruction | None]:
         """Each frame's first face through the live pipeline (tracking, smoothing)."""

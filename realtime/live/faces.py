@@ -10,7 +10,7 @@ one odd frame must not take down a live video loop.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -18,13 +18,13 @@ import torch
 
 from realtime.core.types import FaceResult, Frame, Reconstruction, Stage, UserError, timed
 from realtime.core.weights import Bundle
-from realtime.live.crop import Octaves, crop_faces
+from realtime.live.crop import Octaves, crop_faces, to_tensor
 from realtime.live.decode import Decoder
 from realtime.live.detect import MTCNN
 from realtime.live.engines import Engine, create_engine, resolve_device
 from realtime.live.occlusion import VisibilityModel, visibilities
 from realtime.live.smooth import OneEuroFilter, Smoother
-from realtime.live.track import Tracker, TrackerConfig
+from realtime.live.track import Tracker, TrackerConfig, landmark_crop
 
 
 def _status(n: int, others: int) -> str:
@@ -32,11 +32,22 @@ def _status(n: int, others: int) -> str:
     return s + (f" (+{others} not shown)" if others else "")
 
 
+Crop = tuple[float, float, float]  # (side, x shift, y shift) x the trained framing's side
+#: Crops ``reconstruct_photo`` averages a photo's face over: other scales and shifts,
+#: each also mirrored, so the crops' errors (largely independent) average out (the
+#: face swap's source).
+PHOTO_CROPS: tuple[Crop, ...] = ((1.0, 0.0, 0.0), (0.9, 0.02, 0.0), (1.1, -0.02, 0.0), (1.0, 0.0, 0.03))
+
+
 class FaceProcessor:
     """``process(frame) -> FaceResult``; stages are recorded on ``frame.spans``.
 
     ``lock`` is held while a frame is processed: ``reconstruct_photo`` shares the
-    engine and detector from another thread (a source face uploaded mid-run)."""
+    engine and detector from another thread (a source face uploaded mid-run).
+
+    The tracker runs background detections on a thread of its own: ``close()`` ends it
+    (or use the processor as a context manager: ``with FaceProcessor.from_bundle(b) as
+    faces:``)."""
 
     def __init__(
         self,
@@ -48,11 +59,11 @@ class FaceProcessor:
         max_faces: int = 4,
         device: str | torch.device = "cpu",
         visibility: VisibilityModel | None = None,
-        needs_visibility: Callable[[], bool] = lambda: True,
     ):
         self.engine, self.decoder = engine, decoder
         self.visibility = visibility  # None: effects cover the whole face
-        self.needs_visibility = needs_visibility  # e.g. only while a surface effect is drawn
+        self._visibility_net = visibility  # kept while occlusion is off, for set_occlusion
+        self.frame_visibility = True  # set_frame_visibility
         self.device = torch.device(device)
         self.detector = detector if detector is not None else MTCNN(device=self.device)
         self.max_faces = max_faces
@@ -72,38 +83,74 @@ class FaceProcessor:
         bundle: Bundle,
         backend: str = "auto",
         device: str = "auto",
-        mirror: bool = False,
         *,
-        verbose: bool = False,
-        retime: bool = False,
         engine_options: dict | None = None,
         **parts,
     ) -> FaceProcessor:
         """The one way to build a processor from weights: the engine (``backend`` by
-        name or ``auto``, on ``device``, mirror averaging on or off: ``engine.mirror``
-        can be flipped later), its decoder, and any other part by keyword (detector=,
-        tracker=, filter_factory=, max_faces=, visibility=, needs_visibility=).
-        ``engine_options`` go to the engine (e.g. ``warmup=(1, 4)``)."""
+        name or ``auto``, on ``device``; ``engine_options`` go to
+        realtime.live.engines.create_engine: mirror=, verbose=, retime=, warmup=), its
+        decoder, and any other part by keyword (detector=, tracker=, filter_factory=,
+        max_faces=, visibility=)."""
         device = resolve_device(device)
-        engine = create_engine(
-            bundle, backend, device, verbose=verbose, mirror=mirror, retime=retime, **(engine_options or {})
-        )
+        engine = create_engine(bundle, backend, device, **(engine_options or {}))
         return cls(engine, Decoder(bundle.layout), device=device, **parts)
 
     def fresh(self, **parts) -> FaceProcessor:
         """A new processor sharing this one's engine, decoder and detector (their
         weights load once) with its own tracking and smoothing state; keywords replace
         parts (e.g. ``filter_factory=None, max_faces=1`` for still photos)."""
-        kept = {
+        shared = {
             "detector": self.detector,
             "filter_factory": self.filter_factory,
             "max_faces": self.max_faces,
             "device": self.device,
             "visibility": self.visibility,
-            "needs_visibility": self.needs_visibility,
         }
-        return FaceProcessor(self.engine, self.decoder, **{**kept, **parts})
+        return FaceProcessor(self.engine, self.decoder, **{**shared, **parts})
 
+    def close(self) -> None:
+        """End the tracker's detection thread (waits for a detection under way)."""
+        self.tracker.close()
+
+    def __enter__(self) -> FaceProcessor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- settings (any thread) ---------------------------------------------------------
+    @property
+    def mirror(self) -> bool:
+        """Whether each face is averaged with its mirror image's reconstruction."""
+        return bool(self.engine.mirror)
+
+    def set_mirror(self, on: bool) -> None:
+        """Mirror averaging on or off, from the next frame."""
+        self.engine.mirror = bool(on)
+
+    @property
+    def occlusion(self) -> bool:
+        """Whether faces get visibility maps (what covers them stays in front of effects)."""
+        return self.visibility is not None
+
+    def set_occlusion(self, on: bool) -> None:
+        """Visibility maps on or off, from the next frame; the shipped visibility
+        network loads on first use unless one was given."""
+        if on and self._visibility_net is None:
+            from realtime.live.occlusion import load_visibility
+
+            self._visibility_net = load_visibility(self.device)
+        self.visibility = self._visibility_net if on else None
+
+    def set_frame_visibility(self, on: bool) -> None:
+        """Whether live frames' faces get visibility maps while occlusion is on: only
+        effects that paint the face's surface read them (not the landmarks or pose
+        overlays), so the stage's owner turns them off there and saves the network's
+        ~2 ms a face. Photos (``reconstruct_photo``) get them whenever occlusion is on."""
+        self.frame_visibility = bool(on)
+
+    # -- frames ------------------------------------------------------------------------
     def process(self, frame: Frame) -> FaceResult:
         problem = _check(frame)
         if problem:
@@ -140,7 +187,7 @@ class FaceProcessor:
             # a GPU engine's maps stay on the GPU for decoding
             maps, logits = self.engine.run_scored(batch.images)
         seen = None
-        if self.visibility is not None and self.needs_visibility():
+        if self.visibility is not None and self.frame_visibility:
             with timed(frame, Stage.OCCLUDE):
                 seen = visibilities(self.visibility, batch.images, batch.to_frame)
         with timed(frame, Stage.DECODE):
@@ -154,36 +201,80 @@ class FaceProcessor:
                 )
                 for i, r in enumerate(recs)
             ]
-        kept = self.tracker.update(recs)
-        recs = [r for r in recs if r.track_id in kept]
+        alive = self.tracker.update(recs)
+        recs = [r for r in recs if r.track_id in alive]
         with timed(frame, Stage.SMOOTH):
             smoothed = self.smoother(recs, frame.t_capture) if self.smoother is not None else recs
             self.tracker.reframe(smoothed)
         others = self.tracker.n_other
         return FaceResult(smoothed, others, _status(len(smoothed), others), detected, raw=recs)
 
+    # -- still photos ------------------------------------------------------------------
     def reconstruct_photo(
-        self, photo: np.ndarray, what: str = "photo", alone: bool = False
+        self,
+        photo: np.ndarray,
+        name: str = "photo",
+        *,
+        one_face: bool = False,
+        crops: Sequence[Crop] = (),
+        rounds: int = 2,
     ) -> Reconstruction:
         """The largest face of a still photo (e.g. the face swap's source), with this
         processor's engine and detector and no smoothing; UserError (one line naming
-        ``what``) when there is no usable face, or with ``alone`` when another face at
-        least half its size shares the photo (whose face is meant is then a guess)."""
-        once = self.fresh(filter_factory=None, max_faces=1, visibility=None)
-        with self.lock:
-            result = once.process(Frame(photo, 0, 0.0))
-            found = self.detector(photo) if alone and result.reconstructions else None
+        ``name``) when there is no usable face, or with ``one_face`` when another face
+        at least half its size shares the photo (whose face is meant is then a guess).
+
+        ``crops`` (e.g. PHOTO_CROPS): the face refined by averaging the network over
+        these crops, each also mirrored, ``rounds`` times (each round framed on the
+        last one's landmarks): a second or two on a CPU, for a face that is reused for
+        a whole run. Then, while occlusion is on, its visibility map too (what covers
+        the photo's face: a swap fills it in)."""
+        with self.fresh(filter_factory=None, max_faces=1, visibility=None) as still:
+            with self.lock:
+                result = still.process(Frame(photo, 0, 0.0))
+                found = self.detector(photo) if one_face and result.reconstructions else None
         if not result.reconstructions:
-            why = result.status + (f" ({once.last_error})" if once.last_error else "")
-            raise UserError(f"{what}: {why}; use a clear photo of one face looking at the camera")
+            why = result.status + (f" ({still.last_error})" if still.last_error else "")
+            raise UserError(f"{name}: {why}; use a clear photo of one face looking at the camera")
         if found is not None and len(found) > 1:
             sides = np.sqrt(np.prod(found.boxes[:, 2:] - found.boxes[:, :2], axis=1))
             if (sides >= 0.5 * sides.max()).sum() > 1:
                 raise UserError(
-                    f"{what}: {int((sides >= 0.5 * sides.max()).sum())} faces: use a photo of one person "
+                    f"{name}: {int((sides >= 0.5 * sides.max()).sum())} faces: use a photo of one person "
                     "(crop it to the face you want)"
                 )
-        return result.reconstructions[0]
+        rec = result.reconstructions[0]
+        return self._refine(photo, rec, crops, rounds) if crops else rec
+
+    def _refine(
+        self,
+        photo: np.ndarray,
+        first: Reconstruction,
+        crops: Sequence[Crop],
+        rounds: int,
+    ) -> Reconstruction:
+        """``first`` averaged over ``crops`` (see reconstruct_photo): one face and its
+        mirror image a call, under the lock that keeps a live loop's frames apart."""
+        src = to_tensor(photo, self.device)
+        rec = first
+        for _ in range(rounds):
+            c, s = landmark_crop(rec.landmarks)
+            centres = np.array([c + np.array([dx, dy]) * s for _, dx, dy in crops])
+            sides = np.array([s * k for k, _, _ in crops])
+            batch = crop_faces(src, centres, sides, self.resolution, list(range(len(sides))))
+            maps = []
+            with self.lock, torch.inference_mode():
+                for i in range(len(sides)):
+                    maps.append(self.engine.run_scored(batch.images[i : i + 1], mirror=True)[0].cpu())
+            verts = self.decoder.vertices(torch.cat(maps), batch.to_frame)
+            v = verts.mean(0).astype(np.float32)
+            rec = Reconstruction(first.track_id, v[self.decoder.kpt_rows].copy(), v, self.decoder.pose(v))
+        visibility = self.visibility
+        if visibility is not None:
+            c, s = landmark_crop(rec.landmarks)
+            batch = crop_faces(src, c[None], np.array([s]), self.resolution, [0])
+            rec = replace(rec, visibility=visibilities(visibility, batch.images, batch.to_frame)[0])
+        return rec
 
 
 def _check(frame: Frame) -> str:

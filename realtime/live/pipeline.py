@@ -7,10 +7,16 @@ slow stage costs frames, never latency.
 
 Stages are injected, so the loop runs with whatever exists (the protocols below):
   processor (Processor): e.g. realtime.live.faces.FaceProcessor; None passes frames through.
-  renderer (Renderer): called on the main thread (the one that owns the GL context),
+  stage (DrawStage): called on the main thread (the one that owns the GL context),
       e.g. realtime.render.stage.RenderStage; None outputs the captured image.
-  outputs (Output): realtime.outputs.files.
+  outputs (Output): realtime.outputs.files, vcam, http; an ``Outputs`` set to change
+      them while the run goes on.
   window (View): realtime.outputs.window.WindowView.
+  hud (Hud): realtime.outputs.hud.Hud, drawn on the frame the outputs and the window get.
+
+Each frame reaches the window by one route: ``window.show(image)``, where None means
+"the picture the draw stage just drew, still on the GPU" (the window shows its
+texture), and an image is pixels to show (the HUD drawn on it, or no draw stage).
 
 Each frame carries its capture time and stage spans to the end; the profiler gets
 it with the output time. Ctrl-C, a closed window or the end of input stop all three
@@ -108,10 +114,11 @@ class Processor(Protocol):
     def process(self, frame: Frame) -> FaceResult: ...
 
 
-class Renderer(Protocol):
+class DrawStage(Protocol):
     """Draws a frame's faces on the main (GL) thread. Returns the BGR image, or None
-    when no output needs pixels (the window shows the GL texture); ``read()`` then
-    gives them if the loop needs them later (the status bar)."""
+    when it kept the picture on the GPU (no output needed pixels: the window shows its
+    texture); ``read()`` then gives the pixels if the loop needs them later (an output
+    that joined, the HUD, the status bar)."""
 
     def __call__(self, frame: Frame, result: FaceResult | None) -> np.ndarray | None: ...
 
@@ -126,9 +133,18 @@ class Output(Protocol):
     def close(self) -> None: ...
 
 
+class Hud(Protocol):
+    """Figures drawn on the picture while ``on``: ``hud(image, result)`` returns a new
+    image with them (realtime.outputs.hud.Hud)."""
+
+    on: bool
+
+    def __call__(self, image: np.ndarray, result: FaceResult | None) -> np.ndarray: ...
+
+
 class View(Protocol):
-    """The window: ``show(None)`` redraws the last rendered texture, ``poll()``
-    handles events only."""
+    """The window: ``show(None)`` shows the draw stage's last picture (kept on the
+    GPU), ``show(image)`` those pixels; ``poll()`` handles events only."""
 
     def show(self, image: np.ndarray | None) -> None: ...
 
@@ -150,11 +166,29 @@ def draw_status(image: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
-def face_tags(result: FaceResult | None) -> tuple:
-    """(track id, top-left of its landmarks) of each face, for the HUD's numbers."""
-    if result is None:
-        return ()
-    return tuple((r.track_id, tuple(r.landmarks[:, :2].min(0))) for r in result.reconstructions)
+class Outputs:
+    """The outputs a run writes to, changed from any thread while it goes on (a control
+    panel starting a recording): the list is replaced, never changed in place, so the
+    main thread reads it without a lock."""
+
+    def __init__(self, outputs: Sequence[Output] = ()):
+        self.current: list[Output] = list(outputs)
+        self._lock = threading.Lock()
+
+    def add(self, output: Output) -> None:
+        """Write to ``output`` from the next frame. Outputs still here at the end are closed."""
+        with self._lock:
+            self.current = [*self.current, output]
+
+    def remove(self, output: Output) -> None:
+        """Stop writing to ``output`` (the caller closes it)."""
+        with self._lock:
+            self.current = [o for o in self.current if o is not output]
+
+    def close(self) -> None:
+        """Close every output here (files flushed, playable)."""
+        for out in self.current:
+            out.close()
 
 
 class Pipeline:
@@ -170,24 +204,24 @@ class Pipeline:
         self,
         source: Source,
         processor: Processor | None = None,
-        renderer: Renderer | None = None,
-        outputs: Sequence[Output] = (),
+        stage: DrawStage | None = None,
+        outputs: Sequence[Output] | Outputs = (),
         window: View | None = None,
         profiler: Profiler | None = None,
         paced: bool | None = None,
         max_frames: int | None = None,
-        hud: bool = False,
+        hud: Hud | None = None,
         reconnect_s: float = 10.0,
         notify: Callable[[str], None] | None = None,
     ):
-        self.source, self.processor, self.renderer = source, processor, renderer
-        self.outputs, self.window = list(outputs), window
-        self._outputs_lock = threading.Lock()  # the list is replaced, never changed in place
+        self.source, self.processor, self.stage = source, processor, stage
+        self.outputs = outputs if isinstance(outputs, Outputs) else Outputs(outputs)
+        self.window, self.hud = window, hud
         self.profiler = profiler or Profiler()
         if paced is None:
             paced = window is not None
         self.live = paced or source.live
-        self.max_frames, self.hud = max_frames, hud
+        self.max_frames = max_frames
         self.stop_event = threading.Event()
         self.captured = Slot(lossy=self.live)
         self.processed = Slot(lossy=self.live)
@@ -195,7 +229,8 @@ class Pipeline:
         self.grabber = Grabber(source, self.captured, self.stop_event, self.live, reconnect_s, **kwargs)
         self._failure: BaseException | None = None
         self._infer_thread = threading.Thread(target=self._infer_run, name="inference", daemon=True)
-        self.last_image: np.ndarray | None = None  # None after a frame the renderer kept on the GPU
+        self.last_image: np.ndarray | None = None  # the last frame's pixels; None: kept on the GPU
+        self.shown: np.ndarray | None = None  # what the window got last (None: the GPU's picture)
         self.emitted = False
         self.ran = False  # run() started: it closes the outputs and the source
 
@@ -206,17 +241,6 @@ class Pipeline:
     def stop(self) -> None:
         """Ask every thread to finish; safe from any thread or a signal handler."""
         self.stop_event.set()
-
-    def add_output(self, output: Output) -> None:
-        """Start writing to ``output`` from the next frame (any thread: e.g. a control
-        panel starting a recording). Outputs still attached at the end are closed."""
-        with self._outputs_lock:
-            self.outputs = [*self.outputs, output]
-
-    def remove_output(self, output: Output) -> None:
-        """Stop writing to ``output`` (the caller closes it)."""
-        with self._outputs_lock:
-            self.outputs = [o for o in self.outputs if o is not output]
 
     def _infer_run(self) -> None:
         try:
@@ -241,26 +265,27 @@ class Pipeline:
 
     def _emit(self, frame: Frame, result: FaceResult | None) -> None:
         with timed(frame, Stage.RENDER):
-            image = self.renderer(frame, result) if self.renderer is not None else frame.image
+            image = self.stage(frame, result) if self.stage is not None else frame.image
         self.profiler.dropped = self.dropped
         with timed(frame, Stage.OUTPUT):
-            outputs = self.outputs
-            if outputs:
-                if image is None:  # an output joined since the renderer was told no one reads
-                    image = self._read_back()
-                status = getattr(result, "status", "")
-                shown = self.profiler.draw_hud(image, status, face_tags(result)) if self.hud else image
-                for out in outputs:
-                    out.write(shown, frame)
+            outputs = self.outputs.current
+            hud = self.hud if self.hud is not None and self.hud.on else None
+            if image is None and (outputs or hud is not None):  # an output joined, or the HUD is on
+                image = self._read_back()
+            shown = hud(image, result) if hud is not None and image is not None else image
+            for out in outputs:
+                out.write(shown, frame)
+            # the draw stage's own picture is shown from the GPU; pixels only when drawn on here
+            self.shown = None if self.stage is not None and hud is None else shown
             if self.window is not None:
-                self.window.show(image)  # windows draw their own HUD
+                self.window.show(self.shown)
         self.profiler.record(frame, time.perf_counter())
         self.last_image, self.emitted = image, True
 
     def _read_back(self) -> np.ndarray:
-        """The last frame's pixels from the renderer, which kept them on the GPU."""
-        assert self.renderer is not None  # only a renderer leaves a frame without pixels
-        return self.renderer.read()
+        """The last frame's pixels from the draw stage, which kept them on the GPU."""
+        assert self.stage is not None  # only a draw stage leaves a frame without pixels
+        return self.stage.read()
 
     def _idle(self) -> bool:
         """No new frame: keep the window alive (and say why it is frozen). False = closed."""
@@ -277,7 +302,7 @@ class Pipeline:
                 self.last_image = self._read_back()
             self.window.show(draw_status(self.last_image, status))
         else:
-            self.window.show(self.last_image)
+            self.window.show(self.shown)
         return True
 
     def run(self) -> RunResult:
@@ -316,8 +341,7 @@ class Pipeline:
             self.stop_event.set()
             self.grabber.join(1.0)
             self._infer_thread.join(max(0.0, 1.0 - (time.perf_counter() - t_stop)) + 0.5)
-            for out in self.outputs:  # closed here, once: the files are playable
-                out.close()
+            self.outputs.close()  # here, once: the files are playable
             if not self.grabber.thread.is_alive():  # never release a device mid-read
                 self.source.close()
         for failure in (self._failure, self.grabber.exception):

@@ -143,6 +143,12 @@ class Tracker:
         self._job: Future[Detections] | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect")
 
+    def close(self) -> None:
+        """End the background detection thread, once a detection under way finished
+        (torch's native code must not be stopped mid-call)."""
+        self._job = None
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
     def reset(self) -> None:
         self.tracks, self.n_other, self._lost, self._since_detect = [], 0, False, 0
         self._image = None

@@ -1,27 +1,25 @@
-"""The live window: shows rendered frames, steers the run from the keyboard, and
-draws the HUD.
+"""The live window: shows the frames and steers the run from the keyboard.
 
-The window owns the GL context the renderer draws in, so showing a frame is drawing
-the renderer's output texture into the back buffer: no read-back. Keys: right /
-space / E next effect, left previous, 1-9 pick one, H toggles the HUD, Q or Esc
-quits; the close button quits too. The keys steer through a ``Steering`` (the app's
-``Controls``, the one control surface of a run; a standalone window cycles its own
-list of effects).
+``Window`` is the glfw window and the GL context the renderer draws in, so showing a
+frame the renderer drew is drawing its output texture into the back buffer: no
+read-back, no upload. ``WindowView`` is the pipeline's view on it: each frame comes by
+one route, ``show(image)`` (None: the picture the renderer just drew, still on the
+GPU; an image: e.g. one the HUD was drawn on, realtime.outputs.hud, uploaded), and its
+keys steer a ``Steering`` (the app's ``Controls``, the one control surface of a run).
+Keys: right / space / E next effect, left previous, 1-9 pick one, H toggles the HUD,
+Q or Esc quits; the close button quits too.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-import cv2
 import glfw
 import moderngl
 import numpy as np
 
 from realtime.render.context import GLContextError, create_context
-from realtime.render.effects import EFFECTS
 from realtime.render.renderer import load_program
 
 if TYPE_CHECKING:
@@ -45,7 +43,8 @@ class Steering(Protocol):
 
 
 class EffectCycle:
-    """A window's own effect list and HUD switch, for a window with no run to steer."""
+    """An effect list and a HUD switch of its own, for a window with no run to steer
+    (a viewer of the effects, a test of the window)."""
 
     def __init__(self, effects: tuple[str, ...] | list[str], effect: str | None = None):
         self.effects = list(effects)
@@ -76,20 +75,11 @@ NO_DISPLAY = (
 class Window:
     """A glfw window with an OpenGL 3.3 context (``ctx``: give it to the Renderer).
 
-    Each frame: ``show(renderer.output, hud_lines)``; it returns False once the
-    user asked to quit. The keys steer ``steering``; without one, the window cycles
-    ``effects`` itself (``effect`` is the one picked)."""
+    ``show(texture)`` draws a texture letterboxed and handles the window's events; it
+    returns False once the user asked to quit (Q, Esc, the close button). Other keys
+    are kept for ``keys()`` (the WindowView steers with them)."""
 
-    def __init__(
-        self,
-        width: int,
-        height: int,
-        title: str = "PRNet Live",
-        effects: tuple[str, ...] | list[str] = EFFECTS,
-        effect: str | None = None,
-        visible: bool = True,
-        steering: Steering | None = None,
-    ):
+    def __init__(self, width: int, height: int, title: str = "PRNet Live", visible: bool = True):
         if not glfw.init():
             raise GLContextError(NO_DISPLAY)
         glfw.default_window_hints()
@@ -118,54 +108,41 @@ class Window:
             raise
         self.handle: GlfwWindow | None = handle  # None once closed
         glfw.swap_interval(0)  # never block on vsync: latency matters more than tearing
-        self.steering: Steering = steering if steering is not None else EffectCycle(effects, effect)
         self.quit = False
         self.prog = load_program(self.ctx, "screen.vert", "screen.frag")
         corners = np.array([0, 0, 1, 0, 0, 1, 1, 1], np.float32)
         self.quad = self.ctx.vertex_array(self.prog, [(self.ctx.buffer(corners), "2f", "in_vert")])
-        self.hud_tex: moderngl.Texture | None = None
-        self.hud_text: list[str] = []
         self.shown: np.ndarray | None = None
+        self._keys: list[int] = []
         glfw.set_key_callback(handle, self._on_key)
 
-    @property
-    def effect(self) -> str:
-        return self.steering.effect
-
-    @property
-    def hud(self) -> bool:
-        return self.steering.hud
-
-    def handle_key(self, key: int) -> None:
-        """Act on one key press (the key callback calls this; so can tests)."""
-        s = self.steering
-        if key in (glfw.KEY_RIGHT, glfw.KEY_SPACE, glfw.KEY_E):
-            s.step_effect(1)
-        elif key == glfw.KEY_LEFT:
-            s.step_effect(-1)
-        elif glfw.KEY_1 <= key <= glfw.KEY_9:
-            s.pick_effect(key - glfw.KEY_1)
-        elif key == glfw.KEY_H:
-            s.set_hud(not s.hud)
-        elif key in (glfw.KEY_Q, glfw.KEY_ESCAPE):
+    def press(self, key: int) -> None:
+        """One key press (the key callback calls this; so can tests): Q and Esc quit,
+        the others wait in ``keys()``."""
+        if key in (glfw.KEY_Q, glfw.KEY_ESCAPE):
             self.quit = True
             if self.handle is not None:
                 glfw.set_window_should_close(self.handle, True)
+        else:
+            self._keys.append(key)
+
+    def keys(self) -> list[int]:
+        """The keys pressed since the last call, oldest first."""
+        keys, self._keys = self._keys, []
+        return keys
 
     def _on_key(self, _win: object, key: int, _scancode: int, action: int, _mods: int) -> None:
         if action == glfw.PRESS:
-            self.handle_key(key)
+            self.press(key)
 
     @property
     def open(self) -> bool:
         return self.handle is not None and not self.quit and not glfw.window_should_close(self.handle)
 
-    def show(
-        self, frame: moderngl.Texture, hud_lines: list[str] | None = None, capture: bool = False
-    ) -> bool:
-        """Draw ``frame`` (a renderer's output texture) letterboxed, the HUD on top,
-        and process window events. Returns whether the window is still open. With
-        ``capture``, what was drawn is kept in ``shown`` ((H, W, 3) BGR) for checks."""
+    def show(self, frame: moderngl.Texture, capture: bool = False) -> bool:
+        """Draw ``frame`` (a texture: the renderer's output, or an uploaded image)
+        letterboxed and process window events. Returns whether the window is still
+        open. With ``capture``, what was drawn is kept in ``shown`` ((H, W, 3) BGR)."""
         assert self.handle is not None, "the window is closed"
         glfw.make_context_current(self.handle)
         fw, fh = glfw.get_framebuffer_size(self.handle)
@@ -177,11 +154,10 @@ class Window:
         if fw > 0 and fh > 0:
             s = min(fw / frame.width, fh / frame.height)
             x, y = frame.width * s / fw, frame.height * s / fh
-            self._draw(frame, (-x, -y, x, y))
-            if self.hud:
-                self._draw_hud(
-                    [f"effect: {self.effect}  (arrows: change, H: HUD, Q: quit)", *(hud_lines or [])], fw, fh
-                )
+            frame.use(0)
+            self.prog["u_tex"] = 0
+            self.prog["u_rect"] = (-x, -y, x, y)
+            self.quad.render(moderngl.TRIANGLE_STRIP)
         if capture:
             data = ctx.screen.read(viewport=(0, 0, fw, fh), components=3, alignment=1)
             self.shown = np.frombuffer(data, np.uint8).reshape(fh, fw, 3)[::-1, :, ::-1].copy()
@@ -195,90 +171,65 @@ class Window:
         glfw.poll_events()
         return self.open
 
-    def _draw(self, tex: moderngl.Texture, rect: tuple[float, float, float, float]) -> None:
-        tex.use(0)
-        self.prog["u_tex"] = 0
-        self.prog["u_rect"] = rect
-        self.quad.render(moderngl.TRIANGLE_STRIP)
-
-    def _draw_hud(self, lines: list[str], fw: int, fh: int) -> None:
-        """Text is drawn with OpenCV into a small texture, only when it changes."""
-        if lines != self.hud_text or self.hud_tex is None:
-            self.hud_text = list(lines)
-            width = 12 + max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0] for t in lines)
-            img = np.zeros((10 + 20 * len(lines), width, 4), np.uint8)
-            img[..., 3] = 140
-            for i, t in enumerate(lines):
-                cv2.putText(
-                    img,
-                    t,
-                    (6, 22 + 20 * i - 6),
-                    cv2.FONT_HERSHEY_SIMPLEX,
-                    0.5,
-                    (255, 255, 255, 255),
-                    1,
-                    cv2.LINE_AA,
-                )
-            if self.hud_tex is not None:
-                self.hud_tex.release()
-            self.hud_tex = self.ctx.texture((img.shape[1], img.shape[0]), 4, img, alignment=1)
-        w, h = self.hud_tex.size
-        x1, y0 = -1 + 2 * w / fw, 1 - 2 * h / fh
-        self.ctx.enable(moderngl.BLEND)
-        self.ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
-        self._draw(self.hud_tex, (-1.0, y0, x1, 1.0))
-        self.ctx.disable(moderngl.BLEND)
-
     def close(self) -> None:
         """Destroy the window and end glfw (the context goes with the window)."""
         if self.handle is not None:
-            if self.hud_tex is not None:
-                self.hud_tex.release()
             glfw.destroy_window(self.handle)
             self.handle = None
             glfw.terminate()
 
 
 class WindowView:
-    """The pipeline's View on a Window: shows the renderer's output texture when the
-    frame is the one it just drew (``drawn``, the render stage's ``on_drawn``: no
-    upload; its image is None when it was not read back), else the frame itself
-    uploaded to a texture (pass-through, status bar). The HUD text is redrawn at
-    ``hud_period_s`` (readable figures, no per-frame text)."""
+    """The pipeline's view on a Window (see the module docstring): ``show(None)`` draws
+    the renderer's output texture (``drawn()``: the picture it just drew, no upload),
+    ``show(image)`` uploads ``image`` (a frame with the HUD or a status bar on it, or a
+    run with no renderer). After each frame and poll, the keys pressed steer
+    ``steering``."""
 
-    def __init__(self, window: Window, hud_lines: Callable[[], list[str]], hud_period_s: float = 0.25):
-        self.window, self.hud_lines, self.hud_period_s = window, hud_lines, hud_period_s
-        self.rendered: tuple[np.ndarray | None, moderngl.Texture] | None = None  # the renderer's last
-        self.texture: moderngl.Texture | None = None
-        self._hud: list[str] = []
-        self._hud_t = -1e9
+    def __init__(
+        self,
+        window: Window,
+        steering: Steering,
+        drawn: Callable[[], moderngl.Texture] | None = None,
+    ):
+        self.window, self.steering, self.drawn = window, steering, drawn
+        self.texture: moderngl.Texture | None = None  # for images that come as pixels
 
-    def drawn(self, image: np.ndarray | None, texture: moderngl.Texture) -> None:
-        self.rendered = (image, texture)
-
-    def show(self, image: np.ndarray | None) -> None:
-        if self.rendered is not None and image is self.rendered[0]:
-            texture = self.rendered[1]
+    def show(self, image: np.ndarray | None, capture: bool = False) -> None:
+        if image is None:
+            assert self.drawn is not None, "nothing rendered to show"
+            texture = self.drawn()
         else:
-            assert image is not None, "nothing rendered to show"
             h, w = image.shape[:2]
             if self.texture is None or self.texture.size != (w, h):
                 if self.texture is not None:
                     self.texture.release()
                 self.texture = self.window.ctx.texture((w, h), 3, alignment=1)
-            self.texture.write(image)
+            self.texture.write(np.ascontiguousarray(image))
             texture = self.texture
-        hud = None
-        if self.window.hud:
-            now = time.monotonic()
-            if now - self._hud_t >= self.hud_period_s:
-                self._hud, self._hud_t = self.hud_lines(), now
-            hud = self._hud
-        self.window.show(texture, hud)
+        self.window.show(texture, capture)
+        self._steer()
 
     def poll(self) -> None:
         """Handle window events (keys, close) while there is nothing to show yet."""
         self.window.poll()
+        self._steer()
+
+    def _steer(self) -> None:
+        for key in self.window.keys():
+            self.handle_key(key)
+
+    def handle_key(self, key: int) -> None:
+        """Act on one key press (Q and Esc the window handles itself)."""
+        s = self.steering
+        if key in (glfw.KEY_RIGHT, glfw.KEY_SPACE, glfw.KEY_E):
+            s.step_effect(1)
+        elif key == glfw.KEY_LEFT:
+            s.step_effect(-1)
+        elif glfw.KEY_1 <= key <= glfw.KEY_9:
+            s.pick_effect(key - glfw.KEY_1)
+        elif key == glfw.KEY_H:
+            s.set_hud(not s.hud)
 
     def should_close(self) -> bool:
         return not self.window.open

@@ -91,12 +91,12 @@ def lan_address() -> str:
         return socket.gethostname()
 
 
-def too_big(size: int, what: str) -> str:
+def too_big(size: int, name: str) -> str:
     """Why a photo of ``size`` bytes is refused (the header check and the decoder agree)."""
-    return f"{what} is {size / 2**20:.1f} MB: the limit is {MAX_UPLOAD // 2**20} MB; use a smaller photo"
+    return f"{name} is {size / 2**20:.1f} MB: the limit is {MAX_UPLOAD // 2**20} MB; use a smaller photo"
 
 
-def decode_photo(data: bytes, what: str = "the photo") -> np.ndarray:
+def decode_photo(data: bytes, name: str = "the photo") -> np.ndarray:
     """BGR uint8 from an uploaded file's bytes, or UploadError saying why not. The
     size is read from the header before anything is decoded, so a small file that
     would unpack to gigabytes is refused cheaply; EXIF rotation is applied (phone
@@ -104,10 +104,10 @@ def decode_photo(data: bytes, what: str = "the photo") -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if len(data) > MAX_UPLOAD:
-        raise UploadError(too_big(len(data), what))
+        raise UploadError(too_big(len(data), name))
     if not data:
-        raise UploadError(f"{what} is empty: use a photo (JPEG, PNG or WebP)")
-    unreadable = f"{what} is not a readable image: use a photo (JPEG, PNG or WebP)"
+        raise UploadError(f"{name} is empty: use a photo (JPEG, PNG or WebP)")
+    unreadable = f"{name} is not a readable image: use a photo (JPEG, PNG or WebP)"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -115,11 +115,11 @@ def decode_photo(data: bytes, what: str = "the photo") -> np.ndarray:
             w, h = image.size
             if w > MAX_SIDE or h > MAX_SIDE:
                 raise UploadError(
-                    f"{what} is {w}x{h} pixels: the limit is {MAX_SIDE}x{MAX_SIDE}; scale it down"
+                    f"{name} is {w}x{h} pixels: the limit is {MAX_SIDE}x{MAX_SIDE}; scale it down"
                 )
             image = ImageOps.exif_transpose(image).convert("RGB")
     except Image.DecompressionBombError:
-        raise UploadError(f"{what} is too many pixels: the limit is {MAX_SIDE}x{MAX_SIDE}") from None
+        raise UploadError(f"{name} is too many pixels: the limit is {MAX_SIDE}x{MAX_SIDE}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise UploadError(unreadable) from None
     bgr = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)

@@ -10,7 +10,6 @@ again on request (a new source face changes the swap's).
 
 from __future__ import annotations
 
-import copy
 import queue
 import threading
 from collections.abc import Callable
@@ -19,22 +18,6 @@ import cv2
 import numpy as np
 
 SIZE = 160  # pixels, square; shown at about half that, sharp on high-density screens
-
-
-def private_copy(effect):
-    """A shallow copy of ``effect`` with its own dicts and lists, and private copies of
-    the effects it holds (a face mapping's swaps): effects keep per-face state (the
-    swap's running face shape by track), which the live run must not see the
-    thumbnail's face in."""
-    from realtime.render.effects import Effect
-
-    twin = copy.copy(effect)
-    for key, value in vars(effect).items():
-        if isinstance(value, list):
-            setattr(twin, key, [private_copy(v) if isinstance(v, Effect) else v for v in value])
-        elif isinstance(value, dict):
-            setattr(twin, key, copy.copy(value))
-    return twin
 
 
 def demo_face() -> np.ndarray:
@@ -53,8 +36,9 @@ def demo_face() -> np.ndarray:
 class Thumbnails:
     """JPEG thumbnails by effect name, made on a worker thread.
 
-    reconstruct: photo -> Reconstruction (the run's ``processor.reconstruct_photo``).
-    effect: name -> the run's Effect object (drawn through a private copy).
+    reconstruct: (photo, name) -> Reconstruction (the run's ``Controls.reconstruct``).
+    effect: name -> the run's Effect object, drawn through its ``preview_copy()`` (the
+    live run must not see the thumbnail's face in an effect's per-face state).
     """
 
     def __init__(self, layout, reconstruct: Callable, effect: Callable, names: list[str], notify=print):
@@ -89,7 +73,7 @@ class Thumbnails:
             renderer = Renderer(self.layout, SIZE, SIZE, ctx)
             while (name := self._queue.get()) is not None:
                 try:
-                    image = renderer.render(face, [rec], private_copy(self.effect(name)))
+                    image = renderer.render(face, [rec], self.effect(name).preview_copy())
                     assert image is not None  # read=True: the pixels come back
                 except Exception as e:  # one bad effect (a broken mask file) costs its picture only
                     self.notify(f"panel: no thumbnail for {name} ({e})")

@@ -16,6 +16,8 @@ to sRGB, and as cheap in the shaders as here. Everything is BGR, like the frames
 
 from __future__ import annotations
 
+import copy
+
 import cv2
 import numpy as np
 
@@ -275,6 +277,13 @@ class LightEstimator:
         basis = sh_basis(self.normals(layout.canonical, self.rows))[:, 1:].astype(np.float64)
         self.q, _ = np.linalg.qr(basis - basis.mean(0))
         self.tracks: dict[int, _Track] = {}
+
+    def fresh(self) -> LightEstimator:
+        """An estimator sharing this one's fixed parts (normals, sample rows, basis)
+        with no faces yet: a preview's faces kept apart from a live run's."""
+        twin = copy.copy(self)
+        twin.tracks = {}
+        return twin
 
     def sample(self, image: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Linear colours, normals and weights (0 = unusable) of the skin samples."""

@@ -117,7 +117,8 @@ class _FaceSlot:
 class Renderer:
     """Renders frames with faces for one UV layout; create once on the GL thread.
 
-    ``render(image, reconstructions, effect)`` draws and, when ``read`` is true,
+    ``render(image, reconstructions, effect)`` draws the Effect it is given (or, for
+    one-off callers, an effect name) and, when ``read`` is true,
     returns the result as (H, W, 3) uint8 BGR; ``output`` is the texture holding it
     (for the window, so showing a frame needs no read-back).
 
@@ -172,7 +173,7 @@ class Renderer:
         self.region.filter = moderngl.LINEAR, moderngl.LINEAR
         self.slots: list[_FaceSlot] = []
         self.textures: dict[int, tuple[weakref.ref, int, moderngl.Texture]] = {}
-        self.named: dict[str, Effect] = {}
+        self._by_name: dict[str, Effect] = {}  # see _effect
         self.size = (0, 0)
         self.frame_tex = self.color = self.depth = self.fbo = None
         self.whole_frame = True
@@ -218,18 +219,15 @@ class Renderer:
         for prog in (*self.programs.values(), self.flat):
             self._size_uniforms(prog)
 
-    def effect(self, effect: Effect | str) -> Effect:
-        """An Effect from a name (built once and kept: no GL, so any thread may ask)
-        or passed through."""
+    def _effect(self, effect: Effect | str) -> Effect:
+        """``effect``, or the effect of that name: built once per renderer and kept (its
+        state, a mask's light per face, lasts from frame to frame), for callers that
+        draw by name (evaluations, tools). A run's effects are its RenderStage's."""
         if isinstance(effect, Effect):
             return effect
-        if effect not in self.named:
-            self.named[effect] = get_effect(effect, self.layout)
-        return self.named[effect]
-
-    def add_effect(self, effect: Effect) -> None:
-        """Make ``effect`` available by its name (e.g. the face swap as "swap")."""
-        self.named[effect.label] = effect
+        if effect not in self._by_name:
+            self._by_name[effect] = get_effect(effect, self.layout)
+        return self._by_name[effect]
 
     def _texture(self, effect: Effect) -> moderngl.Texture:
         """The effect's texture on the GPU, uploaded again only when it changed (or when
@@ -302,7 +300,7 @@ class Renderer:
             self.sync.finish()
         self.resize(w, h)
         ctx = self.ctx
-        eff = self.effect(effect)
+        eff = self._effect(effect)
         groups = eff.per_face(faces) if faces and eff.kind != "none" else []
         # Each face's mesh as its effect draws it, first: where the faces fall decides
         # which pixels of the frame need to go up, be cleared and come back.

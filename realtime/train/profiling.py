@@ -98,7 +98,7 @@ def pick_turn(
     return Turn(float(sign * max(target - abs(yaw0), 0.0)), float(rng.uniform(-pitch, pitch)))
 
 
-class Profiler:
+class FaceProfiler:
     """Turns training crops; one per process (it holds the face model).
 
     ``fine``: drawn at fine times the crop's size, then area-averaged, so a face
@@ -324,13 +324,13 @@ _worker: dict = {}
 
 def _init_worker(data: Path) -> None:
     cv2.setNumThreads(1)
-    _worker["profiler"] = Profiler(load_bfm(data / "bfm" / "bfm_noneck_uv.npz"))
+    _worker["profiler"] = FaceProfiler(load_bfm(data / "bfm" / "bfm_noneck_uv.npz"))
 
 
 def _make(job: tuple) -> int:
     """Worker: profile samples [lo, hi) into the cache's memory maps."""
     folder, lo, hi, copies, seed = job
-    prof: Profiler = _worker["profiler"]
+    prof: FaceProfiler = _worker["profiler"]
     data: TrainSet = _worker["data"]
     images = np.load(folder / "images.npy", mmap_mode="r+")
     xforms = np.load(folder / "xform.npy", mmap_mode="r+")

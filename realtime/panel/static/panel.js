@@ -192,7 +192,7 @@ let shownFaces = "";
 /** A card per face in view: its number (the track id), a picture, its source, a drop
  *  zone for its own source and a button back to its live self. */
 function renderFaces(state) {
-  const key = state.faces.map((f) => `${f.track}:${f.source}`).join(",");
+  const key = state.faces.map((f) => `${f.track}:${f.source_face}`).join(",");
   if (key === shownFaces) return;
   shownFaces = key;
   $("faces").replaceChildren(...state.faces.map((f) => {
@@ -203,7 +203,7 @@ function renderFaces(state) {
     img.alt = `face ${f.track}`;
     img.src = withToken("/api/face.jpg", { track: f.track, t: Date.now() });
     const name = document.createElement("span");
-    name.textContent = `#${f.track}: ${f.source || "live"}`;
+    name.textContent = `#${f.track}: ${f.source_face || "live"}`;
     const input = document.createElement("input");
     input.type = "file";
     input.accept = "image/*";
@@ -211,7 +211,7 @@ function renderFaces(state) {
     const live = document.createElement("button");
     live.type = "button";
     live.textContent = "Live";
-    live.disabled = !f.source;
+    live.disabled = !f.source_face;
     live.addEventListener("click", async (e) => {
       e.preventDefault();
       try {

@@ -3,6 +3,7 @@ realtime.render.effects for what the renderer reads of an effect)."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import ClassVar, Protocol, TypeVar
 
@@ -89,8 +90,15 @@ class Effect:
     def per_face(self, faces: list[Reconstruction]) -> list[tuple[Effect, list[int]]]:
         """Which effect draws which of this frame's faces, as (effect, face numbers)
         pairs: this one draws them all; a face left out is drawn as it is (a face
-        mapping gives each person their own swap source)."""
+        mapping gives each person their own source face)."""
         return [(self, list(range(len(faces))))]
+
+    def preview_copy(self) -> Effect:
+        """A copy to draw previews with (the control panel's thumbnails) that shares
+        the heavy parts (textures, masks) but keeps its own per-face state, so the live
+        run never sees a preview's face in its smoothing. An effect with no per-face
+        state is shared as it is; effects that keep some override this."""
+        return self
 
 
 class LitEffect(Effect):
@@ -107,6 +115,12 @@ class LitEffect(Effect):
 
     def face_uniforms(self, image: np.ndarray, rec: Reconstruction) -> dict:
         return {"u_sh": shader_coefficients(self.light.update(image, rec))}
+
+    def preview_copy(self) -> LitEffect:
+        """A copy with a light estimator of its own (the light is kept per face)."""
+        twin = copy.copy(self)
+        twin.light = self.light.fresh()
+        return twin
 
 
 class PaintedMask(LitEffect):

@@ -14,6 +14,8 @@ it is smoothed per track, so it adds no flicker.
 
 from __future__ import annotations
 
+import copy
+
 import cv2
 import numpy as np
 
@@ -85,6 +87,12 @@ class Seam:
         self.n = n
         self.grid = GRID
         self.tracks: dict[int, np.ndarray] = {}
+
+    def fresh(self) -> Seam:
+        """A seam sharing this one's solver and samples with no faces yet (previews)."""
+        twin = copy.copy(self)
+        twin.tracks = {}
+        return twin
 
     def update(
         self, image: np.ndarray, rec: Reconstruction, light: np.ndarray, albedo: np.ndarray, cover: np.ndarray

@@ -30,13 +30,15 @@ the visibility network finds over the source face, filled in (False).
 
 from __future__ import annotations
 
+import copy
+
 import cv2
 import numpy as np
 
 from realtime.core.landmarks import BROW_L, BROW_R, EYE_L, EYE_R, JAW, LIPS, NOSE_BASE
 from realtime.core.types import Reconstruction, UserError
 from realtime.core.uv import UVLayout
-from realtime.render.effects.base import Effect, register
+from realtime.render.effects.base import Effect
 from realtime.render.effects.seam import Seam
 from realtime.render.effects.swap_source import (
     Masks,
@@ -198,25 +200,25 @@ def edge_band(layout: UVLayout, inside: np.ndarray, features: np.ndarray) -> np.
     return np.maximum(band, np.broadcast_to(above, band.shape)) * ~features
 
 
-@register
 class FaceSwap(Effect):
-    """The ``swap`` effect. Give it the source photo and that photo's reconstruction
-    (``set_source``; again at any time to switch faces); ``warnings`` then holds one
-    line per thing a better photo would fix. ``shape``, ``tone`` and ``live``: see the
-    module docstring."""
+    """One source face, worn by the faces it is drawn on. Give it the source photo and
+    that photo's face as reconstructed (``set_source_face``; again at any time to switch
+    faces); ``warnings`` then holds one line per thing a better photo would fix.
+    ``shape``, ``tone`` and ``live``: see the module docstring. Users pick the swap as
+    "swap", a FaceMap (realtime.render.effects.facemap) holding a FaceSwap per source
+    face: neither is registered by name, as both need a photo first."""
 
-    name = "swap"
+    name = "source-face"
     shader = "swap.frag"
     vertex_shader = "swap.vert"
     normals = True
     whole_face = True  # the region reaches above the brows, past the landmarks' hull
-    listed = False  # made from a source photo (--source-face, the panel), not by name
 
     def __init__(
         self,
         layout: UVLayout,
         photo: np.ndarray | None = None,
-        source: Reconstruction | None = None,
+        face: Reconstruction | None = None,
         shape: float = 0.0,
         *,
         tone: str = DEFAULT_TONE,
@@ -262,25 +264,25 @@ class FaceSwap(Effect):
         self.tone_weight = np.clip((at_cells - 0.9) / 0.1, 0.0, 1.0)[..., None].astype(np.float32)
         self.tone_offset: dict[int, np.ndarray] = {}
         self.skin_chroma = (SKIN / float(SKIN @ LUMA)).astype(np.float32)  # compose sets the source's
-        if photo is not None and source is not None:
-            self.set_source(photo, source)
+        if photo is not None and face is not None:
+            self.set_source_face(photo, face)
 
-    def set_source(self, photo: np.ndarray, source: Reconstruction) -> None:
-        """Unwrap ``source`` (the photo's reconstruction, in photo pixels) into the
+    def set_source_face(self, photo: np.ndarray, face: Reconstruction) -> None:
+        """Unwrap ``face`` (the photo's face as reconstructed, in photo pixels) into the
         swap texture: (S, S, 4) BGRA albedo, alpha = the region minus the live parts."""
         if photo is None or photo.ndim != 3 or photo.shape[2] != 3:
             raise SwapError("source face photo must be a colour image (H, W, 3 BGR)")
-        if source.vertices.shape != (len(self.layout.face_ind), 3):
+        if face.vertices.shape != (len(self.layout.face_ind), 3):
             raise SwapError(
-                f"source reconstruction has {len(source.vertices)} vertices but the layout "
+                f"source reconstruction has {len(face.vertices)} vertices but the layout "
                 f"has {len(self.layout.face_ind)}: reconstruct it with the same weights"
             )
-        prepared = unwrap(self.layout, photo, source, self.light, self.masks)
+        prepared = unwrap(self.layout, photo, face, self.light, self.masks)
         if (prepared.seen[self.masks.skin] > 0.5).mean() < 0.2:
             raise SwapError("the source face is barely visible in its photo: use a photo facing the camera")
         prepared.albedo = highlights_down(prepared.albedo, self.masks.skin)
         self.prepared, self.warnings = prepared, list(prepared.warnings)
-        self.source_shape = pose_free(source)
+        self.source_shape = pose_free(face)
         self.compose()
 
     def variant(self, **options) -> FaceSwap:
@@ -298,6 +300,14 @@ class FaceSwap(Effect):
             )
             other.compose()
         return other
+
+    def preview_copy(self) -> FaceSwap:
+        """A copy sharing the prepared source and the masks, with its own per-face
+        state (the running face shapes, the light, the seam, the tone)."""
+        twin = copy.copy(self)
+        twin.light, twin.seam = self.light.fresh(), self.seam.fresh()
+        twin.neutral, twin.drawn, twin.tone_offset = {}, {}, {}
+        return twin
 
     def compose(self) -> None:
         """The texture from the prepared source and the current ``live`` parts."""

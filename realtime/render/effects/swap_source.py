@@ -5,12 +5,12 @@ Why so much work once: the swap draws the source's albedo opaque over the whole 
 face, so every texel shows. A texel the photo did not see well (the far side, a cheek
 seen edge-on, hair or a background past the mesh's edge, a deep shadow) must hold a
 plausible skin instead of a hole, and noise the photo had (a small face, JPEG chroma
-blocks) must not turn into blotches. The photo is reconstructed once, so it can afford
+blocks) must not turn into blotches. The photo is prepared once, so it can afford
 many times a frame's compute:
 
-* ``fit_photo``: the network run on the photo at several scales and shifts, each crop
-  also mirrored, the vertices averaged (the errors of the crops are largely
-  independent), twice (the second round framed on the first's landmarks).
+* its face is reconstructed by the face processor over several crops, each also
+  mirrored, and averaged (realtime.live.faces.FaceProcessor.reconstruct_photo with
+  PHOTO_CROPS); this module takes that reconstruction.
 * ``unwrap``: each texel's photo colour, divided by the photo's own light on the mesh
   (an albedo); its confidence is how squarely the photo saw it, that nothing nearer
   covered it, that it was not in deep shadow and that it looks like this face's skin
@@ -42,8 +42,6 @@ CUT_OFF = 0.03  # fraction of the skin outside the photo above which the face is
 FACING = (0.2, 0.5)  # photo normal z over which a texel's own colour fades in (grazing: filled)
 SHADOW = (0.12, 0.35)  # shading / median skin shading over which de-lit colour is trusted
 CHROMA_SIGMA = 0.005  # chroma smoothing, x texture side (luminance keeps its detail)
-#: Crops fit_photo runs, as (side, x shift, y shift) x the trained framing's side.
-FIT_CROPS = ((1.0, 0.0, 0.0), (0.9, 0.02, 0.0), (1.1, -0.02, 0.0), (1.0, 0.0, 0.03))
 LOW = 256  # resolution of the confidence, outlier and fill computations (smooth at this scale)
 
 
@@ -63,45 +61,6 @@ class SourceTexture:
     skin: np.ndarray = field(default_factory=lambda: np.ones(3))
     exposure: float = 1.0
     spread: float = 0.0
-
-
-# -- fitting ----------------------------------------------------------------------------
-def fit_photo(processor, photo: np.ndarray, first: Reconstruction, rounds: int = 2) -> Reconstruction:
-    """``first`` (a still photo's plain reconstruction) refined by averaging the network
-    over FIT_CROPS (other scales and shifts), each also mirrored: four batches of two a
-    round, a second or two on a CPU with the plain PyTorch engine. ``processor`` is a
-    FaceProcessor (its engine, decoder and lock: the lock keeps a live loop's frames
-    and this apart)."""
-    import torch
-
-    from realtime.core.types import Reconstruction as Rec
-    from realtime.live.crop import crop_faces, to_tensor
-    from realtime.live.track import landmark_crop
-
-    engine, decoder = processor.engine, processor.decoder
-    src = to_tensor(photo, processor.device)
-    rec = first
-    for _ in range(rounds):
-        c, s = landmark_crop(rec.landmarks)
-        centres = np.array([c + np.array([dx, dy]) * s for _, dx, dy in FIT_CROPS])
-        sides = np.array([s * k for k, _, _ in FIT_CROPS])
-        batch = crop_faces(src, centres, sides, engine.resolution, list(range(len(sides))))
-        maps = []
-        with processor.lock, torch.inference_mode():
-            for i in range(len(sides)):  # one face (and its mirror image) a call
-                maps.append(engine.run_scored(batch.images[i : i + 1], mirror=True)[0].cpu())
-        verts = decoder.vertices(torch.cat(maps), batch.to_frame)
-        v = verts.mean(0).astype(np.float32)
-        rec = Rec(first.track_id, v[decoder.kpt_rows].copy(), v, decoder.pose(v))
-    if getattr(processor, "visibility", None) is not None:  # what covers the source face: filled in
-        from dataclasses import replace
-
-        from realtime.live.occlusion import visibilities
-
-        c, s = landmark_crop(rec.landmarks)
-        batch = crop_faces(src, c[None], np.array([s]), engine.resolution, [0])
-        rec = replace(rec, visibility=visibilities(processor.visibility, batch.images, batch.to_frame)[0])
-    return rec
 
 
 # -- texture helpers --------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """Drawing in PRNet's UV layout, shared by the effects: texture size, the feathered
 region an effect may change, and the supersampled canvas the masks are painted on
-(the 68 landmarks' groups are realtime.core.landmarks'). A mask is an RGBA image in PRNet's UV layout (stored BGRA,
-OpenCV's order), so one picture fits every face, pose and expression. Textures are
-1024 x 1024: a face 300-600 px wide on a 720p or 1080p frame then gets a texel or
-more per pixel (mip-mapped, so smaller faces do not shimmer); PRNet's own 256 x 256
-layout images load at any square size."""
+(the 68 landmarks' groups are realtime.core.landmarks'). A mask is an RGBA image in
+PRNet's UV layout (stored BGRA, OpenCV's order), so one picture fits every face, pose
+and expression. Textures are 1024 x 1024: a face 300-600 px wide on a 720p or 1080p
+frame then gets a texel or more per pixel (mip-mapped, so smaller faces do not
+shimmer); PRNet's own 256 x 256 layout images load at any square size."""
 
 from __future__ import annotations
 
