@@ -123,8 +123,8 @@ def test_student_crops_and_maps_stay_aligned_when_resized(bfm, shared):
     the 68 landmarks of either map sit on the same colours of their own crop."""
     import torch.nn.functional as F
 
+    from realtime.train.batches import rescale_affines, rescale_maps, resize_input
     from realtime.train.groundtruth import Batcher, MapMaker
-    from realtime.train.train import rescale_affines, rescale_maps, resize_input
 
     data = train_crops(shared, 4)
     maker = MapMaker(bfm, 128)

@@ -84,9 +84,9 @@ def test_a_hand_over_a_real_face_is_left_unpainted(ctx, layout, processor, media
 def test_the_network_sees_a_held_out_occluder(shared, bfm, visibility):
     """On held-out training crops with held-out occluders, the predicted visible face
     matches the footprint left uncovered (IoU), and a clean face is seen whole."""
+    from realtime.train.batches import to_input
     from realtime.train.groundtruth import MapMaker, base_affine, load_trainset
     from realtime.train.occluders import Donor, footprint, sample
-    from realtime.train.train import to_input
     from realtime.train.visibility import RESOLUTION, split, upsample
 
     data = load_trainset(shared)

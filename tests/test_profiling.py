@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from realtime.live.decode import Decoder, rotation_to_angles
+from realtime.train.batches import StepBatches
 from realtime.train.groundtruth import Batcher, MapMaker, TrainSet, landmarks_2d
 from realtime.train.profiling import (
     FaceProfiler,
@@ -20,7 +21,6 @@ from realtime.train.profiling import (
     rasterise,
     turn_params,
 )
-from realtime.train.train import StepBatches
 
 STEP = (np.array([0.5, 0.0]), np.array([0.0, 0.5]))  # central differences, output pixels
 IDENTITY = np.array([[1.0, 0, 0], [0, 1, 0]])  # maps in 120-crop pixels

@@ -10,8 +10,10 @@ from torch.utils.data import DataLoader
 
 from realtime.core.model import PRNet, PRNetConfig
 from realtime.core.weights import default_bundle_path, load_bundle
+from realtime.train.batches import StepBatches, yaw_balanced
+from realtime.train.checkpoint import initial_weights
 from realtime.train.groundtruth import Batcher, MapMaker
-from realtime.train.train import StepBatches, initial_weights, weighted_loss, yaw_balanced
+from realtime.train.trainer import weighted_loss
 
 
 def test_training_steps_lower_the_loss(bfm, shared):

@@ -24,7 +24,7 @@ python3 -m realtime.train "${args[@]}" 2>&1 | tee "$OUT/train.log" | grep -v "^e
 run=/tmp/prnet-cache/train/full256
 best=$run/best.pt
 [ -f "$best" ] || best=$run/last.pt
-python3 -c "from pathlib import Path; from realtime.train.train import export_bundle; export_bundle(Path('$best'), Path('/tmp/full256.pt'))"
+python3 -c "from pathlib import Path; from realtime.train.checkpoint import export_bundle; export_bundle(Path('$best'), Path('/tmp/full256.pt'))"
 split -b 15M /tmp/full256.pt "$OUT/full256.pt.part."
 cp "$run/history.json" "$run/loss_curve.png" "$OUT/" 2>/dev/null || true
 tail -5 "$OUT/train.log"

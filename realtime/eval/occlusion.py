@@ -35,6 +35,7 @@ from realtime.core.uv import load_bfm
 from realtime.eval.aflw2000 import crop_affine, load_aflw2000, warp_crop
 from realtime.live.decode import fit_similarity
 from realtime.live.occlusion import DEFAULT_WEIGHTS, TorchVisibility, VisibilityModel
+from realtime.train.batches import to_input
 from realtime.train.groundtruth import (
     CROP,
     DEFAULT_DATA,
@@ -45,7 +46,6 @@ from realtime.train.groundtruth import (
     map_correction,
 )
 from realtime.train.occluders import AFLW21, Donor, aflw_points, draw_occluder, footprint, marked21, sample
-from realtime.train.train import to_input
 from realtime.train.visibility import RESOLUTION, iou, split, upsample
 
 CPU = torch.device("cpu")

@@ -30,9 +30,9 @@ from torch.nn import functional as F
 from realtime.core.paths import CACHE
 from realtime.core.uv import load_bfm
 from realtime.live.occlusion import VisibilityNet
+from realtime.train.batches import to_input
 from realtime.train.groundtruth import DEFAULT_DATA, MapMaker, TrainSet, load_trainset, random_affine
 from realtime.train.occluders import AFLW21, Donor, aflw_points, footprints, hidden_marks, sample
-from realtime.train.train import to_input
 
 RESOLUTION = 128
 HOLD_EVERY = 10  # crops i % 10 == 0 are held out
