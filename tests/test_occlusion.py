@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from realtime.bench.pipeline import clip_frames
 from realtime.core.types import UserError, Visibility
-from realtime.eval.occlusion import clip_frames, hand_trial, painted
+from realtime.eval.occlusion import hand_trial, painted
 from realtime.live.occlusion import DEFAULT_WEIGHTS, TorchVisibility, load_net, load_visibility
 from realtime.render.effects import MASKS
 from realtime.render.effects.swap import FaceSwap
@@ -69,7 +70,7 @@ def test_a_hand_over_a_real_face_is_left_unpainted(ctx, layout, processor, media
     """A held-out synthetic hand over the mouth of a real webcam face: the paint mask
     (the tiger)
     leaves most of the hand alone, and still covers the rest of the face."""
-    frames = clip_frames(media / "kpa_webcam_160x120.avi", 4, step=20)
+    frames = clip_frames(media / "kpa_webcam_160x120.avi", (640, 480), step=20)[:4]
     r = Renderer(layout, *frames[0].shape[1::-1], ctx)
     try:
         res = hand_trial(processor, r, frames, "tiger")

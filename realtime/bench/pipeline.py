@@ -27,9 +27,10 @@ import cv2
 import numpy as np
 import torch
 
+from realtime.core.image import letterbox
 from realtime.core.paths import CACHE, MEDIA, REPO, WEIGHTS
 from realtime.core.types import Stage
-from realtime.live.capture import VideoSource, letterbox
+from realtime.live.capture import VideoSource
 
 CLIP = MEDIA / "carphone_176x144.mp4"
 EFFECT = "tiger"  # a mask: what most live users run
@@ -70,21 +71,28 @@ GPU_RUNS = (
 )
 
 
+def clip_frames(path: Path, size: tuple[int, int], step: int = 1, fill: int = 30) -> list[np.ndarray]:
+    """Every ``step``-th frame of a recorded clip, fitted to ``size`` (width, height) as a
+    camera of that size would show it (aspect kept, enlarged with cubic, padded with
+    ``fill``): the frames the benchmarks and the occlusion evaluation feed the pipeline.
+    CaptureError (one line) when the clip is unreadable."""
+    with VideoSource(path) as src:
+        return [letterbox(img, size, fill=fill) for img in src.read_all()[::step]]
+
+
 def make_clip(width: int, height: int, faces: int, out_dir: Path) -> Path:
     """The recorded clip upscaled to width x height (aspect kept, padded), tiled
     2x2 for four faces; made once and reused."""
     path = out_dir / f"carphone_{width}x{height}_{faces}faces.avi"
     if path.is_file():
         return path
-    with VideoSource(CLIP) as src:  # CaptureError (one line) when unreadable
-        frames = src.read_all()
     grid = 1 if faces == 1 else int(np.ceil(np.sqrt(faces)))
     cw, ch = width // grid, height // grid
+    tiles = clip_frames(CLIP, (cw, ch))
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.avi")
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (width, height))
-    for img in frames:
-        tile = letterbox(img, (cw, ch), fill=30)
+    for tile in tiles:
         canvas = np.full((height, width, 3), 30, np.uint8)
         for i in range(faces):
             r, c = divmod(i, grid)

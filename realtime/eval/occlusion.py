@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 import torch
 
+from realtime.bench.pipeline import clip_frames
 from realtime.core.paths import MEDIA
 from realtime.core.uv import load_bfm
 from realtime.eval.aflw2000 import crop_affine, load_aflw2000, warp_crop
@@ -226,21 +227,6 @@ def hand_trial(processor, renderer, frames: list[np.ndarray], effect: str, seed:
     }
 
 
-def clip_frames(path: Path, n: int, size: tuple[int, int] = (640, 480), step: int = 5) -> list[np.ndarray]:
-    """Every ``step``-th frame, scaled to ``size`` as a webcam would show it."""
-    cap = cv2.VideoCapture(str(path))
-    frames, k = [], 0
-    while len(frames) < n:
-        ok, img = cap.read()
-        if not ok:
-            break
-        if k % step == 0:
-            frames.append(cv2.resize(img, size, interpolation=cv2.INTER_CUBIC))
-        k += 1
-    cap.release()
-    return frames
-
-
 def grid(
     model: VisibilityModel,
     samples,
@@ -370,7 +356,7 @@ def hand_over_face(
     from realtime.live.faces import FaceProcessor
     from realtime.render.renderer import Renderer
 
-    frames = clip_frames(clip, n)
+    frames = clip_frames(clip, (640, 480), step=5)[:n]  # every 5th, as a webcam would show it
     bundle = load_bundle(prnet)
     processor = FaceProcessor.from_bundle(bundle, "eager", "cpu", filter_factory=None, visibility=model)
     h, w = frames[0].shape[:2]

@@ -10,27 +10,26 @@ import cv2
 import numpy as np
 
 from realtime.bench.peers.workers import PeerError, Worker, log
+from realtime.bench.pipeline import CLIP, clip_frames
 from realtime.core.nme import landmark_nme
 from realtime.core.paths import MEDIA
-from realtime.live.capture import CaptureError, VideoSource, letterbox
+from realtime.live.capture import CaptureError
 
 SIZES = ((640, 480), (1280, 720))
-CLIP = MEDIA / "carphone_176x144.mp4"
 WARMUP = 10  # frames each peer processes before timing (graph set-up, first allocations, caches)
 JITTER_FRAMES = 30  # as tests/test_smooth.py
 JITTER_SKIP = 3
 
 
-def clip_frames(width: int, height: int, n: int) -> np.ndarray:
+def played_frames(width: int, height: int, n: int) -> np.ndarray:
     """(n, H, W, 3): the carphone clip letterboxed to width x height (as the pipeline
     benchmark's clips), played forward and back when ``n`` is longer than the clip."""
     try:
-        with VideoSource(CLIP) as video:
-            src = video.read_all()
+        src = clip_frames(CLIP, (width, height))
     except CaptureError as e:
         raise PeerError(str(e)) from None
     order = list(range(len(src))) + list(range(len(src) - 2, 0, -1))
-    return np.stack([letterbox(src[order[k % len(order)]], (width, height), fill=30) for k in range(n)])
+    return np.stack([src[order[k % len(order)]] for k in range(n)])
 
 
 def still_frames(n: int = JITTER_FRAMES) -> tuple[np.ndarray, np.ndarray]:

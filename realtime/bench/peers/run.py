@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from realtime.bench.peers.dlib_peer import DlibPeer
-from realtime.bench.peers.measures import SIZES, WARMUP, bench_nme, clip_frames, jitter, stats, still_frames
+from realtime.bench.peers.measures import SIZES, WARMUP, bench_nme, jitter, played_frames, stats, still_frames
 from realtime.bench.peers.mediapipe_peer import serve
 from realtime.bench.peers.ours import OursPeer
 from realtime.bench.peers.report import chart, markdown
@@ -68,7 +68,7 @@ def run_peers(
         clips = {}
         for w, h in sizes:
             clips[(w, h)] = work / f"clip_{w}x{h}.npy"
-            np.save(clips[(w, h)], clip_frames(w, h, frames + WARMUP))
+            np.save(clips[(w, h)], played_frames(w, h, frames + WARMUP))
         still, shifts = still_frames()
         np.save(work / "still.npy", still)
         first = clips[sizes[0]]
