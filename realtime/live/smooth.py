@@ -169,7 +169,7 @@ class OneEuroFilter:
 #: The regions with a speed of their own (``_region_measures`` reads it): the landmarks
 #: each spans, its full-weight radius and its fade-out radius, in eye distances.
 REGIONS = (
-    (list(range(4, 13)) + LIPS + MOUTH_IN, 0.15, 0.5),  # the mouth, and the jaw below it
+    (list(range(4, 13)) + LIPS + MOUTH_IN, 0.1, 0.3),  # the mouth, and the jaw below it
     (EYE_L + EYE_R, 0.08, 0.3),
 )
 
