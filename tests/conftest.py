@@ -71,12 +71,14 @@ def dev_face_crops(shared: Path, side: int, n: int = 48) -> dict[str, torch.Tens
     return {k: torch.from_numpy(np.stack(v)).permute(0, 3, 1, 2).float() / 255 for k, v in out.items()}
 
 
-def train_crops(shared: Path, n: int) -> TrainSet:
-    """The first ``n`` AFLW training crops (RGB) with their 3DMM fits and 68 marks."""
+def train_crops(shared: Path, rows: int | list[int]) -> TrainSet:
+    """AFLW training crops (RGB) with their 3DMM fits and 68 marks: the first ``rows``,
+    or those at the indices ``rows``."""
     from realtime.train.groundtruth import TrainSet
 
+    pick = slice(rows) if isinstance(rows, int) else rows
     with np.load(shared / "train" / "aflw_teacher_params.npz") as f:
-        names, params, pts = f["names"][:n], f["params"][:n], f["pts68"][:n]
+        names, params, pts = f["names"][pick], f["params"][pick], f["pts68"][pick]
     with zipfile.ZipFile(shared / "train" / "aflw_crops_120.zip") as z:
         imgs = np.stack(
             [cv2.imdecode(np.frombuffer(z.read(f"images/{n}"), np.uint8), 1)[..., ::-1] for n in names]

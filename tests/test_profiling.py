@@ -2,15 +2,14 @@
 draws them, the face really turned by the asked angle, the image shows a face where
 the map says, and ``--profiled`` puts that share of turned crops in every batch."""
 
-import zipfile
-
 import cv2
 import numpy as np
 import pytest
+from conftest import train_crops
 
 from realtime.live.decode import Decoder, rotation_to_angles
 from realtime.train.batches import StepBatches
-from realtime.train.groundtruth import Batcher, MapMaker, TrainSet, landmarks_2d
+from realtime.train.groundtruth import Batcher, MapMaker, landmarks_2d
 from realtime.train.profiling import (
     FaceProfiler,
     Turn,
@@ -32,13 +31,7 @@ TURNS = [Turn(60.0), Turn(-40.0, 8.0), Turn(30.0, -8.0)]
 
 @pytest.fixture(scope="module")
 def crops(shared):
-    with np.load(shared / "train" / "aflw_teacher_params.npz") as f:
-        names, params, pts = f["names"][PICK], f["params"][PICK], f["pts68"][PICK]
-    with zipfile.ZipFile(shared / "train" / "aflw_crops_120.zip") as z:
-        imgs = np.stack(
-            [cv2.imdecode(np.frombuffer(z.read(f"images/{n}"), np.uint8), 1)[..., ::-1] for n in names]
-        )
-    return TrainSet(imgs, params, pts, names)
+    return train_crops(shared, PICK)
 
 
 @pytest.fixture(scope="module")
