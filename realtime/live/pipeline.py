@@ -273,8 +273,9 @@ class Pipeline:
             if image is None and (outputs or hud is not None):  # an output joined, or the HUD is on
                 image = self._read_back()
             shown = hud(image, result) if hud is not None and image is not None else image
-            for out in outputs:
-                out.write(shown, frame)
+            if shown is not None:  # always, where there are outputs: read back above
+                for out in outputs:
+                    out.write(shown, frame)
             # the draw stage's own picture is shown from the GPU; pixels only when drawn on here
             self.shown = None if self.stage is not None and hud is None else shown
             if self.window is not None:
