@@ -131,8 +131,8 @@ class Runner:
 
     def target(self, image: np.ndarray, name: str = "photo") -> Reconstruction:
         """A still's largest face as a live frame's would be (with its visibility map)."""
-        once = self.processor.fresh(filter_factory=None, max_faces=1)  # no track from the last photo
-        recs = once.process(Frame(image, 0, 0.0)).reconstructions
+        with self.processor.fresh(filter_factory=None, max_faces=1) as still:  # no track from the last
+            recs = still.process(Frame(image, 0, 0.0)).reconstructions
         if not recs:
             raise UserError(f"{name}: no face")
         return recs[0]
@@ -145,11 +145,11 @@ class Runner:
 
     def track(self, frames: list[np.ndarray]) -> list[Reconstruction | None]:
         """Each frame's first face through the live pipeline (tracking, smoothing)."""
-        proc = self.processor.fresh(max_faces=1)
         out = []
-        for i, img in enumerate(frames):
-            recs = proc.process(Frame(img, i, i / 30.0)).reconstructions
-            out.append(recs[0] if recs else None)
+        with self.processor.fresh(max_faces=1) as proc:  # its detection thread ends with the clip
+            for i, img in enumerate(frames):
+                recs = proc.process(Frame(img, i, i / 30.0)).reconstructions
+                out.append(recs[0] if recs else None)
         return out
 
     def swap(self, photo: np.ndarray, rec: Reconstruction, config: Config = DEFAULT):
