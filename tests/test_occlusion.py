@@ -70,7 +70,7 @@ def test_a_hand_over_a_real_face_is_left_unpainted(ctx, layout, processor, media
     """A held-out synthetic hand over the mouth of a real webcam face: the paint mask
     (the tiger)
     leaves most of the hand alone, and still covers the rest of the face."""
-    frames = clip_frames(media / "kpa_webcam_160x120.avi", (640, 480), step=20)[:4]
+    frames = clip_frames(media / "kpa_webcam_160x120.avi", (640, 480), step=20, limit=4)
     r = Renderer(layout, *frames[0].shape[1::-1], ctx)
     try:
         res = hand_trial(processor, r, frames, "tiger")

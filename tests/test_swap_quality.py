@@ -8,6 +8,7 @@ measures and its one-line answer without dlib."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import cv2
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 from conftest import need
 
+from realtime.bench.pipeline import clip_frames
 from realtime.eval import identity as ident
 from realtime.eval import measures as ms
 from realtime.eval import swap as sq
@@ -45,10 +47,10 @@ def dlib_ok() -> bool:
 
 
 @pytest.fixture(scope="module")
-def talking(run):
+def talking(run, carphone):
     """Carphone at 1280 x 720 (as the benchmark's HD clip), its first 64 frames tracked,
     and the frame where the mouth is open widest."""
-    frames = sq.read_clip("carphone_176x144.mp4", 1280, 720, 64)
+    frames = clip_frames(carphone, (1280, 720), limit=64)
     recs = run.track(frames)
     gap = [np.linalg.norm(r.landmarks[66, :2] - r.landmarks[62, :2]) if r else 0.0 for r in recs]
     return frames, recs, int(np.argmax(gap))
@@ -205,10 +207,18 @@ def test_missing_dlib_is_one_clear_line(monkeypatch):
     assert "\n" not in msg and "pip install -e '.[eval]'" in msg
 
 
-def test_evaluate_dispatches_the_swap_subcommand(capsys):
+def test_evaluate_dispatches_the_swap_subcommand(tmp_path, capsys):
+    """``python -m realtime.eval swap`` runs the benchmark its flags ask for (one small
+    clip, no pairs, no portraits, no ablation) and writes its JSON, contact sheet and
+    summary."""
     from realtime.eval.__main__ import main
 
-    with pytest.raises(SystemExit) as e:
-        main(["swap", "--help"])
-    assert e.value.code == 0
-    assert "realtime.eval swap" in capsys.readouterr().out
+    flags = ["--pairs", "0", "--frames", "4", "--clips", "kpa_webcam_160x120.avi", "--portraits"]
+    assert main(["swap", *flags, "--no-ablation", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "swap_quality.json").read_text())
+    clip = res["clips"]["kpa_webcam_160x120.avi"]
+    assert clip["frames"] == 4 and clip["size"] == "640x480" and list(clip["configs"]) == ["default"]
+    assert res["summary"]["passthrough_psnr_db"] > 35 and res["summary"]["self_psnr_db"] > 15
+    assert res["identity"] == {"skipped": "not asked"} and res["relit"] == {}
+    assert cv2.imread(str(tmp_path / "swap_quality.png")) is not None
+    assert "wrote" in capsys.readouterr().out

@@ -71,13 +71,15 @@ GPU_RUNS = (
 )
 
 
-def clip_frames(path: Path, size: tuple[int, int], step: int = 1, fill: int = 30) -> list[np.ndarray]:
-    """Every ``step``-th frame of a recorded clip, fitted to ``size`` (width, height) as a
-    camera of that size would show it (aspect kept, enlarged with cubic, padded with
-    ``fill``): the frames the benchmarks and the occlusion evaluation feed the pipeline.
-    CaptureError (one line) when the clip is unreadable."""
+def clip_frames(
+    path: Path, size: tuple[int, int], step: int = 1, limit: int | None = None, fill: int = 30
+) -> list[np.ndarray]:
+    """Every ``step``-th frame of a recorded clip (the first ``limit`` of them), fitted to
+    ``size`` (width, height) as a camera of that size would show it (aspect kept,
+    enlarged with cubic, padded with ``fill``): the frames the benchmarks and the
+    evaluations feed the pipeline. CaptureError (one line) when the clip is unreadable."""
     with VideoSource(path) as src:
-        return [letterbox(img, size, fill=fill) for img in src.read_all()[::step]]
+        return [letterbox(img, size, fill=fill) for img in src.read_all()[::step][:limit]]
 
 
 def make_clip(width: int, height: int, faces: int, out_dir: Path) -> Path:

@@ -356,7 +356,7 @@ def hand_over_face(
     from realtime.live.faces import FaceProcessor
     from realtime.render.renderer import Renderer
 
-    frames = clip_frames(clip, (640, 480), step=5)[:n]  # every 5th, as a webcam would show it
+    frames = clip_frames(clip, (640, 480), step=5, limit=n)  # every 5th, as a webcam would show it
     bundle = load_bundle(prnet)
     processor = FaceProcessor.from_bundle(bundle, "eager", "cpu", filter_factory=None, visibility=model)
     h, w = frames[0].shape[:2]

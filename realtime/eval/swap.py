@@ -43,14 +43,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.core.image import letterbox
+from realtime.bench.pipeline import clip_frames
 from realtime.core.paths import SHARED_DATA
 from realtime.core.types import Frame, Reconstruction, UserError
 from realtime.eval.aflw2000 import crop_affine
 from realtime.eval.identity import Identity, IdentityUnavailable
 from realtime.eval.measures import ClipMeter, Reference, face_hull, psnr, ssim
 from realtime.eval.swap_pairs import Config, ablation, ablation_table, aflw_pairs, portrait_pairs, summary
-from realtime.live.capture import VideoSource
 from realtime.render.effects.swap import DEFAULT_SHAPE, DEFAULT_TONE
 
 #: (file in media/, width, height): the clips, upscaled (aspect kept, padded) as a webcam shows them.
@@ -163,12 +162,6 @@ class Runner:
         if self.renderer is None:
             self.renderer = Renderer(self.bundle.layout, image.shape[1], image.shape[0])
         return self.renderer.render(image, [rec] if rec is not None else [], effect)
-
-
-def read_clip(name: str, width: int, height: int, limit: int | None) -> list[np.ndarray]:
-    """A clip's frames upscaled into width x height (aspect kept, grey padding)."""
-    with VideoSource(SHARED_DATA / "media" / name) as video:  # CaptureError: one line
-        return [letterbox(f, (width, height), fill=30) for f in video.read_all()[:limit]]
 
 
 def grey_photo(photo: np.ndarray) -> np.ndarray:
@@ -326,7 +319,7 @@ def run_benchmark(
     configs = ablation(default) if ablate else [default]
     names = {n for n, _, _ in clips} | ({n for n, _, _ in target_clips} if portraits else set())
     sizes = {n: (w, h) for n, w, h in (*target_clips, *clips)}
-    clip_frames = {n: read_clip(n, *sizes[n], frames) for n in sorted(names)}
+    clips_shown = {n: clip_frames(SHARED_DATA / "media" / n, sizes[n], limit=frames) for n in sorted(names)}
     ident, why = None, ""
     if identity and (pairs > 0 or portraits):
         try:
@@ -334,16 +327,16 @@ def run_benchmark(
         except IdentityUnavailable as e:
             why = str(e)
             print(f"swap quality: identity skipped: {why}", file=sys.stderr)
-    n_self = sum(2 * len(clip_frames[n]) for n, _, _ in clips)
+    n_self = sum(2 * len(clips_shown[n]) for n, _, _ in clips)
     n_cross = (pairs + len(portraits) * len(target_clips)) if ident else 0
     bar = Progress(n_self + len(portraits) + n_cross, progress)
     tracked = {}
-    for name, f in clip_frames.items():
+    for name, f in clips_shown.items():
         tracked[name] = run.track(f)
         bar.step(f"{name}: tracked", len(f) if name in {n for n, _, _ in clips} else 0)
     result: dict = {"configs": [c.__dict__ for c in configs], "clips": {}, "relit": {}}
     for name, _, _ in clips:
-        result["clips"][name] = clip_scores(run, name, clip_frames[name], tracked[name], configs, bar)
+        result["clips"][name] = clip_scores(run, name, clips_shown[name], tracked[name], configs, bar)
     for name in portraits:
         result["relit"][name] = relit_scores(run, name)
         bar.step(f"relit {name}")
@@ -351,7 +344,7 @@ def run_benchmark(
     if ident:
         rows += aflw_pairs(run, ident, pairs, configs, bar)
         if portraits:
-            on = {n: (clip_frames[n], tracked[n]) for n, _, _ in target_clips}
+            on = {n: (clips_shown[n], tracked[n]) for n, _, _ in target_clips}
             rows += portrait_pairs(run, ident, on, portraits, configs, bar)
         sheet_pairs(run, rows, configs[0].name)
     bar.close()
