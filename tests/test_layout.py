@@ -1,6 +1,7 @@
-"""The architecture as the layout promises it: no import cycles (between modules, type-only
-imports included, and between the folders by role), and the frame path never reads the
-shared data folder (only offline code and tests do)."""
+"""The architecture as the layout promises it: each folder imports only the folders the
+README's table allows (``ALLOWED``, the same table), no import cycles (between modules,
+type-only imports included, and between the folders by role), and the frame path never
+reads the shared data folder (only offline code and tests do)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,25 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "realtime"
 OFFLINE = ("realtime.train", "realtime.eval", "realtime.export", "realtime.bench", "realtime.corpus")
+
+#: What each folder (or top-level module) may import of ours: README's layout table.
+#: The frame path goes up one floor at a time (core; live and render; outputs; app;
+#: panel; cli); the offline folders sit beside it and use it, and each other one way.
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "live": {"core"},
+    "render": {"core"},
+    "outputs": {"core", "render"},
+    "app": {"core", "live", "render", "outputs"},
+    "panel": {"core", "app", "outputs", "render"},
+    "cli": {"core", "live", "render", "outputs", "app", "panel"},
+    "__main__": {"cli"},
+    "corpus": {"core", "live"},
+    "bench": {"core", "live", "render"},
+    "train": {"core", "live", "bench"},
+    "export": {"core", "live", "train"},
+    "eval": {"core", "live", "render", "train", "bench"},
+}
 
 
 def _module_name(path: Path) -> str:
@@ -72,6 +92,35 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def _graph() -> dict[str, set[str]]:
     modules = _modules()
     return {name: _imports(path, name, modules) for name, path in modules.items()}
+
+
+def _role(module: str) -> str:
+    """realtime.live.engines.onnx -> live; realtime.cli -> cli; realtime -> ''."""
+    return module.split(".")[1] if "." in module else ""
+
+
+def test_folders_import_only_what_the_table_allows():
+    """Every import between folders is one README's layout table shows; a new folder
+    has to be put in the table (and so in the README) before it can import anything."""
+    offenders = sorted(
+        f"{name} -> {dep}"
+        for name, deps in _graph().items()
+        for dep in deps
+        if _role(name) and _role(dep) != _role(name) and _role(dep) not in ALLOWED.get(_role(name), set())
+    )
+    assert not offenders, "imports the layout table does not allow:\n" + "\n".join(offenders)
+
+
+def test_readme_shows_the_same_table():
+    """README's layout table is ALLOWED, row for row, so the picture a newcomer reads is
+    the one this test enforces."""
+    text = (ROOT / "README.md").read_text().split("## Layout", 1)[1]
+    rows = [line.strip("|").split("|") for line in text.splitlines() if line.startswith("| ")]
+    shown = {
+        folder.strip().strip("`"): {d.strip() for d in deps.split(",")} - {"—"}
+        for folder, deps in rows[1:]  # after the header
+    }
+    assert shown == ALLOWED
 
 
 def test_no_module_imports_one_that_imports_it_back():
