@@ -129,12 +129,11 @@ def test_no_module_imports_one_that_imports_it_back():
 
 
 def test_folders_by_role_depend_one_way():
-    """realtime.core, realtime.live, realtime.render, realtime.app, ...: what one folder
-    uses never uses it back (a top-level module such as realtime.cli is its own role)."""
-    role = lambda m: ".".join(m.split(".")[:2])  # noqa: E731
+    """core, live, render, app, ...: what one folder uses never uses it back (a
+    top-level module such as realtime.cli is its own role)."""
     folders: dict[str, set[str]] = {}
     for name, deps in _graph().items():
-        folders.setdefault(role(name), set()).update(role(d) for d in deps if role(d) != role(name))
+        folders.setdefault(_role(name), set()).update(_role(d) for d in deps if _role(d) != _role(name))
     cycles = _cycles(folders)
     assert not cycles, "folder cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
