@@ -11,7 +11,14 @@ from pathlib import Path
 from conftest import ROOT
 
 PACKAGE = ROOT / "realtime"
-OFFLINE = ("realtime.train", "realtime.eval", "realtime.export", "realtime.bench", "realtime.corpus")
+OFFLINE = (
+    "realtime.train",
+    "realtime.eval",
+    "realtime.export",
+    "realtime.bench",
+    "realtime.corpus",
+    "realtime.peers",
+)
 
 #: What each folder (or top-level module) may import of ours: README's layout table.
 #: The frame path goes up one floor at a time (core; live and render; outputs; app;
@@ -26,10 +33,11 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"core", "live", "render", "outputs", "app", "panel"},
     "__main__": {"cli"},
     "corpus": {"core", "live"},
-    "bench": {"core", "live", "render"},
-    "train": {"core", "live", "bench"},
+    "peers": {"core", "live"},
+    "bench": {"core", "live", "render", "eval", "peers"},
+    "train": {"core", "live", "peers"},
     "export": {"core", "live", "train"},
-    "eval": {"core", "live", "render", "train", "bench"},
+    "eval": {"core", "live", "render", "train", "peers"},
 }
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.bench.pipeline import clip_frames
 from realtime.core.types import UserError, Visibility
 from realtime.eval.occlusion import hand_trial, painted
+from realtime.live.capture import clip_frames
 from realtime.live.occlusion import DEFAULT_WEIGHTS, TorchVisibility, load_net, load_visibility
 from realtime.render.effects import MASKS
 from realtime.render.effects.swap import FaceSwap

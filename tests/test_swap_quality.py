@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from conftest import need
 
-from realtime.bench.pipeline import clip_frames
 from realtime.eval import identity as ident
 from realtime.eval import measures as ms
 from realtime.eval import swap as sq
+from realtime.live.capture import clip_frames
 from realtime.render.context import GLContextError, create_context
 from realtime.render.effects.swap import FaceSwap
 

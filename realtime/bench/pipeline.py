@@ -27,10 +27,9 @@ import cv2
 import numpy as np
 import torch
 
-from realtime.core.image import letterbox
 from realtime.core.paths import CACHE, MEDIA, REPO, WEIGHTS
 from realtime.core.types import Stage
-from realtime.live.capture import VideoSource
+from realtime.live.capture import clip_frames
 
 CLIP = MEDIA / "carphone_176x144.mp4"
 EFFECT = "tiger"  # a mask: what most live users run
@@ -69,17 +68,6 @@ GPU_RUNS = (
     + [("clip", 1280, 720, 1, "lite", "cuda-graph", False)]
     + [("demo", 1280, 720, 1, "full", "cuda-graph", True)]
 )
-
-
-def clip_frames(
-    path: Path, size: tuple[int, int], step: int = 1, limit: int | None = None, fill: int = 30
-) -> list[np.ndarray]:
-    """Every ``step``-th frame of a recorded clip (the first ``limit`` of them), fitted to
-    ``size`` (width, height) as a camera of that size would show it (aspect kept,
-    enlarged with cubic, padded with ``fill``): the frames the benchmarks and the
-    evaluations feed the pipeline. CaptureError (one line) when the clip is unreadable."""
-    with VideoSource(path) as src:
-        return [letterbox(img, size, fill=fill) for img in src.read_all()[::step][:limit]]
 
 
 def make_clip(width: int, height: int, faces: int, out_dir: Path) -> Path:

@@ -3,7 +3,7 @@
 Does the face move? NME against a 3DMM fit never showed it (the fits' lids hardly move,
 and a network that keeps every mouth half shut scores well on it), so this compares our
 landmarks with a peer that follows the image, MediaPipe Face Mesh (refined lips and
-lids, in its own virtual environment: ``python -m realtime.bench.peers --setup``), on
+lids, in its own virtual environment: ``python -m realtime.peers --setup``), on
 the same frames, with one reader for both (``realtime.core.landmarks.Expression``):
 mouth opening (inner lips 62-66), lid opening (37/38-41/40, 43/44-47/46) and mouth
 width (48-54), each over the distance between the eye centres.
@@ -64,7 +64,7 @@ class MediaPipe:
     """MediaPipe Face Mesh (refined) in its own process: 68-scheme points per face."""
 
     def __init__(self, work: Path):
-        from realtime.bench.peers.workers import PeerError, Worker, worker_command
+        from realtime.peers.workers import PeerError, Worker, worker_command
 
         cmd, env, why = worker_command("mediapipe-refine")
         if cmd is None:

@@ -30,10 +30,10 @@ import cv2
 import numpy as np
 import torch
 
-from realtime.bench.pipeline import clip_frames
 from realtime.core.paths import MEDIA
 from realtime.core.uv import load_bfm
 from realtime.eval.aflw2000 import crop_affine, load_aflw2000, warp_crop
+from realtime.live.capture import clip_frames
 from realtime.live.decode import fit_similarity
 from realtime.live.occlusion import DEFAULT_WEIGHTS, TorchVisibility, VisibilityModel
 from realtime.train.batches import to_input

@@ -43,13 +43,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.bench.pipeline import clip_frames
 from realtime.core.paths import SHARED_DATA
 from realtime.core.types import Frame, Reconstruction, UserError
 from realtime.eval.aflw2000 import crop_affine
 from realtime.eval.identity import Identity, IdentityUnavailable
 from realtime.eval.measures import ClipMeter, Reference, face_hull, psnr, ssim
 from realtime.eval.swap_pairs import Config, ablation, ablation_table, aflw_pairs, portrait_pairs, summary
+from realtime.live.capture import clip_frames
 from realtime.render.effects.swap import DEFAULT_SHAPE, DEFAULT_TONE
 
 #: (file in media/, width, height): the clips, upscaled (aspect kept, padded) as a webcam shows them.

@@ -5,7 +5,7 @@ the image (their mouth opening follows MediaPipe Face Mesh's on the same crops),
 their lids barely move (sd ratio 0.29, correlation 0.17 against MediaPipe), so a network
 trained on them cannot learn to blink. MediaPipe Face Mesh (Apache-2.0; its attention
 model's refined lips and lids) is run once over every crop, in its own virtual
-environment (``python -m realtime.bench.peers --setup``), and its eye and lip points
+environment (``python -m realtime.peers --setup``), and its eye and lip points
 (the 32 of the 68-point scheme, ``CONTROLS``) become control points: each fit's lid
 and lip vertices are moved in the image plane to them, keeping the fit's depth, by a
 fixed linear warp of the mesh (``realtime.train.lidlip.LidLipWarp``).
@@ -78,7 +78,7 @@ def run_mediapipe(images: np.ndarray, chunk: int = 2000) -> np.ndarray:
     them, finds the face."""
     import tempfile
 
-    from realtime.bench.peers.workers import PeerError, Worker, worker_command
+    from realtime.peers.workers import PeerError, Worker, worker_command
 
     cmd, env, why = worker_command("mediapipe-refine")
     if cmd is None:

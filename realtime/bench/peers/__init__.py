@@ -3,7 +3,7 @@ processing, MediaPipe Face Mesh and dlib's 68-point shape predictor on the same 
 side by side in one run.
 
 Each peer runs in a process of its own and speaks one line protocol
-(``realtime.bench.peers.mediapipe_peer``): ours (``FaceProcessor``, onnxruntime engine) and
+(``realtime.peers.mediapipe_peer``): ours (``FaceProcessor``, onnxruntime engine) and
 dlib in this environment, MediaPipe in its own virtual environment, because mediapipe
 0.10.14 (the last wheel that ships the face models) pins protobuf < 5 and pulls
 opencv-contrib-python, which clash with ours. Every figure is timed inside the peer's
@@ -33,14 +33,13 @@ The figures, per peer:
   counted as missed, not scored; the "common" figures are on the images every peer found.
   MediaPipe's 468 points become 68 through ``mediapipe_peer.MP_TO_68``.
 
-One job a module: ``workers`` starts each peer's process and speaks the line protocol
-(``mediapipe_peer``, a standalone script, serves it in MediaPipe's own environment);
-``ours`` and ``dlib_peer`` are the peers that run in ours; ``measures`` makes the
-frames and the figures; ``run`` runs the peers side by side; ``report`` writes the
-table and the chart.
+One job a module: the peers' processes and their protocol are realtime.peers (the
+expression labels and benchmark use them too); here ``measures`` makes the frames and
+the figures, ``run`` runs the peers side by side, ``report`` writes the table and the
+chart.
 """
 
 from realtime.bench.peers.run import main, run_peers
-from realtime.bench.peers.workers import dlib_model, mediapipe_python, setup_mediapipe
+from realtime.peers.workers import dlib_model, mediapipe_python, setup_mediapipe
 
 __all__ = ["dlib_model", "main", "mediapipe_python", "run_peers", "setup_mediapipe"]

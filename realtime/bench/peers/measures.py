@@ -9,11 +9,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from realtime.bench.peers.workers import PeerError, Worker, log
-from realtime.bench.pipeline import CLIP, clip_frames
+from realtime.bench.pipeline import CLIP
 from realtime.core.nme import landmark_nme
 from realtime.core.paths import MEDIA
-from realtime.live.capture import CaptureError
+from realtime.live.capture import CaptureError, clip_frames
+from realtime.peers.workers import PeerError, Worker, log
 
 SIZES = ((640, 480), (1280, 720))
 WARMUP = 10  # frames each peer processes before timing (graph set-up, first allocations, caches)

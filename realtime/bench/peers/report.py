@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from realtime.bench.peers.dlib_peer import DLIB_UPSAMPLE
+from realtime.peers.dlib_peer import DLIB_UPSAMPLE
 
 
 def _ratio(v: float | None, ref: float | None) -> str:

@@ -14,13 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.bench.peers.dlib_peer import DlibPeer
 from realtime.bench.peers.measures import SIZES, WARMUP, bench_nme, jitter, played_frames, stats, still_frames
-from realtime.bench.peers.mediapipe_peer import serve
-from realtime.bench.peers.ours import OursPeer
 from realtime.bench.peers.report import chart, markdown
-from realtime.bench.peers.workers import MEDIAPIPE_VENV, PeerError, Worker, log, setup_mediapipe, start
 from realtime.core.paths import SHARED_DATA
+from realtime.peers.workers import MEDIAPIPE_VENV, PeerError, Worker, log, setup_mediapipe, start
 
 #: "ours" runs as the app does (realtime.live.engines.settle_threads: torch on one thread beside
 #: onnxruntime's); "ours-1thread" also gives onnxruntime a single thread; "ours-mobile"
@@ -153,14 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=60, help="timed frames per size")
     ap.add_argument("--nme-images", type=int, default=200, help="AFLW2000-3D dev images for NME (0: none)")
     ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated, of: " + ", ".join(PEERS))
-    ap.add_argument("--worker", choices=("ours", "dlib"), help=argparse.SUPPRESS)
-    ap.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--model", default="auto", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.worker:
-        if args.worker == "dlib":
-            return serve(DlibPeer)
-        return serve(lambda: OursPeer(threads=args.threads, model=args.model))
     if args.setup:
         return setup_mediapipe()
     peers = tuple(p.strip() for p in args.peers.split(",") if p.strip())

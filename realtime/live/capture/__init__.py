@@ -8,7 +8,7 @@ from realtime.live.capture.demo import DemoSource, demo_photo_path
 from realtime.live.capture.grabber import Grabber
 from realtime.live.capture.image import FolderSource, ImageSource
 from realtime.live.capture.open import open_input
-from realtime.live.capture.video import VideoSource
+from realtime.live.capture.video import VideoSource, clip_frames
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -20,6 +20,7 @@ __all__ = [
     "ImageSource",
     "Source",
     "VideoSource",
+    "clip_frames",
     "demo_photo_path",
     "letterbox",
     "open_input",

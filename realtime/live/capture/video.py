@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.core.image import letterbox
 from realtime.live.capture.base import CaptureError, FirstFrameSource, as_bgr, cv2
 
 
@@ -59,3 +60,14 @@ class VideoSource(FirstFrameSource):
         if self.cap is not None:
             self.cap.release()
             self.cap = None
+
+
+def clip_frames(
+    path: Path, size: tuple[int, int], step: int = 1, limit: int | None = None, fill: int = 30
+) -> list[np.ndarray]:
+    """Every ``step``-th frame of a recorded clip (the first ``limit`` of them), fitted to
+    ``size`` (width, height) as a camera of that size would show it (aspect kept,
+    enlarged with cubic, padded with ``fill``): the frames the benchmarks and the
+    evaluations feed the pipeline. CaptureError (one line) when the clip is unreadable."""
+    with VideoSource(path) as src:
+        return [letterbox(img, size, fill=fill) for img in src.read_all()[::step][:limit]]

@@ -1,5 +1,5 @@
 """Each peer in a process of its own, spoken to over the line protocol
-(realtime.bench.peers.mediapipe_peer), and where each peer's process comes from:
+(realtime.peers.mediapipe_peer), and where each peer's process comes from:
 MediaPipe's own virtual environment, dlib's model files."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def mediapipe_python() -> tuple[Path | None, str]:
     override = os.environ.get("PRNET_LIVE_MEDIAPIPE_PYTHON")
     py = Path(override) if override else MEDIAPIPE_VENV / "bin" / "python"
     if not py.is_file():
-        return None, "not installed: run `python -m realtime.bench.peers --setup` (its own venv, ~1.1 GB)"
+        return None, "not installed: run `python -m realtime.peers --setup` (its own venv, ~1.1 GB)"
     return py, ""
 
 
@@ -135,7 +135,7 @@ def worker_command(name: str) -> tuple[list[str] | None, dict | None, str]:
         if path is None:
             return None, None, why
     extra = {"ours-1thread": ["--threads", "1"], "ours-mobile": ["--model", "mobile"]}.get(name, [])
-    return [sys.executable, "-m", "realtime.bench.peers", "--worker", name.split("-")[0], *extra], None, ""
+    return [sys.executable, "-m", "realtime.peers", "--worker", name.split("-")[0], *extra], None, ""
 
 
 def start(name: str, frames: Path, work: Path) -> tuple[Worker, float]:

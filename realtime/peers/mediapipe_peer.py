@@ -2,11 +2,11 @@
 
 mediapipe 0.10.14 (the last wheel that ships the face models) pins protobuf < 5 and pulls
 opencv-contrib-python, which clash with our dependencies, so it lives in its own virtual
-environment (``python -m realtime.bench.peers --setup``) and this file runs there as a
+environment (``python -m realtime.peers --setup``) and this file runs there as a
 script. It is standalone on purpose: it imports only numpy, cv2 and mediapipe (never
 ``realtime``), so the peer's environment needs nothing of ours.
 
-The same line protocol drives every peer (``realtime.bench.peers`` runs ours and dlib
+The same line protocol drives every peer (``realtime.peers`` runs ours and dlib
 through ``serve`` too), so all of them are timed the same way, inside their own process,
 with the parent waiting idle: one JSON object per line on stdin, one reply per line on
 stdout (the real stdout; anything a library prints goes to stderr).
@@ -74,7 +74,7 @@ def to_68(mesh: np.ndarray) -> np.ndarray:
 
 
 class Peer(Protocol):
-    """What ``serve`` drives: MeshPeer here, and ``realtime.bench.peers``' own."""
+    """What ``serve`` drives: MeshPeer here, and ``realtime.peers``' own."""
 
     def versions(self) -> dict[str, str]: ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from realtime.bench.peers.workers import PeerError, dlib_model
+from realtime.peers.workers import PeerError, dlib_model
 
 DLIB_UPSAMPLE = 0  # the frames' faces are large: no upsampling (1 would cost ~4x)
 
