@@ -16,7 +16,7 @@ import numpy as np
 
 from realtime.core.types import UsageError
 from realtime.core.uv import UVLayout
-from realtime.live.capture import Source
+from realtime.live.capture import Source, demo_face
 from realtime.live.faces import FaceProcessor
 from realtime.live.pipeline import Output, Outputs
 from realtime.live.profiler import Profiler
@@ -176,6 +176,11 @@ class Controls:
         """The run's Effect object called ``name`` (the panel draws thumbnails with its
         ``preview_copy()``)."""
         return self._stage().effect_for(name)
+
+    def preview_face(self, size: int) -> np.ndarray:
+        """A square photo of a face, ``size`` pixels (the demo's), to draw previews of
+        the effects on (the panel's effect buttons)."""
+        return demo_face(size)
 
     def reconstruct(self, photo: np.ndarray, name: str = "photo"):
         """The largest face of a still photo, as the run's processor sees it; UserError

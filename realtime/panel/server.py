@@ -184,6 +184,7 @@ class Panel:
         drawn = controls.stage is not None
         self.thumbs = Thumbnails(
             controls.layout,
+            controls.preview_face,
             controls.reconstruct,
             controls.effect_for if drawn else lambda name: None,
             controls.effects if drawn else [],

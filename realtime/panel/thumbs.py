@@ -1,6 +1,6 @@
-"""One small picture per effect, for the panel's effect buttons: the demo's face photo
-(scikit-image's astronaut, which ships with a dependency) reconstructed once by the
-run's own processor and drawn with each effect.
+"""One small picture per effect, for the panel's effect buttons: a face photo (the
+demo's, scikit-image's astronaut, which ships with a dependency: ``Controls.preview_face``)
+reconstructed once by the run's own processor and drawn with each effect.
 
 Drawing needs GL, and a GL context belongs to one thread: the main thread's is the
 live run's, so this worker makes its own headless EGL context on its own thread and
@@ -20,29 +20,26 @@ import numpy as np
 SIZE = 160  # pixels, square; shown at about half that, sharp on high-density screens
 
 
-def demo_face() -> np.ndarray:
-    """The demo photo cropped square around its face, SIZE pixels."""
-    from realtime.live.capture.demo import FACE_CENTER, FACE_HEIGHT, demo_photo_path
-
-    photo = cv2.imread(str(demo_photo_path()), cv2.IMREAD_COLOR)
-    if photo is None:
-        raise RuntimeError("the demo photo is unreadable")
-    (cx, cy), side = FACE_CENTER, int(1.5 * FACE_HEIGHT)
-    x0, y0 = max(0, int(cx - side / 2)), max(0, int(cy - side * 0.45))
-    crop = photo[y0 : y0 + side, x0 : x0 + side]
-    return cv2.resize(crop, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-
-
 class Thumbnails:
     """JPEG thumbnails by effect name, made on a worker thread.
 
+    face: size -> a square photo of a face (``Controls.preview_face``).
     reconstruct: (photo, name) -> Reconstruction (the run's ``Controls.reconstruct``).
     effect: name -> the run's Effect object, drawn through its ``preview_copy()`` (the
     live run must not see the thumbnail's face in an effect's per-face state).
     """
 
-    def __init__(self, layout, reconstruct: Callable, effect: Callable, names: list[str], notify=print):
-        self.layout, self.reconstruct, self.effect, self.notify = layout, reconstruct, effect, notify
+    def __init__(
+        self,
+        layout,
+        face: Callable[[int], np.ndarray],
+        reconstruct: Callable,
+        effect: Callable,
+        names: list[str],
+        notify=print,
+    ):
+        self.layout, self.face, self.reconstruct, self.effect = layout, face, reconstruct, effect
+        self.notify = notify
         self.images: dict[str, bytes] = {}
         self.versions: dict[str, int] = {}  # bumped when a name's picture changes (the swap)
         self.failed = False
@@ -67,7 +64,7 @@ class Thumbnails:
 
         ctx = renderer = None
         try:
-            face = demo_face()
+            face = self.face(SIZE)
             rec = self.reconstruct(face, "the thumbnail face")
             ctx = create_context()  # this thread's own: the live one belongs to the main thread
             renderer = Renderer(self.layout, SIZE, SIZE, ctx)

@@ -32,6 +32,18 @@ def demo_photo_path() -> Path:
     return path
 
 
+def demo_face(size: int) -> np.ndarray:
+    """The demo photo cropped square around its face, ``size`` pixels: a face to draw
+    previews of the effects on (the control panel's buttons)."""
+    photo = cv2.imread(str(demo_photo_path()), cv2.IMREAD_COLOR)
+    if photo is None:
+        raise CaptureError("the demo photo is unreadable: reinstall scikit-image")
+    (cx, cy), side = FACE_CENTER, int(1.5 * FACE_HEIGHT)
+    x0, y0 = max(0, int(cx - side / 2)), max(0, int(cy - side * 0.45))
+    crop = photo[y0 : y0 + side, x0 : x0 + side]
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+
+
 def head_motion(t: float) -> tuple[float, float, float, float, float, float]:
     """(yaw, pitch, roll) degrees, zoom, (dx, dy) fraction of the frame at time ``t`` seconds:
     sums of slow sines with unrelated periods, so the path is smooth and rarely repeats."""
