@@ -252,8 +252,10 @@ def count_flops(model: nn.Module, resolution: int) -> float:
     model.eval()
     with torch.no_grad():
         x = torch.zeros(1, 3, resolution, resolution)
-        scored = isinstance(model, FaceScoring) and model.face_head is not None
-        model.forward_with_score(x) if scored else model(x)
+        if isinstance(model, FaceScoring) and model.face_head is not None:
+            model.forward_with_score(x)  # the head's layer counted too
+        else:
+            model(x)
     model.train(was)
     for h in handles:
         h.remove()
