@@ -168,6 +168,17 @@ def test_cache_and_profiled_share_of_each_batch(crops, maker, tmp_path, monkeypa
     assert len(prof_idx) == 4 and len(data.images) == 7  # the excluded crop's copies left out
     np.testing.assert_array_equal(data.images[prof_idx[0]], prof.images[0])
     np.testing.assert_allclose(data.params[prof_idx[0]], turn_params(crops.params[:1], prof.xform[:1])[0])
+    # Expression labels turn with the face: a lid moved down 2 px in the crop moves down
+    # the turned copy's image as the turn's in-plane part carries it (never lost, never
+    # left in the crop's frame).
+    crops.offsets = np.zeros((3, 32, 2), np.float32)
+    crops.offsets[:, 1] = (0.0, 2.0)
+    labelled, _ = join_profiled(crops, prof, exclude=np.array([2]))
+    assert labelled.offsets is not None and len(labelled.offsets) == 7
+    turned = labelled.offsets[prof_idx[0], 1]
+    np.testing.assert_allclose(turned, prof.xform[0, :2, :2] @ np.array([0.0, 2.0]), atol=1e-5)
+    assert turned[1] > 1.0  # still down the face
+    crops.offsets = None
     steps = StepBatches(
         Batcher(data, maker), np.tile(np.arange(3), 8), 0, 8, 0, 4, profiled=prof_idx, share=0.25
     )

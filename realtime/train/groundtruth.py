@@ -43,7 +43,9 @@ class TrainSet:
     pts68: (M, 3, 68) float32 labelled landmarks in 0-based crop pixels;
     yaw: (M,) float32 head yaw in degrees from AFLW's own annotation (None if absent);
     pts21: (M, 2, 21) float32 AFLW's hand-marked points in 0-based crop pixels, -1
-    where not marked (None if absent)."""
+    where not marked (None if absent);
+    offsets: (M, 32, 2) float32 expression labels, crop pixels that move the fit's lid
+    and lip points (realtime.train.expression; None: the fits' own)."""
 
     images: np.ndarray
     params: np.ndarray
@@ -51,6 +53,7 @@ class TrainSet:
     names: np.ndarray
     yaw: np.ndarray | None = None
     pts21: np.ndarray | None = None
+    offsets: np.ndarray | None = None
 
 
 def load_trainset(data: Path = DEFAULT_DATA) -> TrainSet:

@@ -78,6 +78,13 @@ def turn_params(params: np.ndarray, xform: np.ndarray) -> np.ndarray:
     return p.astype(np.float32)
 
 
+def turn_offsets(offsets: np.ndarray, xform: np.ndarray) -> np.ndarray:
+    """(M, K, 2) image displacements (expression labels' lid and lip moves) carried
+    through (M, 3, 4) image-axes similarities: a move in the image plane of the face
+    turns and scales with it (its depth part, unknown, taken as 0)."""
+    return np.einsum("mij,mkj->mki", xform[:, :2, :2], offsets).astype(np.float32)
+
+
 def fit_rotation(params: np.ndarray) -> np.ndarray:
     """The fit's head rotation in image axes: the rotation nearest its 3x3 (3DDFA's
     regressor does not keep it exactly orthogonal), for the decoder's Euler angles."""
@@ -289,7 +296,8 @@ class Stacked:
 def join_profiled(data: TrainSet, prof: ProfiledSet, exclude: np.ndarray) -> tuple[TrainSet, np.ndarray]:
     """The real crops followed by the turned copies of those not in ``exclude`` (the
     validation crops: their turned copies would leak them into training), labelled
-    with the turned fits of ``data.params`` (so ``--human-refit`` carries over).
+    with the turned fits of ``data.params`` (so ``--human-refit`` carries over) and
+    their turned expression labels (``data.offsets``, when there are).
     Returns the joined set and the turned samples' indices in it. Their pts68 are NaN:
     nothing in training reads them; the maps come from the params."""
     index = {n: i for i, n in enumerate(data.names)}
@@ -303,6 +311,8 @@ def join_profiled(data: TrainSet, prof: ProfiledSet, exclude: np.ndarray) -> tup
         np.concatenate([data.pts68, np.full((len(keep), *data.pts68.shape[1:]), np.nan, np.float32)]),
         np.concatenate([data.names, data.names[src]]),
     )
+    if data.offsets is not None:
+        joined.offsets = np.concatenate([data.offsets, turn_offsets(data.offsets[src], prof.xform[keep])])
     return joined, np.arange(m, m + len(keep))
 
 
