@@ -43,18 +43,19 @@ def test_the_cpu_engines_give_eagers_logits_in_the_same_call(bundle, backend):
     kw = {"warmup": (2,)} if backend == "cpu-fast" else {}
     eager, ort = create_engine(bundle, "eager"), create_engine(bundle, backend, "cpu", **kw)
     assert eager.scores and ort.scores
-    (m1, l1), (m2, l2) = eager.run_scored(x), ort.run_scored(x)
+    (o1, o2) = eager.run_all(x), ort.run_all(x)
+    (m1, l1), (m2, l2) = (o1.maps, o1.logits), (o2.maps, o2.logits)
     assert l1 is not None and l2 is not None
     assert float((m1 - m2).abs().max()) / bundle.config.output_scale <= MAP_TOL
     np.testing.assert_allclose(l2, l1, atol=1e-3)
     assert torch.equal(m2, ort.run(x))  # the scored call's maps are the plain call's
     eager.mirror = ort.mirror = True
-    np.testing.assert_allclose(ort.run_scored(x)[1], eager.run_scored(x)[1], atol=1e-3)
+    np.testing.assert_allclose(ort.run_all(x).logits, eager.run_all(x).logits, atol=1e-3)
 
 
 def test_the_head_tells_a_face_from_a_shifted_crop_and_background(bundle, shared):
     engine = create_engine(bundle, "onnxruntime")
-    logit = {k: engine.run_scored(v)[1] for k, v in dev_face_crops(shared, bundle.config.resolution).items()}
+    logit = {k: engine.run_all(v).logits for k, v in dev_face_crops(shared, bundle.config.resolution).items()}
     assert (logit["face"] > 0).mean() >= 0.95, logit["face"]
     assert (logit["shifted"] < 0).mean() >= 0.75, logit["shifted"]
     assert (logit["background"] < 0).mean() >= 0.9, logit["background"]

@@ -61,7 +61,8 @@ def test_the_mobile_engine_agrees_with_its_pytorch_reference(mobile):
     ort = create_engine(mobile, "onnxruntime")
     ref = eager(images)
     assert within_tolerance(compare(ref, ort(images), mobile))
-    (maps, logits), (_, ref_logits) = ort.run_scored(images), eager.run_scored(images)
+    out, ref_out = ort.run_all(images), eager.run_all(images)
+    maps, logits, ref_logits = out.maps, out.logits, ref_out.logits
     assert float(np.abs(maps.numpy() - ref).max()) / mobile.config.output_scale <= MAP_TOL
     np.testing.assert_allclose(logits, ref_logits, atol=1e-3)
 
@@ -104,7 +105,7 @@ def test_the_live_path_follows_a_face_with_the_mobile_model(mobile, bundle, carp
 
 def test_the_mobile_face_head_tells_a_face_from_a_shifted_crop_and_background(mobile, shared):
     engine = create_engine(mobile, "onnxruntime")
-    logit = {k: engine.run_scored(v)[1] for k, v in dev_face_crops(shared, 96).items()}
+    logit = {k: engine.run_all(v).logits for k, v in dev_face_crops(shared, 96).items()}
     assert (logit["face"] > 0).mean() >= 0.95, logit["face"]
     assert (logit["shifted"] < 0).mean() >= 0.75, logit["shifted"]
     assert (logit["background"] < 0).mean() >= 0.9, logit["background"]

@@ -56,7 +56,7 @@ def test_int8_landmarks_near_fp32(bundle, shared):
     # the face head's logit comes out of the int8 model too (the tracker then needs no
     # O-Net check), near fp32's: every crop here is a face
     assert int8.scores
-    logits, ref_logits = int8.run_scored(x)[1], E.create_engine(bundle, "onnxruntime").run_scored(x)[1]
+    logits, ref_logits = int8.run_all(x).logits, E.create_engine(bundle, "onnxruntime").run_all(x).logits
     assert logits is not None and ref_logits is not None and (logits > 0).all()
     np.testing.assert_allclose(logits, ref_logits, atol=0.1 * np.abs(ref_logits).max())
 

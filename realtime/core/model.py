@@ -48,11 +48,15 @@ class PRNetConfig:
         reconstruction itself instead of asking the detector every frame: "" none,
         "mean" over the average-pooled bottleneck, "flat" over the whole bottleneck
         (C x 4 x 4 at 128 px: it sees where the face sits, which pooling averages away).
+    visibility: a visibility head (``VisibilityHead``) on the encoder's features, fitted
+        on the frozen encoder (realtime.train.visibility --on), so the pass that gives
+        the map gives the occlusion mask too, instead of a second network on the crop.
     """
 
     size: int = 16
     resolution: int = 256
     face_head: str = ""
+    visibility: bool = False
 
     arch = "prnet"  # a class constant, not a field: bundles name the network by it
 
@@ -69,11 +73,12 @@ class PRNetConfig:
         return self.resolution
 
     def to_dict(self) -> dict:
-        """As stored in a bundle: ``face_head`` only when on, so a bundle without a
-        head keeps the config dict (and the checksum) it always had."""
+        """As stored in a bundle: ``face_head`` and ``visibility`` only when on, so a
+        bundle without a head keeps the config dict (and the checksum) it always had."""
         d = asdict(self)
-        if not d["face_head"]:
-            del d["face_head"]
+        for head in ("face_head", "visibility"):
+            if not d[head]:
+                del d[head]
         return d
 
 
@@ -192,6 +197,40 @@ class DeconvBN(nn.Module):
         return torch.sigmoid(y) if self.final else torch.relu(y)
 
 
+#: The encoder blocks whose outputs the visibility head reads: 1/2, 1/4, 1/8 and 1/16
+#: of the crop (2, 4, 8 and 16 x ``size`` channels).
+VISIBILITY_TAPS = (1, 3, 5, 7)
+
+
+def _conv_bn(cin: int, cout: int, k: int) -> nn.Sequential:
+    conv = nn.Conv2d(cin, cout, k, 1, k // 2, bias=False)
+    return nn.Sequential(conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class VisibilityHead(nn.Module):
+    """The face-visibility map from PRNet's own encoder: (B, 1, R/2, R/2) logits of
+    "the face itself shows here" (not a hand, hair, glasses in front of it), the
+    standalone network's output (realtime.live.occlusion), from the features the
+    position map is made from. A small decoder, coarse to fine, with the encoder's
+    1/16, 1/8, 1/4 and 1/2 outputs as skips (about 45 M multiply-adds at 128 px,
+    against the standalone network's 80 M and its own pass over the crop)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.top = _conv_bn(16 * size, 32, 1)
+        self.up8 = _conv_bn(32 + 8 * size, 32, 3)
+        self.up4 = _conv_bn(32 + 4 * size, 24, 3)
+        self.up2 = _conv_bn(24 + 2 * size, 16, 3)
+        self.out = nn.Conv2d(16, 1, 3, 1, 1)
+
+    def forward(self, taps: list[torch.Tensor]) -> torch.Tensor:
+        half, quarter, eighth, sixteenth = taps
+        y = self.top(sixteenth)
+        for layer, skip in ((self.up8, eighth), (self.up4, quarter), (self.up2, half)):
+            y = layer(torch.cat([F.interpolate(y, scale_factor=2.0, mode="bilinear"), skip], 1))
+        return self.out(y)
+
+
 class PRNet(FaceScoring):
     """ResFCN256. Input (B, 3, R, R) RGB in [0, 1]; output (B, 3, R, R) in (0, 1).
 
@@ -216,9 +255,27 @@ class PRNet(FaceScoring):
         self.decoder = nn.Sequential(*layers)
         side = config.resolution // 2 ** sum(st == 2 for _, st in ENCODER)
         self.face_head = face_head(s * ENCODER[-1][0], side, config.face_head)
+        self.vis_head = VisibilityHead(s) if config.visibility else None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.conv(x))
+
+    def encode_taps(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The bottleneck and the encoder outputs the visibility head reads."""
+        y, taps = self.conv(x), []
+        for i, block in enumerate(self.encoder):
+            y = block(y)
+            if i in VISIBILITY_TAPS:
+                taps.append(y)
+        return y, taps
+
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """One pass: (maps as ``forward``, face logits (B,) or None without a face head,
+        visibility logits (B, 1, R/2, R/2) or None without a visibility head)."""
+        z, taps = self.encode_taps(x)
+        logits = self.score(z) if self.face_head is not None else None
+        vis = self.vis_head(taps) if self.vis_head is not None else None
+        return self.decoder(z), logits, vis
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encode(x))

@@ -150,9 +150,9 @@ def quantize_onnx(
         # folds the exporter's pad arithmetic into constants and infers shapes
         # (the mobile network's Resize nodes defeat onnxruntime's symbolic shape inference)
         mobile = isinstance(cfg, MobileConfig)
-        # with the face head's logit as the second output (the head itself stays fp32), so
-        # the int8 engine tells a lost face too and the tracker needs no O-Net check
-        fp32 = export_onnx(bundle, score=bool(cfg.face_head))
+        # with the heads' outputs beside the maps (the heads themselves stay fp32), so the
+        # int8 engine tells a lost face and sees what covers it in the same pass
+        fp32 = export_onnx(bundle, heads=True)
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=mobile)
         keep = fp32_nodes(onnx.load(str(pre)), int8_layers(cfg))
         batches = iter([{"images": crops[i : i + 16]} for i in range(0, len(crops), 16)])

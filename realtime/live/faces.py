@@ -22,7 +22,7 @@ from realtime.live.crop import Octaves, crop_faces, to_tensor
 from realtime.live.decode import Decoder
 from realtime.live.detect import MTCNN
 from realtime.live.engines import Engine, create_engine, resolve_device
-from realtime.live.occlusion import VisibilityModel, visibilities
+from realtime.live.occlusion import EngineHead, VisibilityModel, visibilities
 from realtime.live.smooth import OneEuroFilter, Smoother
 from realtime.live.track import Tracker, TrackerConfig, landmark_crop
 
@@ -135,12 +135,15 @@ class FaceProcessor:
         return self.visibility is not None
 
     def set_occlusion(self, on: bool) -> None:
-        """Visibility maps on or off, from the next frame; the shipped visibility
-        network loads on first use unless one was given."""
+        """Visibility maps on or off, from the next frame. Unless a visibility model
+        was given: the engine's own head where the bundle has one (the maps come with
+        the position maps, in one pass), else the shipped visibility network, loaded on
+        first use."""
         if on and self._visibility_net is None:
             from realtime.live.occlusion import load_visibility
 
-            self._visibility_net = load_visibility(self.device)
+            own = EngineHead(self.engine) if self.engine.sees else None
+            self._visibility_net = own or load_visibility(self.device)
         self.visibility = self._visibility_net if on else None
 
     def set_frame_visibility(self, on: bool) -> None:
@@ -185,13 +188,14 @@ class FaceProcessor:
             )
         with timed(frame, Stage.INFER):
             # a GPU engine's maps stay on the GPU for decoding
-            maps, logits = self.engine.run_scored(batch.images)
-        seen = None
+            out = self.engine.run_all(batch.images)
+        seen, logits = None, out.logits
         if self.visibility is not None and self.frame_visibility:
-            with timed(frame, Stage.OCCLUDE):
-                seen = visibilities(self.visibility, batch.images, batch.to_frame)
+            with timed(frame, Stage.OCCLUDE):  # the engine's head: its maps came with the pass
+                own = out.visibility if isinstance(self.visibility, EngineHead) else None
+                seen = visibilities(self.visibility, batch.images, batch.to_frame, own)
         with timed(frame, Stage.DECODE):
-            recs = self.decoder.decode(maps, batch.to_frame, batch.track_ids)
+            recs = self.decoder.decode(out.maps, batch.to_frame, batch.track_ids)
         if seen is not None or logits is not None:  # one copy per face with what the stages added
             recs = [
                 replace(
@@ -265,7 +269,7 @@ class FaceProcessor:
             maps = []
             with self.lock, torch.inference_mode():
                 for i in range(len(sides)):
-                    maps.append(self.engine.run_scored(batch.images[i : i + 1], mirror=True)[0].cpu())
+                    maps.append(self.engine.run_all(batch.images[i : i + 1], mirror=True).maps.cpu())
             verts = self.decoder.vertices(torch.cat(maps), batch.to_frame)
             v = verts.mean(0).astype(np.float32)
             rec = Reconstruction(first.track_id, v[self.decoder.kpt_rows].copy(), v, self.decoder.pose(v))

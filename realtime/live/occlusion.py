@@ -148,18 +148,38 @@ def load_visibility(
     return TorchVisibility(path, device)
 
 
-def visibilities(model: VisibilityModel, images: torch.Tensor, to_frame: np.ndarray) -> list[Visibility]:
+class EngineHead:
+    """The engine's own visibility head (a bundle with ``config.visibility``) as a
+    ``VisibilityModel``: the face processor takes its maps from the engine's pass over
+    the crops (``EngineOutput.visibility``), no second network; ``run`` is for a caller
+    that has only crops (a still photo)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.resolution = engine.resolution
+
+    def run(self, images: torch.Tensor) -> np.ndarray:
+        out = self.engine.run_all(images).visibility
+        assert out is not None, "the engine has no visibility head"
+        return out
+
+
+def visibilities(
+    model: VisibilityModel, images: torch.Tensor, to_frame: np.ndarray, probs: np.ndarray | None = None
+) -> list[Visibility]:
     """One Visibility per crop: ``to_frame`` (B, 2, 3) maps the engine's crop pixels to
     frame pixels; the map's pixel (i, j) covers crop pixels 2i..2i+1, so its centre is at
-    crop 2i + 0.5."""
+    crop 2i + 0.5. ``probs``: the maps, where the engine's pass gave them already
+    (``EngineHead``); else ``model`` runs on the crops."""
     side = images.shape[-1]
-    if side > model.resolution:  # another engine's crop side: the same framing
-        images = F.interpolate(images.float(), size=(model.resolution,) * 2, mode="area")
-    elif side < model.resolution:  # the mobile model's 96 px crops
-        images = F.interpolate(
-            images.float(), size=(model.resolution,) * 2, mode="bilinear", align_corners=False
-        )
-    probs = model.run(images)
+    if probs is None:
+        if side > model.resolution:  # another engine's crop side: the same framing
+            images = F.interpolate(images.float(), size=(model.resolution,) * 2, mode="area")
+        elif side < model.resolution:  # the mobile model's 96 px crops
+            images = F.interpolate(
+                images.float(), size=(model.resolution,) * 2, mode="bilinear", align_corners=False
+            )
+        probs = model.run(images)
     scale = side / probs.shape[-1]
     to_crop = np.array([[scale, 0, 0.5 * scale - 0.5], [0, scale, 0.5 * scale - 0.5], [0, 0, 1]])
     return [

@@ -4,6 +4,14 @@ occluders (realtime.train.occluders), checkpointed so a stopped run resumes.
     python -m realtime.train.visibility --steps 4000        # ~/.cache/prnet-live/train/visibility
     python -m realtime.train.visibility --export realtime/weights/visibility128.pt
 
+``--on BUNDLE`` trains the same map as a head of that PRNet instead
+(``realtime.core.model.VisibilityHead`` on the frozen encoder's features: one pass of
+the network then gives the position map, the face logit and the visibility map), and
+``--on BUNDLE --export OUT`` writes the bundle with its head:
+
+    python -m realtime.train.visibility --on realtime/weights/prnet_lite128.pt --steps 3000
+    python -m realtime.train.visibility --on realtime/weights/prnet_lite128.pt --export OUT.pt
+
 Loss: binary cross-entropy plus a soft Dice term per image (the Dice term keeps small
 occluders, a few per cent of the crop, from being drowned by the easy background).
 ``--point-weight W`` adds, at AFLW's hand-marked points that an annotator left out of a
@@ -22,11 +30,13 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from realtime.core.model import PRNet, VisibilityHead
 from realtime.core.paths import CACHE
 from realtime.core.uv import load_bfm
 from realtime.live.occlusion import VisibilityNet
@@ -38,6 +48,42 @@ RESOLUTION = 128
 HOLD_EVERY = 10  # crops i % 10 == 0 are held out
 SEED = 1
 POINT_WEIGHT = 0.0  # the hand-marked points' loss beside the map's: off (see the module doc)
+
+
+class HeadOnEncoder(torch.nn.Module):
+    """A visibility head on a frozen PRNet's encoder (``--on``): the PRNet stays as
+    trained (its maps, face logit and every engine's checks unchanged), only the head
+    learns."""
+
+    def __init__(self, prnet: PRNet):
+        super().__init__()
+        self.prnet = prnet.eval().requires_grad_(False)
+        self.head = VisibilityHead(prnet.config.size)
+
+    def train(self, mode: bool = True) -> HeadOnEncoder:
+        super().train(mode)
+        self.prnet.eval()  # its batch norms keep the statistics it was trained with
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            _, taps = self.prnet.encode_taps(x)
+        return self.head(taps)
+
+
+def export_head(run: Path, bundle_path: Path, out: Path) -> Path:
+    """``bundle_path``'s bundle with the run's best head: config ``visibility`` on,
+    the head's weights beside the network's, its training in the provenance."""
+    from dataclasses import replace
+
+    from realtime.core.weights import Bundle, load_bundle, save_bundle
+
+    b = load_bundle(bundle_path)
+    ck = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
+    head = {f"vis_head.{k[len('head.') :]}": v for k, v in ck["model"].items() if k.startswith("head.")}
+    prov = {**b.provenance, "visibility_head": {**ck["provenance"], "on": str(bundle_path)}}
+    config = replace(b.config, visibility=True)
+    return save_bundle(Bundle(config, {**b.state_dict, **head}, b.layout, prov), out)
 
 
 def split(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -157,6 +203,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after")
     ap.add_argument("--run", type=Path, default=CACHE / "train" / "visibility", help="checkpoint folder")
     ap.add_argument("--export", type=Path, default=None, help="write the run's best weights here and exit")
+    ap.add_argument(
+        "--on", type=Path, default=None, help="train a head of this PRNet bundle instead (frozen encoder)"
+    )
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     return ap.parse_args(argv)
 
@@ -172,8 +221,13 @@ def export(run: Path, out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.on is not None and args.run == CACHE / "train" / "visibility":
+        args.run = CACHE / "train" / f"visibility-head-{args.on.stem}"
     if args.export is not None:
-        print(f"wrote {export(args.run, args.export)}")
+        if args.on is None:
+            print(f"wrote {export(args.run, args.export)}")
+        else:
+            print(f"wrote {export_head(args.run, args.on, args.export)}")
         return 0
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -184,8 +238,15 @@ def main(argv: list[str] | None = None) -> int:
         hidden_marks(data, args.data) if args.point_weight > 0 else np.zeros((len(foot), len(AFLW21)), bool)
     )
     train_rows, held_rows = split(len(data.images))
-    net = VisibilityNet().to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(net.parameters(), args.lr, weight_decay=1e-4)
+    if args.on is None:
+        net: torch.nn.Module = VisibilityNet()
+    else:
+        from realtime.core.weights import load_bundle
+
+        net = HeadOnEncoder(cast(PRNet, load_bundle(args.on).build_model("cpu")))
+    net = net.to(memory_format=torch.channels_last)
+    trained = net.head if isinstance(net, HeadOnEncoder) else net
+    opt = torch.optim.AdamW(trained.parameters(), args.lr, weight_decay=1e-4)
     state = {"step": 0, "best": 0.0, "history": []}
     args.run.mkdir(parents=True, exist_ok=True)
     last = args.run / "last.pt"

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from realtime.core.weights import Bundle
-from realtime.live.engines.backends import Engine, EngineError, bundle_digest, log
+from realtime.live.engines.backends import Engine, EngineError, EngineOutput, bundle_digest, log
 from realtime.live.engines.choose import (
     AUTO_ORDER,
     BACKENDS,
@@ -42,6 +42,7 @@ __all__ = [
     "LANDMARK_TOL",
     "MAP_TOL",
     "Engine",
+    "EngineOutput",
     "EngineError",
     "available_backends",
     "bundle_digest",

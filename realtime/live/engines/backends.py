@@ -9,8 +9,9 @@ live by job, each module importing only what its backend needs:
 
 Every engine takes (B, 3, R, R) float32 RGB in [0, 1] (a torch tensor on any device)
 and returns (B, 3, L, L) float32 position maps in crop pixels (L = R for PRNet; the
-mobile network's 96 px crops give the lite model's 128 px map), and from
-``run_scored`` the face head's logits where the engine has them.
+mobile network's 96 px crops give the lite model's 128 px map), and from ``run_all``
+an ``EngineOutput``: the maps with what the bundle's heads give in the same pass (the
+face logit, the visibility map).
 
 Compiled engines warm up at construction and print progress; inductor's compiled code
 is cached under ``CACHE / "inductor"`` (TORCHINDUCTOR_CACHE_DIR, unless the user set
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
@@ -50,6 +52,31 @@ def log(msg: str) -> None:
     print(f"[engines] {msg}", file=sys.stderr, flush=True)
 
 
+def head_names(bundle: Bundle) -> tuple[str, ...]:
+    """The outputs a bundle's network gives beside its maps, in order: "face_logit"
+    with a face head, "visibility" with a visibility head."""
+    cfg = bundle.config
+    names = ("face_logit",) if cfg.face_head else ()
+    return names + (("visibility",) if getattr(cfg, "visibility", False) else ())
+
+
+@dataclass
+class EngineOutput:
+    """One pass of an engine over a batch of B crops.
+
+    maps: (B, 3, L, L) float32 position maps in crop pixels, a tensor where the engine
+        computed it (a GPU engine's stay on the GPU for the decoder).
+    logits: (B,) float32 face / not-face logits (above 0: a face framed as in
+        training), or None for an engine or bundle without a face head.
+    visibility: (B, R/2, R/2) float32 probabilities that the face itself shows at each
+        pixel of the crop's half-resolution map, or None without a visibility head.
+    """
+
+    maps: torch.Tensor
+    logits: np.ndarray | None = None
+    visibility: np.ndarray | None = None
+
+
 class Engine:
     """The one engine abstraction: every backend subclasses it and implements
     ``forward``; ``run`` adds mirror averaging, so it is an option of any engine, not a
@@ -59,22 +86,33 @@ class Engine:
     (B, 3, R, R) float32 position maps in crop pixels (x, y right/down, z depth), a
     tensor left where the engine computed it (on the GPU for the CUDA engines, so the
     decoder reads it there and only the vertices come back). ``__call__``: the same
-    as a numpy array.
+    as a numpy array. ``run_all``: the ``EngineOutput`` of the same pass, the heads'
+    outputs with the maps. A backend implements ``forward`` (maps only) or
+    ``forward_all`` (with its heads).
 
     ``mirror``: each face also runs mirrored and the two maps are averaged (see
     ``realtime.live.engines.mirror``); safe to flip between calls, from any thread.
     ``reasons``: one line per backend considered, saying why this one runs (set by
     create_engine); ``why``: a backend that picks its own precision says why.
     ``compiles_at_start``: every process compiles the model again (inductor).
-    ``scores``: ``run_scored`` gives the bundle's face-head logits too (eager,
-    cpu-fast, onnxruntime and onnxruntime-int8, for a bundle with a face head; the
-    CUDA engines give None, and the tracker then keeps the detector's per-frame check).
+    ``heads``: the bundle's heads this engine runs in its pass (``head_names``: eager,
+    cpu-fast, onnxruntime and onnxruntime-int8 run them all; the CUDA engines none,
+    and the tracker then keeps the detector's per-frame check). ``scores``: it gives
+    face logits; ``sees``: it gives visibility maps.
     """
 
     name: str = ""
     why: str = ""
     compiles_at_start: bool = False
-    scores: bool = False
+    heads: tuple[str, ...] = ()
+
+    @property
+    def scores(self) -> bool:
+        return "face_logit" in self.heads
+
+    @property
+    def sees(self) -> bool:
+        return "visibility" in self.heads
 
     def __init__(self, bundle: Bundle):
         self.resolution = bundle.config.resolution
@@ -84,28 +122,31 @@ class Engine:
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """The backend's own call: maps of ``images`` as they are."""
-        raise NotImplementedError
+        return self.forward_all(images).maps
 
-    def forward_scored(self, images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
-        """The backend's maps and, where it ``scores``, the face logits (B,) of the
-        same pass."""
-        return self.forward(images), None
+    def forward_all(self, images: torch.Tensor) -> EngineOutput:
+        """The backend's own call with its ``heads``: a backend without heads gives
+        ``forward``'s maps alone."""
+        return EngineOutput(self.forward(images))
 
     def run(self, images: torch.Tensor) -> torch.Tensor:
-        return self.run_scored(images)[0]
+        return self.run_all(images).maps
 
-    def run_scored(
-        self, images: torch.Tensor, mirror: bool | None = None
-    ) -> tuple[torch.Tensor, np.ndarray | None]:
-        """``run``'s maps and the face logits (B,) (None where the engine has no
-        head): a logit above 0 says the crop holds a face framed as in training. With
-        ``mirror`` (this call's, else the engine's) the logit is the mean of the face's
-        and its mirror image's."""
+    def run_all(self, images: torch.Tensor, mirror: bool | None = None) -> EngineOutput:
+        """``run``'s maps with the heads' outputs of the same pass. With ``mirror``
+        (this call's, else the engine's) each face also runs mirrored: the maps are
+        averaged (``MirrorAverage``), the logits and the visibility maps (the mirror's
+        flipped back) too."""
         if not (self.mirror if mirror is None else mirror):
-            return self.forward_scored(images)
+            return self.forward_all(images)
         b = images.shape[0]
-        maps, logits = self.forward_scored(torch.cat([images, images.flip(-1)]))
-        return self._mirror.average(maps, b), None if logits is None else (logits[:b] + logits[b:]) / 2
+        out = self.forward_all(torch.cat([images, images.flip(-1)]))
+        logits, seen = out.logits, out.visibility
+        return EngineOutput(
+            self._mirror.average(out.maps, b),
+            None if logits is None else (logits[:b] + logits[b:]) / 2,
+            None if seen is None else (seen[:b] + seen[b:, :, ::-1]) / 2,
+        )
 
     def __call__(self, images: torch.Tensor) -> np.ndarray:
         return self.run(images).cpu().numpy()
@@ -119,15 +160,35 @@ def bundle_digest(bundle: Bundle) -> str:
     return h.hexdigest()[:16]
 
 
-def inference_module(bundle: Bundle, winograd: bool = False, score: bool = False) -> torch.nn.Module:
+def inference_module(bundle: Bundle, winograd: bool = False, heads: bool = False) -> torch.nn.Module:
     """The bundle's network for inference, maps times output_scale (crop pixels): PRNet
     with its batch norms folded (``FoldedPRNet``), the mobile network as it is
     (``ScaledMobile``: nothing in it that onnxruntime or inductor would not fold
-    themselves). ``score``: a second output, the face head's logits."""
+    themselves). ``heads``: a tuple out, the maps then each of ``head_names``' outputs
+    (face logits (B,), visibility logits (B, 1, R/2, R/2))."""
     model = bundle.build_model("cpu")
     if bundle.config.arch == "mobile":
-        return ScaledMobile(cast(MobilePRNet, model), score)
-    return FoldedPRNet(cast(PRNet, model), bundle.config.output_scale, winograd, score)
+        return ScaledMobile(cast(MobilePRNet, model), heads and bool(bundle.config.face_head))
+    return FoldedPRNet(cast(PRNet, model), bundle.config.output_scale, winograd, heads)
+
+
+def _probabilities(vis_logits: torch.Tensor) -> np.ndarray:
+    """(B, 1, S, S) visibility logits -> (B, S, S) float32 probabilities on the host."""
+    return torch.sigmoid(vis_logits.float())[:, 0].cpu().numpy()
+
+
+def engine_output(out, heads: tuple[str, ...]) -> EngineOutput:
+    """A network's output (maps, or a tuple: maps then ``heads``' outputs, tensors or
+    arrays) as an EngineOutput: logits and visibility probabilities on the host."""
+    if not heads:
+        return EngineOutput(torch.as_tensor(out).float())
+    parts = dict(zip(("maps", *heads), out, strict=True))
+    logit, vis = parts.get("face_logit"), parts.get("visibility")
+    return EngineOutput(
+        torch.as_tensor(parts["maps"]).float(),
+        None if logit is None else np.asarray(torch.as_tensor(logit).float().cpu(), np.float32),
+        None if vis is None else _probabilities(torch.as_tensor(vis)),
+    )
 
 
 def model_tag(bundle: Bundle) -> str:
@@ -148,19 +209,22 @@ class EagerEngine(Engine):
         super().__init__(bundle)
         self.scale = bundle.config.output_scale
         self.model = bundle.build_model(self.device)
-        self.scores = bool(bundle.config.face_head)
+        self.heads = head_names(bundle)
 
     @torch.inference_mode()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        out = self.model(images.to(self.device, torch.float32))
-        return out.float() * self.scale
-
-    @torch.inference_mode()
-    def forward_scored(self, images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
-        if not self.scores:
-            return self.forward(images), None
-        maps, logits = self.model.forward_with_score(images.to(self.device, torch.float32))
-        return maps.float() * self.scale, logits.float().cpu().numpy()
+    def forward_all(self, images: torch.Tensor) -> EngineOutput:
+        x = images.to(self.device, torch.float32)
+        if isinstance(self.model, PRNet):
+            maps, logits, vis = self.model.forward_all(x)
+        elif self.scores:
+            (maps, logits), vis = self.model.forward_with_score(x), None
+        else:
+            maps, logits, vis = self.model(x), None, None
+        return EngineOutput(
+            maps.float() * self.scale,
+            None if logits is None else logits.float().cpu().numpy(),
+            None if vis is None else _probabilities(vis),
+        )
 
 
 def versions_key(*parts: object) -> str:

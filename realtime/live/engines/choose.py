@@ -253,14 +253,14 @@ def time_engines(engines: list, blocks: int = 3, calls: int = 4, batch: int = 1)
     r = engines[0].resolution
     x = torch.rand(batch, 3, r, r)
     for e in engines:
-        e.run_scored(x)  # first calls allocate
+        e.run_all(x)  # first calls allocate
     times: dict[str, list[float]] = {e.name: [] for e in engines}
     for _ in range(blocks):
         for e in engines:
-            e.run_scored(x)
+            e.run_all(x)
             for _ in range(calls):
                 t0 = time.perf_counter()
-                e.run_scored(x)
+                e.run_all(x)
                 times[e.name].append(1000 * (time.perf_counter() - t0))
     return {n: float(np.median(t)) for n, t in times.items()}
 

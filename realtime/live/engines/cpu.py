@@ -10,11 +10,18 @@ import os
 import time
 from collections.abc import Iterable
 
-import numpy as np
 import torch
 
 from realtime.core.weights import Bundle
-from realtime.live.engines.backends import Engine, EngineError, inference_module, log
+from realtime.live.engines.backends import (
+    Engine,
+    EngineError,
+    EngineOutput,
+    engine_output,
+    head_names,
+    inference_module,
+    log,
+)
 
 
 class CpuFastEngine(Engine):
@@ -25,8 +32,8 @@ class CpuFastEngine(Engine):
     Compiled twice: batch 1 and batch >= 2 (dynamic); ``warmup`` does both up front
     with progress, and inductor's on-disk cache makes later runs faster. ``bf16``
     runs the convolutions in bfloat16 (only on CPUs with native bf16); off by default
-    because it misses the 2e-3 tolerance (see docs/benchmarks.md). A bundle with a face
-    head is compiled with its logit as a second output (``scores``), as onnxruntime's.
+    because it misses the 2e-3 tolerance (see docs/benchmarks.md). A bundle with heads
+    is compiled with their outputs beside the maps (``heads``), as onnxruntime's.
     """
 
     name = "cpu-fast"
@@ -48,8 +55,8 @@ class CpuFastEngine(Engine):
         self.dtype = torch.bfloat16 if bf16 else torch.float32
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         winograd = not bf16 if winograd is None else winograd
-        self.scores = bool(bundle.config.face_head)
-        model = inference_module(bundle, winograd, score=self.scores)
+        self.heads = head_names(bundle)
+        model = inference_module(bundle, winograd, heads=bool(self.heads))
         # memory_format is a keyword Module.to takes that torch's overloads leave out
         self.model = model.to(dtype=self.dtype, memory_format=self.memory_format)  # pyright: ignore[reportCallIssue]
         self.compiled = torch.compile(self.model, dynamic=False) if compile else None
@@ -61,17 +68,15 @@ class CpuFastEngine(Engine):
         for b in batch_sizes:
             self(torch.zeros(b, 3, self.resolution, self.resolution))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.forward_scored(images)[0]
-
-    def forward_scored(self, images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
+    def forward_all(self, images: torch.Tensor) -> EngineOutput:
         out = self._call(images.to("cpu", self.dtype).contiguous(memory_format=self.memory_format))
-        maps, logits = out if self.scores else (out, None)
-        return maps.float().contiguous(), None if logits is None else logits.float().numpy()
+        res = engine_output(out, self.heads)
+        res.maps = res.maps.contiguous()
+        return res
 
     def _call(self, x: torch.Tensor):
-        """The model (compiled, unless ``compile`` was off) on ``x``: maps, or (maps,
-        logits) where it ``scores``."""
+        """The model (compiled, unless ``compile`` was off) on ``x``: maps, or a tuple
+        of the maps and its ``heads``' outputs."""
         if self.compiled is None:
             with torch.inference_mode():
                 return self.model(x)

@@ -6,9 +6,7 @@ options every onnxruntime network here shares (the visibility network's too)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
 
-import numpy as np
 import torch
 
 from realtime.core.paths import CACHE
@@ -16,26 +14,30 @@ from realtime.core.weights import Bundle
 from realtime.live.engines.backends import (
     Engine,
     EngineError,
+    EngineOutput,
     bundle_digest,
+    engine_output,
+    head_names,
     inference_module,
     model_tag,
     versions_key,
 )
 
 
-def export_onnx(bundle: Bundle, path: str | Path | None = None, opset: int = 17, score: bool = False) -> Path:
+def export_onnx(bundle: Bundle, path: str | Path | None = None, opset: int = 17, heads: bool = False) -> Path:
     """Export the folded model (dynamic batch) to ONNX; needs the ``onnx`` package.
-    Returns the file, reused when the same weights were exported before. ``score``: a
-    second output "face_logit" (B,) from the bundle's face head."""
+    Returns the file, reused when the same weights were exported before. ``heads``:
+    after "maps", an output per head the bundle has (``head_names``: "face_logit" (B,),
+    "visibility" (B, 1, R/2, R/2) logits)."""
+    names = head_names(bundle) if heads else ()
     if path is None:
-        key = versions_key(bundle_digest(bundle), torch.__version__, opset)
-        path = CACHE / "onnx" / f"{model_tag(bundle)}{'_score' if score else ''}_{key}.onnx"
+        key = versions_key(bundle_digest(bundle), torch.__version__, opset, names)
+        path = CACHE / "onnx" / f"{model_tag(bundle)}{'_heads' if names else ''}_{key}.onnx"
     path = Path(path)
     if path.is_file():
         return path
-    model = inference_module(bundle, score=score)
-    outputs = ("maps", "face_logit") if score else ("maps",)
-    return export_module(model, bundle.config.resolution, path, outputs, opset)
+    model = inference_module(bundle, heads=bool(names))
+    return export_module(model, bundle.config.resolution, path, ("maps", *names), opset)
 
 
 def export_module(
@@ -92,24 +94,21 @@ def ort_session(path: str | Path, device: str = "cpu", threads: int | None = Non
 
 class OnnxRuntimeEngine(Engine):
     """The folded model as ONNX, run by onnxruntime (CPU, or CUDA when available). A
-    bundle with a face head is exported with its logit as a second output, so
-    ``run_scored`` costs one call, not two."""
+    bundle with heads is exported with their outputs beside the maps, so ``run_all``
+    costs one call, not one per head."""
 
     name = "onnxruntime"
 
     def __init__(self, bundle: Bundle, device: str = "cpu", path: Path | None = None):
         """``path``: another ONNX model of the bundle with the same outputs (int8)."""
         super().__init__(bundle)
-        self.scores = bool(bundle.config.face_head)
-        self.session = ort_session(path or export_onnx(bundle, score=self.scores), device)
+        self.heads = head_names(bundle)
+        self.session = ort_session(path or export_onnx(bundle, heads=True), device)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.forward_scored(images)[0]
-
-    def forward_scored(self, images: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
+    def forward_all(self, images: torch.Tensor) -> EngineOutput:
         x = images.detach().to("cpu", torch.float32).contiguous().numpy()
-        out = self.session.run(["maps", "face_logit"] if self.scores else ["maps"], {"images": x})
-        return torch.from_numpy(cast(np.ndarray, out[0])), cast(np.ndarray, out[1]) if self.scores else None
+        out = self.session.run(["maps", *self.heads], {"images": x})
+        return engine_output(out if self.heads else out[0], self.heads)
 
 
 def int8_model_path(bundle: Bundle) -> Path:

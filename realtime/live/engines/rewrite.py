@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from realtime.core.model import ConvBN, DeconvBN, PRNet, ResBlock, head_logits
+from realtime.core.model import VISIBILITY_TAPS, ConvBN, DeconvBN, PRNet, ResBlock, head_logits
 
 #: Winograd F(4x4, 4x4) (cpu-fast): finite interpolation points (plus infinity),
 #: small and exact in binary so fp32 error stays ~1e-5 relative; and the stride-1
@@ -216,14 +216,16 @@ def subpixel_weight(weight: torch.Tensor) -> torch.Tensor:
 class FoldedPRNet(nn.Module):
     """Inference-only PRNet: same function as ``PRNet.eval()`` times output_scale,
     with every batch norm folded away (27 fewer passes over the activations).
-    ``score``: ``forward`` returns (maps, face logits (B,)) from the model's face head,
-    which it must have (an ONNX model with both outputs)."""
+    ``heads``: ``forward`` returns a tuple, the maps then the model's face logits (B,)
+    and visibility logits (B, 1, R/2, R/2), for each head it has (an ONNX model with
+    every output of the one pass). The visibility head runs as it is (onnxruntime and
+    inductor fold its batch norms themselves)."""
 
-    def __init__(self, model: PRNet, out_scale: float, winograd: bool = False, score: bool = False):
+    def __init__(self, model: PRNet, out_scale: float, winograd: bool = False, heads: bool = False):
         super().__init__()
-        if score and model.face_head is None:
-            raise ValueError("score=True needs a model with a face head")
-        self.face_head = model.face_head if score else None
+        self.face_head = model.face_head if heads else None
+        self.vis_head = model.vis_head.eval() if heads and model.vis_head is not None else None
+        self.heads = heads
         self.head_mode = model.config.face_head
         with torch.no_grad():
             self.stem = _fold_convbn(model.conv)
@@ -238,7 +240,16 @@ class FoldedPRNet(nn.Module):
         self.eval().requires_grad_(False)
 
     def forward(self, x: torch.Tensor):
-        z = self.encoder(self.stem(x))
-        if self.face_head is None:
-            return self.decoder(z)
-        return self.decoder(z), head_logits(self.face_head, self.head_mode, z)
+        if not self.heads:
+            return self.decoder(self.encoder(self.stem(x)))
+        z, taps = self.stem(x), []
+        for i, block in enumerate(self.encoder):
+            z = block(z)
+            if i in VISIBILITY_TAPS:
+                taps.append(z)
+        out = [self.decoder(z)]
+        if self.face_head is not None:
+            out.append(head_logits(self.face_head, self.head_mode, z))
+        if self.vis_head is not None:
+            out.append(self.vis_head(taps))
+        return tuple(out)
