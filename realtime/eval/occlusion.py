@@ -35,7 +35,7 @@ from realtime.core.uv import load_bfm
 from realtime.eval.aflw2000 import crop_affine, load_aflw2000, warp_crop
 from realtime.live.capture import clip_frames
 from realtime.live.decode import fit_similarity
-from realtime.live.occlusion import DEFAULT_WEIGHTS, TorchVisibility, VisibilityModel
+from realtime.live.occlusion import DEFAULT_WEIGHTS, EngineHead, TorchVisibility, VisibilityModel
 from realtime.train.batches import to_input
 from realtime.train.groundtruth import (
     CROP,
@@ -294,7 +294,12 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
-    ap.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="visibility weights")
+    ap.add_argument(
+        "--weights",
+        type=Path,
+        default=DEFAULT_WEIGHTS,
+        help="visibility weights, or a PRNet bundle with a visibility head (its one pass measured)",
+    )
     ap.add_argument(
         "--prnet", type=Path, default=None, help="PRNet bundle for the live parts (default: shipped)"
     )
@@ -312,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     from realtime.core.types import UserError
 
     try:
-        model = TorchVisibility(args.weights)
+        model = visibility_model(args.weights)
+        if isinstance(model, EngineHead) and args.prnet is None:
+            args.prnet = args.weights  # the hand trial runs the head's own network
         samples = load_aflw2000(args.data / "aflw2000", args.limit)
     except (UserError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -345,6 +352,21 @@ def main(argv: list[str] | None = None) -> int:
         grid(model, samples, crops, lms, args.grid, args.prnet)
         print(f"wrote {args.grid}")
     return 0
+
+
+def visibility_model(path: Path) -> VisibilityModel:
+    """The standalone network's weights, or a PRNet bundle's own visibility head (the
+    eager engine's pass: the maps the live engines give, to 1e-6)."""
+    from realtime.core.weights import BundleError, load_bundle
+    from realtime.live.engines import create_engine
+
+    try:
+        bundle = load_bundle(path)
+    except BundleError:
+        return TorchVisibility(path)
+    if not getattr(bundle.config, "visibility", False):
+        raise BundleError(f"{path}: a PRNet bundle without a visibility head (train one: --on)")
+    return EngineHead(create_engine(bundle, "eager"))
 
 
 def hand_over_face(
