@@ -89,16 +89,18 @@ class MeshPeer:
     the previous landmarks and runs the detector only when the track is lost, as
     ``static_image_mode=False`` does live; refine_landmarks off (468 points, no irises)
     unless ``refine``: then the attention model's finer lips, lids and irises (478
-    points), which the expression labels and benchmark read."""
+    points), which the expression labels and benchmark read. ``whole``: each face is
+    the whole mesh, not the 68 points (the swap's UV alignment reads the nostrils)."""
 
     name = "mediapipe"
 
-    def __init__(self, refine: bool = False) -> None:
+    def __init__(self, refine: bool = False, whole: bool = False) -> None:
         import mediapipe as mp
 
         self.mp = mp
         self.mesh = None
         self.refine = refine
+        self.whole = whole
 
     def versions(self) -> dict[str, str]:
         import google.protobuf
@@ -130,8 +132,9 @@ class MeshPeer:
         return out
 
     def __call__(self, bgr: np.ndarray, rect: list[float] | None = None) -> list[np.ndarray]:
-        """(68, 2) per face; ``rect`` is ignored: this API takes no face box."""
-        return [to_68(p) for p in self.mesh_points(bgr)]
+        """(68, 2) per face (``whole``: the mesh's points); ``rect`` is ignored: this API
+        takes no face box."""
+        return [p if self.whole else to_68(p) for p in self.mesh_points(bgr)]
 
 
 def serve(load: Callable[[], Peer]) -> int:
@@ -216,12 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--serve", action="store_true", help="run the line protocol on stdin/stdout")
     ap.add_argument("--refine", action="store_true", help="refine_landmarks: finer lips, lids, irises")
+    ap.add_argument("--mesh", action="store_true", help="reply with the whole mesh, not the 68 points")
     ap.add_argument("--draw", nargs=2, metavar=("IMAGE", "OUT"), help="draw the mapped 68 points")
     args = ap.parse_args(argv)
     if args.draw:
         return draw(*args.draw)
     if args.serve:
-        return serve(lambda: MeshPeer(refine=args.refine))
+        return serve(lambda: MeshPeer(refine=args.refine, whole=args.mesh))
     ap.print_help()
     return 2
 

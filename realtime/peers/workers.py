@@ -123,13 +123,15 @@ class Worker:
 
 def worker_command(name: str) -> tuple[list[str] | None, dict | None, str]:
     """(command, environment, why not) to start peer ``name``'s worker."""
-    if name in ("mediapipe", "mediapipe-refine"):  # refine: the expression labels' and benchmark's
+    # refine: the expression labels' and benchmark's; mesh: refined, every mesh point
+    # (the swap's UV alignment)
+    flags = {"mediapipe": [], "mediapipe-refine": ["--refine"], "mediapipe-mesh": ["--refine", "--mesh"]}
+    if name in flags:
         py, why = mediapipe_python()
         if py is None:
             return None, None, why
         env = dict(os.environ, GLOG_minloglevel="2", TF_CPP_MIN_LOG_LEVEL="2")
-        refine = ["--refine"] if name.endswith("refine") else []
-        return [str(py), str(Path(__file__).with_name("mediapipe_peer.py")), "--serve", *refine], env, ""
+        return [str(py), str(Path(__file__).with_name("mediapipe_peer.py")), "--serve", *flags[name]], env, ""
     if name == "dlib":
         path, why = dlib_model()
         if path is None:
