@@ -97,6 +97,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="weight of the loss on the lids' and lips' openings (expression_loss); 0: off",
     )
     ap.add_argument(
+        "--lid-weight",
+        type=float,
+        default=3.0,
+        help="in that loss, a lid pair's weight against a lip pair's (their openings are a third as wide)",
+    )
+    ap.add_argument(
         "--expression-labels",
         action="store_true",
         help="move the fits' lids and lips to MediaPipe's (python -m realtime.train.expression build first)",

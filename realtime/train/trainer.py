@@ -47,7 +47,6 @@ from realtime.train.checkpoint import (
 from realtime.train.groundtruth import Batcher, MapMaker, landmarks_2d, load_trainset, refit_to_human
 from realtime.train.lidlip import CONTROLS
 
-LID_WEIGHT = 3.0  # expression_loss: a lid pair's weight against a lip pair's
 LOG_EVERY = 50  # steps between progress lines (and loss history entries)
 VAL_BATCH = 64
 
@@ -57,17 +56,19 @@ def weighted_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
     return ((pred - target).pow(2).sum(1) * weight).mean()
 
 
-def expression_loss(pred: torch.Tensor, target: torch.Tensor, kpt_ind: np.ndarray) -> torch.Tensor:
+def expression_loss(
+    pred: torch.Tensor, target: torch.Tensor, kpt_ind: np.ndarray, lid_weight: float = 3.0
+) -> torch.Tensor:
     """Mean squared error of the x, y differences between the landmark pairs that carry
     expression (``EXPRESSION_PAIRS``: lids, lips, mouth width), in map units.
 
     The weighted map loss scores each point on its own, so a network that puts the
     whole mouth a little off everywhere and one that closes an open mouth cost about
     the same; here the error shared by both points of a pair cancels, and what is
-    left is the opening itself. The lids' pairs weigh LID_WEIGHT: their openings are
-    a third of the mouth's, and unweighted the lids learned about half as fast."""
+    left is the opening itself. The lids' pairs weigh ``lid_weight``: their openings
+    are a third of the mouth's, and unweighted the lids learned about half as fast."""
     a, b = (np.array(ix) for ix in zip(*EXPRESSION_PAIRS, strict=True))
-    w = torch.tensor([LID_WEIGHT if pair in LID_PAIRS else 1.0 for pair in EXPRESSION_PAIRS])
+    w = torch.tensor([lid_weight if pair in LID_PAIRS else 1.0 for pair in EXPRESSION_PAIRS])
     cols, rows = torch.as_tensor(kpt_ind[0]), torch.as_tensor(kpt_ind[1])
 
     def gaps(m: torch.Tensor) -> torch.Tensor:
@@ -315,7 +316,8 @@ class Trainer:
             pred = self.model(x)
         loss = weighted_loss(pred.float(), y, self.weight)
         if a.expression:
-            loss = loss + a.expression * expression_loss(pred.float(), y, self.maker.layout.kpt_ind)
+            kpt = self.maker.layout.kpt_ind
+            loss = loss + a.expression * expression_loss(pred.float(), y, kpt, a.lid_weight)
         t_loss = None
         if t_maps is not None:
             t_loss = weighted_loss(pred.float(), t_maps.float() / self.scale, self.weight)
