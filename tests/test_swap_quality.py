@@ -19,6 +19,7 @@ from conftest import need
 from realtime.eval import identity as ident
 from realtime.eval import measures as ms
 from realtime.eval import swap as sq
+from realtime.eval import swap_sheet as sheet
 from realtime.live.capture import clip_frames
 from realtime.render.context import GLContextError, create_context
 from realtime.render.effects.swap import FaceSwap
@@ -113,6 +114,85 @@ def test_teeth_and_occluders_of_the_source_are_filled(run, media):
     assert whiteish.mean() < 0.1, f"{whiteish.mean():.0%} of the lips are teeth-white"
 
 
+def source_grey(run, photo: np.ndarray, rec) -> np.ndarray:
+    """The source's grey texture at the aligner's size, sampled through its mesh as the
+    unwrapping samples it before moving its features."""
+    from realtime.render.effects.swap_align import SIDE
+    from realtime.render.effects.swap_source import position_grid, upsample_grid
+
+    pos = upsample_grid(position_grid(run.bundle.layout, rec.vertices), SIDE)
+    colour = cv2.remap(cv2.GaussianBlur(photo, (0, 0), 1.0), pos[..., 0], pos[..., 1], cv2.INTER_LINEAR)
+    return cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
+
+
+def test_the_aligner_finds_the_features_where_they_are(run, media):
+    """Moved in the texture, the eyes, nose and nostrils, and lips are found moved as
+    much. (A wide smile's lips are found less surely: obama_portrait.jpg's, up to 5
+    texels off for some moves; a closed mouth's, as here, within one.)"""
+    from realtime.render.effects.swap_align import GROUPS, FeatureAligner
+
+    photo = cv2.imread(str(media / "biden_portrait.jpg"))
+    grey = source_grey(run, photo, run.photo(photo))
+    aligner = FeatureAligner.load()
+    found = aligner.locate(grey)
+    for dx, dy in ((3.0, -2.0), (-2.0, 3.0)):
+        shifted = cv2.warpAffine(
+            grey, np.float32([[1, 0, dx], [0, 1, dy]]), grey.shape[::-1], borderMode=cv2.BORDER_REPLICATE
+        )
+        moved = aligner.locate(shifted) - found
+        for group in ("eye_l", "eye_r", "nose", "lips"):
+            err = np.linalg.norm(moved[GROUPS[group]] - (dx, dy), axis=1).mean()
+            print(group, (dx, dy), f"{err:.2f}")
+            assert err < 1.0, f"{group} moved by ({dx}, {dy}): found it {err:.2f} texels off"
+
+
+def test_the_source_features_land_on_the_layout(run, media):
+    """As an independent reader (MediaPipe Face Mesh) sees the source photo: after the
+    alignment its eyes, nostrils and lips sit nearer the layout's places in UV."""
+    from realtime.eval import uv_align
+    from realtime.peers.workers import mediapipe_python
+
+    need(
+        mediapipe_python()[0] is not None, "MediaPipe's venv is not set up: python -m realtime.peers --setup"
+    )
+    photos = {n: cv2.imread(str(media / n)) for n in ("obama_portrait.jpg", "miranda_portrait.png")}
+    reader = uv_align.MeshReader()
+    try:
+        res = uv_align.measure(run.bundle.layout, run.photo, reader, photos)
+    finally:
+        reader.close()
+    print(uv_align.table(res))
+    for name, r in res.items():
+        for feature in ("eyes", "lips"):
+            assert r["after"][feature] < r["before"][feature], (name, feature, r)
+        assert r["after"]["eyes"] < 2.0, (name, r)
+
+
+def test_a_noisy_jpeg_source_gives_the_clean_albedo(run, media):
+    """The same portrait with sensor noise and strong JPEG: its albedo's colour is as
+    smooth as the clean photo's (no blotches), and its skin's detail is the clean
+    one's (pores and wrinkles kept, the noise not amplified by de-lighting)."""
+    photo = cv2.imread(str(media / "obama_portrait.jpg"))
+    rng = np.random.default_rng(0)
+    noisy = np.clip(photo + rng.normal(0, 8, photo.shape), 0, 255).astype(np.uint8)
+    noisy = cv2.imdecode(cv2.imencode(".jpg", noisy, [cv2.IMWRITE_JPEG_QUALITY, 35])[1], cv2.IMREAD_COLOR)
+    rec = run.photo(photo)
+    textures = {k: FaceSwap(run.bundle.layout, p, rec) for k, p in (("clean", photo), ("noisy", noisy))}
+    skin = textures["clean"].masks.skin
+
+    def detail(swap: FaceSwap) -> tuple[np.ndarray, float]:
+        bgr = np.ascontiguousarray(swap.texture[..., :3])
+        lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB).astype(np.float32)
+        fine = lab - cv2.GaussianBlur(lab, (0, 0), 8)
+        return fine[..., 0][skin], float(np.sqrt((fine[..., 1:] ** 2).sum(-1)[skin].mean()))
+
+    (lum_c, chroma_c), (lum_n, chroma_n) = detail(textures["clean"]), detail(textures["noisy"])
+    print(f"chroma detail {chroma_c:.2f} / {chroma_n:.2f}, luminance {lum_c.std():.2f} / {lum_n.std():.2f}")
+    assert chroma_n < 1.15 * chroma_c + 0.1
+    assert lum_n.std() < 1.3 * lum_c.std()
+    assert np.corrcoef(lum_c, lum_n)[0, 1] > 0.6
+
+
 def test_a_colourless_camera_gets_a_colourless_face(run, talking, media):
     """A colour portrait swapped onto a grey camera's frames: with tone "live" the face
     takes the camera's lack of colour (no pink lips or colour blotches on a grey face);
@@ -174,8 +254,21 @@ def test_outputs_are_nearer_the_source(small):
 def test_ablation_table_and_contact_sheet(run, small):
     table = sq.ablation_table(small["ablation"])
     assert table.splitlines()[1].startswith("default")
-    sheet = sq.contact_sheet(run.sheet)
-    assert sheet.shape[1] == 3 * sq.TILE and sheet.shape[0] > 2 * sq.TILE
+    picture = sheet.contact_sheet(run.sheet)
+    assert picture.shape[1] == 3 * sheet.TILE and picture.shape[0] > 2 * sheet.TILE
+
+
+def test_full_resolution_crops_are_the_pixels_themselves(media):
+    """The contact sheet's full-resolution rows show the frame's own pixels, unscaled:
+    what a viewer of the video sees."""
+    photo = cv2.imread(str(media / "biden_portrait.jpg"))
+    lm = np.array([[300.0, 500.0], [700.0, 500.0], [500.0, 900.0]])
+    crop = sheet.full_crop(photo, lm)
+    assert crop.shape[:2] == (sheet.FULL, sheet.FULL)
+    x0, y0 = 500 - sheet.FULL // 2, 700 - sheet.FULL // 2
+    assert np.array_equal(crop, photo[y0 : y0 + sheet.FULL, x0 : x0 + sheet.FULL])
+    row = sheet.Row(photo, photo, photo, lm, "1:1", full=True)
+    assert sheet.contact_sheet([row]).shape[1] == 2 * sheet.FULL
 
 
 def test_measures():

@@ -47,6 +47,7 @@ def installed(tmp_path_factory) -> Path:
         "realtime/weights/mtcnn.pt",
         "realtime/weights/visibility128.pt",
         "realtime/render/shaders/mesh.vert",
+        "realtime/render/data/swap_align.npz",
         "realtime/panel/static/index.html",
     ):
         assert shipped in names, f"the wheel lacks {shipped}"

@@ -161,6 +161,25 @@ class Reference:
         )
 
 
+def seam_ratios(output: np.ndarray, reference: np.ndarray, landmarks: np.ndarray, sectors: int = 8):
+    """The edge ratio (gradient energy in the band across the face's edge, output over
+    input) over the whole band and in its worst of ``sectors`` equal angles about the
+    face's centre: a step on one side only (the far cheek of a turned face) shows in
+    the second while the first averages it away."""
+    band = boundary_band(reference.shape, landmarks)
+    ys, xs = _roi(band, 4)
+    e_out = gradient_energy(output[ys, xs])
+    e_in = gradient_energy(reference[ys, xs])
+    yy, xx = np.nonzero(band[ys, xs])
+    centre = landmarks[:, :2].mean(0) - (xs.start, ys.start)
+    angle = np.arctan2(yy - centre[1], xx - centre[0])
+    sector = ((angle + np.pi) / (2 * np.pi) * sectors).astype(int) % sectors
+    out = np.bincount(sector, e_out[yy, xx], sectors)
+    inp = np.bincount(sector, e_in[yy, xx], sectors)
+    whole = float(out.sum() / max(inp.sum(), 1e-9))
+    return whole, float((out / np.maximum(inp, 1e-9)).max())
+
+
 def band_energy(image: np.ndarray, band: np.ndarray) -> float:
     """Gradient energy summed over ``band`` (computed on its bounding box only)."""
     if not band.any():

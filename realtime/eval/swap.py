@@ -5,9 +5,10 @@ The face swap is judged by what a user would check, each as one number:
 * identity: a face-recognition network (dlib's ResNet, 128-d embeddings; under 0.6
   usually means "same person") compares the output face with the source photo and
   with the original target face, on pairs of different people: frontal AFLW2000-3D
-  dev photos (``--pairs``, default 100) and the shared portraits on frames of the
-  shared clips (realtime.eval.swap_pairs). A swap that works is nearer the source than
-  the target.
+  dev photos (``--pairs``, default 100), the shared portraits on frames of the
+  shared clips, and the HD set: each portrait onto each other portrait at full size
+  (realtime.eval.swap_pairs; printed as the HD table, with the portraits on the
+  1280x720 clip). A swap that works is nearer the source than the target.
 * mottle: the RMS of the chroma (Lab a, b) detail finer than 1/24 of the face's width,
   inside the face, output over input (realtime.eval.measures.mottle): a patchwork of
   skin colours, red and blue blotches, is above 1.
@@ -17,7 +18,11 @@ The face swap is judged by what a user would check, each as one number:
   on its own mesh, swapped with the unlit portrait as source, should come out lit
   like the relit input, so the swap's light is the room's and not the photo's.
 * edge ratio: gradient energy in a band across the blend boundary (the landmark
-  hull's edge), output over input: above 1 is a visible seam.
+  hull's edge), output over input: above 1 is a visible seam; per pair also its worst
+  side (of 8 sectors), where a turned face's far cheek shows a step.
+* feature alignment: each portrait's eyes, brows, nose, nostrils and lips in UV
+  against the layout's places, before and after the source's alignment, as MediaPipe
+  reads them (realtime.eval.uv_align; skipped without its venv, or ``--no-align``).
 * flicker ratio: mean frame-to-frame change of the face region, output over input.
 
 Every figure is taken for each choice of an ablation (``swap_pairs.ablation``: the
@@ -26,7 +31,8 @@ a table. Controls: passthrough (effect none: the measuring itself, expected loss
 and the swap with a flat grey source texture (what a self-swap must beat). Clips are
 upscaled as a webcam would show them (carphone to 1280x720, the benchmark's HD clip).
 It writes OUT/swap_quality.json and a contact sheet OUT/swap_quality.png (rows:
-source | input | output; the best and the worst pairs). Identity needs the ``eval``
+source | input | output; the best and the worst pairs; the worst HD pairs also at
+full resolution, realtime.eval.swap_sheet). Identity needs the ``eval``
 extra (dlib-bin, face-recognition-models); without it the rest still runs and the
 JSON says why identity is missing.
 """
@@ -45,10 +51,19 @@ import numpy as np
 
 from realtime.core.paths import SHARED_DATA
 from realtime.core.types import Frame, Reconstruction, UserError
-from realtime.eval.aflw2000 import crop_affine
 from realtime.eval.identity import Identity, IdentityUnavailable
 from realtime.eval.measures import ClipMeter, Reference, face_hull, psnr, ssim
-from realtime.eval.swap_pairs import Config, ablation, ablation_table, aflw_pairs, portrait_pairs, summary
+from realtime.eval.swap_pairs import (
+    Config,
+    ablation,
+    ablation_table,
+    aflw_pairs,
+    hd_pairs,
+    hd_table,
+    portrait_pairs,
+    summary,
+)
+from realtime.eval.swap_sheet import Row, contact_sheet, sheet_pairs
 from realtime.live.capture import clip_frames
 from realtime.render.effects.swap import DEFAULT_SHAPE, DEFAULT_TONE
 
@@ -61,7 +76,6 @@ PORTRAITS = ("obama_portrait.jpg", "biden_portrait.jpg", "miranda_portrait.png",
 #: left, in front (frame axes: x right, y down, z to the camera).
 RELIGHT_DIRECTION = (-0.8, -0.35, 0.5)
 RELIGHT_AMBIENT, RELIGHT_STRENGTH = 0.45, 0.75
-TILE = 200
 DEFAULT = Config("default", shape=DEFAULT_SHAPE, tone=DEFAULT_TONE)
 TARGETS = {
     "self_psnr_db": ">= 28",
@@ -69,6 +83,13 @@ TARGETS = {
     "identity_to_source": "<= 0.55 and <= to_target - 0.05",
     "identity_nearer_source": ">= 0.80",
     "mottle_cross": "<= 1.15",
+    "aflw_mottle_max": "<= 1.15",
+    "hd_to_source_max": "<= 0.55",
+    "hd_margin_min": ">= 0.10",
+    "hd_mottle_max": "<= 1.15",
+    "hd_clip_mottle_max": "<= 1.15",
+    "hd_clip_to_source_max": "<= 0.55",
+    "hd_clip_margin_min": ">= 0.10",
     "mottle_self": "<= 1.15",
     "edge_ratio": "<= 1.1",
     "flicker_ratio": "<= 1.2",
@@ -100,18 +121,6 @@ class Progress:
 
 
 @dataclass
-class Row:
-    """A contact sheet row: source | input | output face crops, with a caption."""
-
-    source: np.ndarray
-    input: np.ndarray
-    output: np.ndarray
-    landmarks: np.ndarray
-    caption: str
-    source_landmarks: np.ndarray | None = None
-
-
-@dataclass
 class Runner:
     """The pieces the benchmark drives: the shipped pipeline (detector, tracker,
     network, smoothing and, when the processor has one, the visibility network: faces
@@ -127,6 +136,7 @@ class Runner:
 
     def __post_init__(self):
         self.photos = self.processor.fresh(filter_factory=None, max_faces=1)
+        self.sources: dict[tuple, Reconstruction] = {}
 
     def target(self, image: np.ndarray, name: str = "photo") -> Reconstruction:
         """A still's largest face as a live frame's would be (with its visibility map)."""
@@ -137,10 +147,15 @@ class Runner:
         return recs[0]
 
     def photo(self, image: np.ndarray, name: str = "photo") -> Reconstruction:
-        """The largest face of a still, as the app reconstructs a swap source."""
+        """The largest face of a still, as the app reconstructs a swap source (kept: a
+        portrait is the source of several sets)."""
         from realtime.live.faces import PHOTO_CROPS
 
-        return self.photos.reconstruct_photo(image, name, crops=PHOTO_CROPS if self.fit else ())
+        key = (name, image.shape, int(image[::37, ::41].sum()))
+        if key not in self.sources:
+            crops = PHOTO_CROPS if self.fit else ()
+            self.sources[key] = self.photos.reconstruct_photo(image, name, crops=crops)
+        return self.sources[key]
 
     def track(self, frames: list[np.ndarray]) -> list[Reconstruction | None]:
         """Each frame's first face through the live pipeline (tracking, smoothing)."""
@@ -249,59 +264,6 @@ def relit_scores(run: Runner, name: str) -> dict:
     return res
 
 
-# -- contact sheet ----------------------------------------------------------------------
-def _crop(image: np.ndarray, landmarks: np.ndarray | None) -> np.ndarray:
-    """A square around the face (1.6 x the landmark box), TILE px."""
-    if landmarks is None:  # the middle square
-        h, w = image.shape[:2]
-        a = crop_affine(np.array([[0.0, w], [0.0, h]]), TILE, framing=min(h, w) / max(h, w))
-    else:
-        a = crop_affine(landmarks[:, :2].T, TILE, framing=1.6)
-    return cv2.warpAffine(image, a, (TILE, TILE), flags=cv2.INTER_AREA, borderValue=(30, 30, 30))
-
-
-def contact_sheet(rows: list[Row]) -> np.ndarray:
-    """Rows of source | input | output, each captioned."""
-    out = []
-    for r in rows:
-        tiles = [
-            _crop(r.source, r.source_landmarks),
-            _crop(r.input, r.landmarks),
-            _crop(r.output, r.landmarks),
-        ]
-        strip = np.hstack(tiles)
-        bar = np.full((22, strip.shape[1], 3), 20, np.uint8)
-        cv2.putText(bar, r.caption, (5, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (235, 235, 235), 1, cv2.LINE_AA)
-        out.append(np.vstack([bar, strip]))
-    head = np.full((22, 3 * TILE, 3), 50, np.uint8)
-    for k, label in enumerate(("source", "input", "output")):
-        cv2.putText(
-            head, label, (k * TILE + 6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA
-        )
-    return np.vstack([head, *out])
-
-
-def sheet_pairs(run: Runner, rows: list[dict], config: str, best: int = 2, worst: int = 4) -> None:
-    """Contact sheet rows of the cross-person swaps under ``config``: the ``best`` and the
-    ``worst`` (by distance to the source minus distance to the target) of each set."""
-    for kind in ("aflw", "portraits"):
-        mine = sorted(
-            (r for r in rows if r["config"] == config and r["set"] == kind and r.get("_out") is not None),
-            key=lambda r: r["to_source"] - r["to_target"],
-        )
-        picked = [("best", r) for r in mine[:best]] + [
-            ("worst", r) for r in mine[max(best, len(mine) - worst) :]
-        ]
-        for label, r in picked:
-            src, s_lm, tgt, t_lm = r["_pictures"]
-            caption = (
-                f"{label}: {Path(r['source']).stem} on {Path(r['target']).stem}: "
-                f"src {r['to_source']:.2f} tgt {r['to_target']:.2f} "
-                + (f"mottle {r['mottle']:.2f}" if r["mottle"] is not None else "grey target")
-            )
-            run.sheet.append(Row(src, tgt, r["_out"], t_lm, caption, s_lm))
-
-
 # -- the whole run ----------------------------------------------------------------------
 def run_benchmark(
     run: Runner,
@@ -314,6 +276,7 @@ def run_benchmark(
     default: Config = DEFAULT,
     ablate: bool = True,
     target_clips=TARGET_CLIPS,
+    align: bool = True,
 ) -> dict:
     """Every figure, as a dict (see the module docstring)."""
     configs = ablation(default) if ablate else [default]
@@ -328,7 +291,7 @@ def run_benchmark(
             why = str(e)
             print(f"swap quality: identity skipped: {why}", file=sys.stderr)
     n_self = sum(2 * len(clips_shown[n]) for n, _, _ in clips)
-    n_cross = (pairs + len(portraits) * len(target_clips)) if ident else 0
+    n_cross = (pairs + len(portraits) * (len(target_clips) + 1)) if ident else 0
     bar = Progress(n_self + len(portraits) + n_cross, progress)
     tracked = {}
     for name, f in clips_shown.items():
@@ -340,13 +303,16 @@ def run_benchmark(
     for name in portraits:
         result["relit"][name] = relit_scores(run, name)
         bar.step(f"relit {name}")
+    if portraits and align:
+        result["uv_align"] = align_scores(run, portraits)
     rows: list[dict] = []
     if ident:
         rows += aflw_pairs(run, ident, pairs, configs, bar)
         if portraits:
             on = {n: (clips_shown[n], tracked[n]) for n, _, _ in target_clips}
             rows += portrait_pairs(run, ident, on, portraits, configs, bar)
-        sheet_pairs(run, rows, configs[0].name)
+            rows += hd_pairs(run, ident, portraits, configs, bar)
+        sheet_pairs(run.sheet, rows, configs[0].name)
     bar.close()
     result["identity"] = (
         [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
@@ -359,6 +325,10 @@ def run_benchmark(
         result["ablation"][c.name] = {
             "aflw": summary([r for r in rows if r["set"] == "aflw"], c.name),
             "portraits": summary([r for r in rows if r["set"] == "portraits"], c.name),
+            "hd": summary([r for r in rows if r["set"] == "hd"], c.name),
+            "hd_clip": summary(
+                [r for r in rows if r["set"] == "portraits" and r["size"] == "1280x720"], c.name
+            ),
             "self": {
                 k: _mean([r[k] for r in selfs])
                 for k in ("self_psnr", "self_ssim", "mottle", "edge_ratio", "flicker_ratio")
@@ -366,6 +336,25 @@ def run_benchmark(
         }
     result["summary"] = summarise(result, configs[0].name)
     return result
+
+
+def align_scores(run: Runner, portraits) -> dict:
+    """Per portrait as a source: each feature's distance from the layout's place in UV,
+    before and after the alignment (realtime.eval.uv_align; needs MediaPipe's venv)."""
+    from realtime.eval.uv_align import MeshReader, measure
+    from realtime.peers.workers import PeerError
+
+    photos = {n: cv2.imread(str(SHARED_DATA / "media" / n)) for n in portraits}
+    try:
+        reader = MeshReader()
+    except (UserError, PeerError) as e:
+        return {"skipped": str(e)}
+    try:
+        return measure(
+            run.bundle.layout, run.photo, reader, {n: p for n, p in photos.items() if p is not None}
+        )
+    finally:
+        reader.close()
 
 
 def _mean(values: list) -> float | None:
@@ -381,7 +370,7 @@ def summarise(result: dict, config: str) -> dict:
     clips = [c for c in result["clips"].values() if "configs" in c]
     mean = lambda rows, k: float(np.mean([r[k] for r in rows])) if rows else None  # noqa: E731
     row = result["ablation"][config]
-    a, p, s = row["aflw"], row["portraits"], row["self"]
+    a, p, s, hd = row["aflw"], row["portraits"], row["self"], row["hd"]
     return {
         "passthrough_psnr_db": mean(clips, "passthrough_psnr"),
         "self_psnr_db": s["self_psnr"],
@@ -402,6 +391,17 @@ def summarise(result: dict, config: str) -> dict:
         "portraits_to_target": p.get("to_target"),
         "portraits_nearer_source": p.get("nearer_source"),
         "portraits_mottle": p.get("mottle"),
+        "aflw_mottle_max": a.get("mottle_max"),
+        "hd_pairs": hd.get("pairs", 0),
+        "hd_to_source": hd.get("to_source"),
+        "hd_to_source_max": hd.get("to_source_max"),
+        "hd_margin_min": hd.get("margin_min"),
+        "hd_mottle_max": hd.get("mottle_max"),
+        "hd_seam": hd.get("seam"),
+        "hd_seam_worst_side": hd.get("seam_worst_side"),
+        "hd_clip_mottle_max": row["hd_clip"].get("mottle_max"),
+        "hd_clip_to_source_max": row["hd_clip"].get("to_source_max"),
+        "hd_clip_margin_min": row["hd_clip"].get("margin_min"),
         "targets": TARGETS,
     }
 
@@ -424,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-ablation", action="store_true", help="only the default (no table)")
     ap.add_argument("--no-fit", action="store_true", help="plain one-crop source reconstruction")
+    ap.add_argument("--no-align", action="store_true", help="skip the UV alignment measure (MediaPipe)")
     ap.add_argument("--no-occlusion", action="store_true", help="targets without the visibility network")
     ap.add_argument("--weights", type=Path, default=None, help="bundle (default: shipped)")
     ap.add_argument("--backend", default="eager")
@@ -457,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
             default=default,
             ablate=not args.no_ablation,
             target_clips=targets,
+            align=not args.no_align,
         )
     except (FileNotFoundError, UserError) as e:  # CaptureError is a UserError
         print(f"error: {e}", file=sys.stderr)
@@ -471,6 +473,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{k:28s} {'n/a' if v is None else f'{v:.3f}':>8}  {target}")
     print()
     print(ablation_table(res["ablation"]))
+    if isinstance(res["identity"], list):
+        print()
+        print(hd_table(res["identity"], "default"))
+    if "uv_align" in res:
+        from realtime.eval.uv_align import table
+
+        print()
+        print(table(res["uv_align"]) if "skipped" not in res["uv_align"] else res["uv_align"]["skipped"])
     print(f"wrote {args.out}/swap_quality.json, swap_quality.png")
     return 0
 

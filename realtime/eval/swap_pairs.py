@@ -1,10 +1,11 @@
 """Cross-person swaps for the swap benchmark (realtime.eval.swap): who the output is,
 as a recogniser sees it, and how blotchy it is, for each choice of the ablation.
 
-Two sets of pairs, each judged by dlib's face-recognition ResNet (realtime.eval
+Three sets of pairs, each judged by dlib's face-recognition ResNet (realtime.eval
 .identity): frontal AFLW2000-3D dev photos (source, target: consecutive images, a pair
-the network itself calls one person is skipped), and the shared portraits swapped onto
-frames of the shared clips (the clip's own face, untouched, is the target). Each pair
+the network itself calls one person is skipped), the shared portraits swapped onto
+frames of the shared clips (the clip's own face, untouched, is the target), and the HD
+set: each portrait onto each other portrait at full size. Each pair
 is reconstructed and unwrapped once; every choice of the ablation (a ``Config``) is a
 variant of that one swap, so the choices see the same faces.
 """
@@ -12,6 +13,7 @@ variant of that one swap, so the choices see the same faces.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,7 +21,7 @@ import numpy as np
 from realtime.core.paths import SHARED_DATA
 from realtime.core.types import UserError
 from realtime.eval.identity import SAME_PERSON, Identity
-from realtime.eval.measures import mottle_ratio
+from realtime.eval.measures import mottle_ratio, seam_ratios
 
 FRONTAL_DEG = 15.0  # AFLW pairs: |yaw| and |pitch| below this
 CLIP_FRAMES = 4  # frames of each clip a portrait is swapped onto
@@ -90,6 +92,7 @@ def swap_configs(
         swap = first if cfg == configs[0] else first.variant(**cfg.options())
         out = run.render(target, t_rec, swap)
         to_s, to_t = judge(ident, out, box, e_src, e_tgt)
+        seam, seam_worst = seam_ratios(out, target, t_rec.landmarks)
         rows.append(
             {
                 **base,
@@ -97,6 +100,9 @@ def swap_configs(
                 "to_source": to_s,
                 "to_target": to_t,
                 "mottle": mottle_ratio(out, target, t_rec.landmarks),
+                "seam": seam,
+                "seam_worst_side": seam_worst,
+                "size": f"{target.shape[1]}x{target.shape[0]}",
                 "_out": out if cfg == configs[0] else None,
             }
         )
@@ -171,6 +177,61 @@ def portrait_pairs(
     return rows
 
 
+def hd_pairs(run, ident: Identity, portraits, configs: list[Config], progress) -> list[dict]:
+    """Each portrait swapped onto each other portrait, at full size (rows per config):
+    the large faces a 1280 x 720 call shows, where blotches and steps show."""
+    photos = {n: cv2.imread(str(SHARED_DATA / "media" / n)) for n in portraits}
+    photos = {n: p for n, p in photos.items() if p is not None}
+    rows: list[dict] = []
+    for name, photo in photos.items():
+        e_src = ident.embed(photo)
+        try:
+            s_rec = run.photo(photo, name)
+        except UserError:
+            continue
+        for other, target in photos.items():
+            if other == name:
+                continue
+            try:
+                t_rec = run.target(target, other)
+            except UserError:
+                continue
+            box = ident.box(target) or landmark_box(t_rec.landmarks)
+            e_tgt = ident.embed(target, box)
+            if e_src is None or e_tgt is None:
+                continue
+            base = {
+                "set": "hd",
+                "source": name,
+                "target": other,
+                "source_to_target": float(np.linalg.norm(e_src - e_tgt)),
+            }
+            for r in swap_configs(run, photo, s_rec, target, t_rec, configs, ident, box, e_src, e_tgt, base):
+                r["_pictures"] = (photo, s_rec.landmarks, target, t_rec.landmarks)
+                rows.append(r)
+        progress.step(f"{name} on the portraits")
+    return rows
+
+
+def hd_table(rows: list[dict], config: str) -> str:
+    """The HD pairs (and the portraits on the 1280 x 720 clip) under ``config``, a line
+    each: identity, mottle and seam, against the targets."""
+    mine = [r for r in rows if r["config"] == config and (r["set"] == "hd" or r.get("size") == "1280x720")]
+    head = f"{'source':<22}{'target':<34}" + "".join(
+        f"{k:>{w}}"
+        for k, w in (("to src", 7), ("to tgt", 7), ("margin", 7), ("mottle", 7), ("seam", 6), ("worst", 6))
+    )
+    lines = [head]
+    for r in mine:
+        m = "   -" if r["mottle"] is None else f"{r['mottle']:7.2f}"
+        lines.append(
+            f"{Path(r['source']).name:<22}{str(r['target'])[:33]:<34}{r['to_source']:7.3f}{r['to_target']:7.3f}"
+            f"{r['to_target'] - r['to_source']:7.3f}{m}{r['seam']:6.2f}{r['seam_worst_side']:6.2f}"
+        )
+    lines.append("targets: to src <= 0.55, margin (to tgt - to src) >= 0.10, mottle <= 1.15")
+    return "\n".join(lines)
+
+
 def summary(rows: list[dict], config: str) -> dict:
     """Means over one config's rows: distances, the share of outputs nearer the source
     than the target, and mottle."""
@@ -187,6 +248,11 @@ def summary(rows: list[dict], config: str) -> dict:
         "nearer_source": float(np.mean([r["to_source"] < r["to_target"] for r in mine])),
         "mottle": float(np.mean(coloured)) if coloured else None,
         "mottle_median": float(np.median(coloured)) if coloured else None,
+        "mottle_max": float(np.max(coloured)) if coloured else None,
+        "to_source_max": float(max(r["to_source"] for r in mine)),
+        "margin_min": float(min(r["to_target"] - r["to_source"] for r in mine)),
+        "seam": float(np.mean([r["seam"] for r in mine])),
+        "seam_worst_side": float(max(r["seam_worst_side"] for r in mine)),
         "grey_targets": len(mine) - len(coloured),  # no mottle ratio: the target has no colour
     }
 

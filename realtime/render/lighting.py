@@ -36,6 +36,7 @@ MIN_NZ = 0.2  # samples turned further from the camera are not used (grazing, oc
 RIDGE = np.array([1e-4, 0.02, 0.02, 0.02, 0.1, 0.1, 0.1, 0.1, 0.1])
 MAX_TRACKS = 64
 ROUNDS = 4  # light-albedo alternations for a still photo and for a new face
+SETTLE = 20  # a new track's light updates on its first frame, until it settles
 
 
 def to_linear(bgr: np.ndarray) -> np.ndarray:
@@ -334,6 +335,11 @@ class LightEstimator:
             else:
                 light, albedo = _flat(), np.tile(SKIN, (len(colour), 1))
             track = self.tracks[rec.track_id] = _Track(albedo, light, weight > 0.5)
+            for _ in range(SETTLE if weight.sum() >= 20 else 0):
+                # The light settled on this first frame as the track's smoothing would
+                # settle it (its albedo kept), so a still face drawn again is drawn the same.
+                new = fit_light(colour, n, track.albedo, weight, track.light)
+                track.light = track.light + SMOOTHING * (new - track.light)
             return track.light
         new = fit_light(colour, n, track.albedo, weight, track.light)
         track.light = track.light + SMOOTHING * (new - track.light)

@@ -9,7 +9,9 @@ real), the inside of the mouth (inside the live inner-lip contour, so teeth and
 tongue move with speech) and whatever covers the face (the occlusion network's
 map). The source texture is whole (realtime.render.effects.swap_source: texels its
 photo saw badly or not at all are taken from the mirrored side or filled from the
-surrounding skin), so there is no hole for the live face to show through.
+surrounding skin), so there is no hole for the live face to show through; its
+features sit where the layout has them (swap_align), and its colour is a smooth
+estimate over luminance that keeps the detail (swap_clean).
 
 Each frame the shader renders albedo x the live face's shading (its light estimated
 from the live pixels and mesh normals, realtime.render.lighting), so the swapped face
@@ -20,10 +22,14 @@ skin tone the face has: "live" lets the correction match the live skin everywher
 source's (a grey, sepia or washed-out camera), turns the source's colour detail down
 to match, so lips, blush and the photo's colour noise do not sit as coloured blotches
 on a colourless face; "source" keeps the source's tone inside the face and
-blends to the live one only at the edge. ``shape`` S moves the live mesh toward the
-source's face shape, and the frame around the face is drawn warped with it, so the
-jaw line and cheeks' outline follow. ``live`` names parts taken from the live face
-instead of the source ("lids", "lips", "brows": for measuring what each carries).
+blends to the live one only at the edge. The source's fine skin detail is turned down
+to what the live camera shows of its own (swap_clean.DetailMatch), and the face fades
+into the live skin over a band measured on the face's surface and where it turns
+away from the camera. ``shape`` S moves the live mesh toward the source's face shape,
+its lids and lips left the live face's (swap_shape), and the frame around the face
+is drawn warped with it, so the jaw line and cheeks' outline follow. ``live`` names
+parts taken from the live face instead of the source ("lids", "lips", "brows": for
+measuring what each carries).
 ``glasses``: a source's glasses are kept (True) or, like any hand, hair or microphone
 the visibility network finds over the source face, filled in (False).
 """
@@ -40,9 +46,12 @@ from realtime.core.types import Reconstruction, UserError
 from realtime.core.uv import UVLayout
 from realtime.render.effects.base import Effect
 from realtime.render.effects.seam import Seam
+from realtime.render.effects.swap_clean import DetailMatch
+from realtime.render.effects.swap_shape import FaceShape
 from realtime.render.effects.swap_source import (
     Masks,
     SourceTexture,
+    position_grid,
     unwrap,
 )
 from realtime.render.effects.uvdraw import (
@@ -56,15 +65,14 @@ from realtime.render.effects.uvdraw import (
 )
 from realtime.render.lighting import LUMA, SKIN, LightEstimator, exposure, frontal_skin, shader_coefficients
 
-__all__ = ["FaceSwap", "SwapError", "pose_free"]
+__all__ = ["FaceSwap", "SwapError"]
 
-NEUTRAL_RATE = 0.05  # weight of the newest frame in a track's running neutral mesh
 ALBEDO_MAX = 2.0  # albedo stored as sqrt(albedo / ALBEDO_MAX) in 8 bits
 SHINE = 1.25  # skin brighter than this x its surroundings is a highlight, pressed down
 SHINE_KEEP = 0.3  # how much of a highlight's excess stays
 SHINE_SIZE = 12  # shine is smaller than 1/SHINE_SIZE of the texture
 BROW_LIFT = 0.05  # the region reaches this far (x texture side) above the brow landmarks
-EDGE_FEATHER = 0.035  # the region fades in over this (x texture side) from its edge
+EDGE_FEATHER = 0.08  # the region fades in over this share of the face's width, on its surface
 LIVE_EDGE = 0.003  # the live eyeballs' and mouth's soft edge (x texture side)
 TONES = ("live", "source")
 DEFAULT_SHAPE = 1.0  # --swap-shape's default: nearer the source in the ablation, no cost seen
@@ -80,13 +88,6 @@ CHROMA_MATCH = 0.75
 
 class SwapError(UserError, ValueError):
     """A source face that cannot be used; one line saying what to do."""
-
-
-def pose_free(rec: Reconstruction) -> np.ndarray:
-    """(F, 3) float64 the mesh in the face's own frame: the head pose's similarity
-    (frame = scale * rotation @ canonical + translation) undone."""
-    p = rec.pose
-    return (rec.vertices.astype(np.float64) - p.translation) @ p.rotation.astype(np.float64) / p.scale
 
 
 def closed_curve(points: np.ndarray, per_segment: int = 8) -> np.ndarray:
@@ -112,14 +113,41 @@ def closed_curve(points: np.ndarray, per_segment: int = 8) -> np.ndarray:
 def swap_region(layout: UVLayout, size: int = TEX) -> tuple[np.ndarray, np.ndarray]:
     """(S, S) float in [0, 1], the part of the face the swap covers: inside the jaw line
     and a line BROW_LIFT above the brows (so the source's brows are drawn whole), faded
-    in over EDGE_FEATHER from its edge; and (S, S) bool, that outline filled."""
+    in over EDGE_FEATHER of the face's width from its edge, measured on the face's
+    surface (the mean face, in 3D), not in UV: the layout squeezes the cheeks toward the
+    ears, where a fade as wide in UV is a step on a face turned to show them; and (S,
+    S) bool, that outline filled."""
     k = uv_landmarks(layout, size)
     brows = k[BROW_L + BROW_R][::-1].copy()
     brows[:, 1] -= BROW_LIFT * size
     outline = np.concatenate([k[JAW], brows])
     inside = np.zeros((size, size), np.uint8)
     cv2.fillPoly(inside, [np.round(closed_curve(outline, 4)).astype(np.int32)], 1)
-    return smoothstep(0.0, EDGE_FEATHER * size, inner_distance(inside)).astype(np.float32), inside > 0
+    uv = np.round(layout.vertex_uv * (size - 1)).astype(np.int64)
+    within = inside[uv[:, 1], uv[:, 0]] > 0
+    canon = layout.canonical.astype(np.float64)
+    width = EDGE_FEATHER * float(np.ptp(canon[_jaw_rows(layout), 0]))
+    # Each inside vertex's distance to the nearest outside one, for those near the edge
+    # (within twice the feather in UV: the layout squeezes the surface at most that much).
+    near = inner_distance(inside)[uv[:, 1], uv[:, 0]] < 2 * EDGE_FEATHER * size
+    g = 2 * int(round(size / layout.resolution)) + 1  # two layout texels
+    ring = cv2.dilate(inside, np.ones((g, g), np.uint8))[uv[:, 1], uv[:, 0]] > 0
+    edge = canon[~within & ring]
+    dist = np.where(within, np.inf, 0.0)
+    for rows in np.array_split(np.flatnonzero(within & near), max(1, int((within & near).sum()) // 1024)):
+        dist[rows] = np.sqrt(((canon[rows, None, :] - edge[None]) ** 2).sum(-1)).min(1)
+    alpha = np.stack([smoothstep(0.0, width, dist)] * 3, 1)
+    grid = position_grid(layout, alpha.astype(np.float32))[..., 0]  # the mouth's hole: its edge's value
+    r = layout.resolution
+    t = np.arange(size, dtype=np.float32) * (r - 1) / (size - 1)
+    alpha = cv2.remap(grid, *np.meshgrid(t, t), cv2.INTER_LINEAR)
+    return (alpha * (inside > 0)).astype(np.float32), inside > 0
+
+
+def _jaw_rows(layout: UVLayout) -> np.ndarray:
+    """The dense vertex rows of the jaw line's landmarks."""
+    flat = layout.kpt_ind[1, JAW] * layout.resolution + layout.kpt_ind[0, JAW]
+    return np.searchsorted(layout.face_ind, flat)
 
 
 def fill_curves(size: int, curves: list[np.ndarray], grow: float = 0.0) -> np.ndarray:
@@ -160,14 +188,6 @@ def live_mask(layout: UVLayout, size: int = TEX, parts: tuple[str, ...] = ()) ->
     if "brows" in parts:
         m = np.maximum(m, fill_curves(size, [k[BROW_L], k[BROW_R]], 0.02))
     return m
-
-
-def warp_weight(layout: UVLayout, width: float = 0.06) -> np.ndarray:
-    """(F,) per vertex in [0, 1]: how much the face shape moves it, 1 inside the face and
-    easing to 0 over ``width`` (x the layout's side) at the mesh's outer edge, so the
-    warped frame meets the unwarped one without a step."""
-    dist = inner_distance(layout.face_mask).ravel()[layout.face_ind] - 1.0
-    return smoothstep(0.0, width * layout.resolution, dist).astype(np.float64)
 
 
 def highlights_down(albedo: np.ndarray, skin: np.ndarray) -> np.ndarray:
@@ -233,25 +253,25 @@ class FaceSwap(Effect):
         self.shape, self.tone, self.live, self.glasses = float(shape), tone, tuple(live), glasses
         # With a shape, the frame around the face is drawn warped too (swap.frag samples it).
         self.reads_frame = self.shape > 0  # type: ignore[misc]
-        self.warp_weight = warp_weight(layout)
+        self.face_shape = FaceShape(layout)
         self._warp_grid: np.ndarray | None = None
-        self.source_shape: np.ndarray | None = None
         self.prepared: SourceTexture | None = None
         self.warnings: list[str] = []
-        self.neutral: dict[int, np.ndarray] = {}  # per track: the running pose-free mesh
         self.drawn: dict[int, np.ndarray] = {}  # per track: this frame's mesh as drawn
         self.face = face_mask_tex(layout, TEX)
         self.region, inside = swap_region(layout, TEX)
         self.keep = live_mask(layout, TEX, self.live)
         features = feature_mask(layout, TEX, (BROW_L, BROW_R, EYE_L, EYE_R, NOSE_BASE, LIPS), 0.015)
         skin = (self.region > 0.5) & ~features
-        mouth = fill_curves(TEX, [closed_curve(uv_landmarks(layout, TEX)[LIPS])], 0.012) > 0.5
         k = uv_landmarks(layout, TEX)
+        lips = fill_curves(TEX, [closed_curve(k[LIPS])])
+        mouth = fill_curves(TEX, [closed_curve(k[LIPS])], 0.012) > 0.5
         eyes = fill_curves(TEX, [closed_curve(k[EYE_L]), closed_curve(k[EYE_R]), k[[21, 22, 28]]], 0.05) > 0.5
-        self.masks = Masks(
-            self.face, skin, edge_band(layout, inside, features), mouth, eyes if glasses else None
-        )
+        edge = edge_band(layout, inside, features)
+        self.masks = Masks(self.face, skin, edge, mouth, eyes if glasses else None, lips)
         self.light = LightEstimator(layout, not_skin(layout))
+        self.detail = DetailMatch(layout, self.light.rows)
+        self.detail_lod = 0.0
         self.seam = Seam(layout, self.region, self.keep > 0.05, self.light.normals)
         uv = np.round(layout.vertex_uv * (TEX - 1)).astype(np.int64)
         self.seam_px = uv[self.seam.rows]
@@ -282,7 +302,8 @@ class FaceSwap(Effect):
             raise SwapError("the source face is barely visible in its photo: use a photo facing the camera")
         prepared.albedo = highlights_down(prepared.albedo, self.masks.skin)
         self.prepared, self.warnings = prepared, list(prepared.warnings)
-        self.source_shape = pose_free(face)
+        aligned = face.vertices if prepared.vertices is None else prepared.vertices
+        self.face_shape.set_source(Reconstruction(face.track_id, face.landmarks, aligned, face.pose))
         self.compose()
 
     def variant(self, **options) -> FaceSwap:
@@ -293,11 +314,8 @@ class FaceSwap(Effect):
             self.layout, shape=kw["shape"], tone=kw["tone"], live=tuple(kw["live"]), glasses=self.glasses
         )
         if self.prepared is not None:
-            other.prepared, other.warnings, other.source_shape = (
-                self.prepared,
-                self.warnings,
-                self.source_shape,
-            )
+            other.prepared, other.warnings = self.prepared, self.warnings
+            other.face_shape = self.face_shape.fresh()
             other.compose()
         return other
 
@@ -306,7 +324,8 @@ class FaceSwap(Effect):
         state (the running face shapes, the light, the seam, the tone)."""
         twin = copy.copy(self)
         twin.light, twin.seam = self.light.fresh(), self.seam.fresh()
-        twin.neutral, twin.drawn, twin.tone_offset = {}, {}, {}
+        twin.face_shape, twin.detail = self.face_shape.fresh(), self.detail.fresh()
+        twin.drawn, twin.tone_offset = {}, {}
         return twin
 
     def compose(self) -> None:
@@ -326,24 +345,18 @@ class FaceSwap(Effect):
         # source's median skin chroma (its luminance is the texel's own).
         skin = np.exp(np.median(np.log(np.maximum(albedo[self.masks.skin], 1e-4)), 0))
         self.skin_chroma = (skin / max(float(skin @ LUMA), 1e-4)).astype(np.float32)
+        self.detail_lod = self.detail.set_source(self.prepared.detail, TEX)
         self.light.tracks.clear()
         self.seam.tracks.clear()
         self.tone_offset.clear()
         self.version += 1
 
     def vertices(self, rec: Reconstruction) -> np.ndarray:
-        """The live mesh, moved toward the source's shape by ``shape``."""
+        """The live mesh, moved toward the source's shape by ``shape`` (its lids and
+        lips the live face's: realtime.render.effects.swap_shape)."""
         v = rec.vertices
-        if self.shape and self.source_shape is not None:
-            here = pose_free(rec)
-            old = self.neutral.get(rec.track_id)
-            if old is None and len(self.neutral) >= 64:
-                self.neutral.clear()
-            neutral = here if old is None else old + NEUTRAL_RATE * (here - old)
-            self.neutral[rec.track_id] = neutral
-            offset = (self.source_shape - neutral) @ rec.pose.rotation.T.astype(np.float64)
-            offset *= self.warp_weight[:, None]  # nothing moves at the mesh's outer edge
-            v = (v + self.shape * rec.pose.scale * offset).astype(np.float32)
+        if self.shape and self.face_shape.source is not None:
+            v = self.face_shape.vertices(rec, self.shape)
         if len(self.drawn) >= 64:
             self.drawn.clear()
         self.drawn[rec.track_id] = v
@@ -353,6 +366,7 @@ class FaceSwap(Effect):
         """This face's light (estimated from its pixels and mesh, smoothed per track),
         seam correction and, with ``tone`` "source", the source's tone inside the face."""
         light = self.light.update(image, rec)
+        detail = self.detail.gain(image, rec)
         drawn = self.drawn.get(rec.track_id)
         warp = None
         if drawn is not None and drawn is not rec.vertices:  # the seam looks where the swap is drawn
@@ -370,6 +384,8 @@ class FaceSwap(Effect):
             "u_sh": shader_coefficients(light),
             "u_seam": seam,
             "u_chroma": chroma,
+            "u_detail": detail,
+            "u_detail_lod": self.detail_lod,
             "u_skin_chroma": self.skin_chroma,
             "u_albedo_max": ALBEDO_MAX,
             "u_seam_size": float(self.seam.grid),
@@ -398,7 +414,7 @@ class FaceSwap(Effect):
         if self._warp_grid is None:  # the weight channel is fixed: made once
             r = self.layout.resolution
             self._warp_grid = np.zeros((r * r, 3), np.float32)
-            self._warp_grid[self.layout.face_ind, 2] = self.warp_weight
+            self._warp_grid[self.layout.face_ind, 2] = self.face_shape.weight
         grid = self._warp_grid.copy()  # each face's uniforms are uploaded after all are made
         grid[self.layout.face_ind, :2] = drawn[:, :2] - live[:, :2]
         return grid.reshape(self.layout.resolution, self.layout.resolution, 3)

@@ -32,6 +32,8 @@ import numpy as np
 
 from realtime.core.types import Reconstruction
 from realtime.core.uv import UVLayout
+from realtime.render.effects.swap_align import SIDE, FeatureAligner, outline, warp
+from realtime.render.effects.swap_clean import DETAIL_SCALE, denoise_face, ring_detail, smooth_colour
 from realtime.render.effects.uvdraw import smoothstep
 from realtime.render.lighting import LUMA, LightEstimator, exposure, frontal_skin, shade, to_linear
 
@@ -41,7 +43,6 @@ TURNED_DEG = 30.0  # a source turned further than this gets a warning
 CUT_OFF = 0.03  # fraction of the skin outside the photo above which the face is cut off
 FACING = (0.2, 0.5)  # photo normal z over which a texel's own colour fades in (grazing: filled)
 SHADOW = (0.12, 0.35)  # shading / median skin shading over which de-lit colour is trusted
-CHROMA_SIGMA = 0.005  # chroma smoothing, x texture side (luminance keeps its detail)
 LOW = 256  # resolution of the confidence, outlier and fill computations (smooth at this scale)
 
 
@@ -53,7 +54,12 @@ class SourceTexture:
     one line each (cut off, turned, small); ``skin`` (3,) the mean skin colour the
     photo shows (linear BGR) and ``exposure`` the photo's mean luminance, for
     ``--swap-tone source``; ``spread`` how colourful its skin is
-    (realtime.render.lighting.chroma_spread), which a live face's is compared with."""
+    (realtime.render.lighting.chroma_spread), which a live face's is compared with;
+    ``found`` (70, 2) where its features were in the texture before they were moved to
+    the layout's places and ``flow`` (SIDE, SIDE, 2) the warp that moved them
+    (realtime.render.effects.swap_align, texels at SIDE); ``vertices`` (F, 3) the
+    source's mesh warped alike (its features where the photo has them); ``detail`` how
+    textured its skin is in the photo (realtime.render.effects.swap_clean.DetailMatch)."""
 
     albedo: np.ndarray
     seen: np.ndarray
@@ -61,6 +67,10 @@ class SourceTexture:
     skin: np.ndarray = field(default_factory=lambda: np.ones(3))
     exposure: float = 1.0
     spread: float = 0.0
+    found: np.ndarray | None = None
+    flow: np.ndarray | None = None
+    vertices: np.ndarray | None = None
+    detail: float = 0.0
 
 
 # -- texture helpers --------------------------------------------------------------------
@@ -82,6 +92,21 @@ def upsample_grid(grid: np.ndarray, size: int) -> np.ndarray:
     coords = np.arange(size, dtype=np.float32) * (r - 1) / (size - 1)
     mx, my = np.meshgrid(coords, coords)
     return cv2.remap(grid, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def warp_mesh(layout: UVLayout, vertices: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """(F, 3) the mesh with the same warp as its texture: each vertex moved to the mesh's
+    point at its UV plus ``flow`` (SIDE, SIDE, 2), so that where the layout has a feature
+    the mesh has the photo's (its shape, not only its texture, is the source's)."""
+    r = layout.resolution
+    at = layout.vertex_uv * (SIDE - 1)
+    move = cv2.remap(flow, at[:, :1].copy(), at[:, 1:].copy(), cv2.INTER_LINEAR)[:, 0]
+    to = ((at + move) * (r - 1) / (SIDE - 1)).astype(np.float32)
+    grid = position_grid(layout, vertices)
+    out = cv2.remap(
+        grid, to[:, :1].copy(), to[:, 1:].copy(), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return out[:, 0].astype(np.float32)
 
 
 def facing_and_unoccluded(pos: np.ndarray, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,13 +158,15 @@ class Masks:
     a little around them, where a source's open mouth can leave teeth on the lips),
     ``glasses`` (around the eyes and over the nose's bridge: there the visibility
     network's "covered" is not followed, so a source's glasses are kept; None: they
-    are filled in like any occluder)."""
+    are filled in like any occluder), ``lips`` (in [0, 1], the lips alone: their colour
+    is estimated apart from the skin's; None: ``mouth``)."""
 
     face: np.ndarray
     skin: np.ndarray
     edge: np.ndarray
     mouth: np.ndarray
     glasses: np.ndarray | None = None
+    lips: np.ndarray | None = None
 
 
 def unwrap(
@@ -150,6 +177,8 @@ def unwrap(
     warnings = check_photo(photo, rec, masks, layout)
     spread = light.photo_spread(photo, rec.vertices)  # before any blur: as a live frame is seen
     face_px = float(np.ptp(rec.landmarks[:, 0]))
+    detail = ring_detail(photo, rec.vertices[light.rows, :2].astype(np.float64), face_px / DETAIL_SCALE)
+    photo = denoise_face(photo, rec.landmarks)  # before dividing by the light: its noise is not the skin's
     grid = cv2.GaussianBlur(
         position_grid(layout, rec.vertices), (0, 0), 0.8
     )  # the mesh's jitter, not its shape
@@ -158,16 +187,21 @@ def unwrap(
     # the sampling does not alias; a small face's noise is blurred a little more.
     step = np.linalg.norm(np.diff(pos[::8], axis=1), axis=-1)[masks.face[::8, 1:]]
     rate = float(np.median(step)) if step.size else 1.0
+    # The features moved to where the layout has them (realtime.render.effects.swap_align).
+    found, flow = align_features(layout, photo, grid, rate * size / SIDE)
+    tex_flow = cv2.resize(flow, (size, size), interpolation=cv2.INTER_LINEAR) * (size - 1) / (SIDE - 1)
+    pos = warp(pos, tex_flow)
     sigma = 0.5 * np.sqrt(max(rate * rate - 1.0, 0.0))
     if face_px < SMALL_FACE:
         sigma = max(sigma, 0.7)
     if sigma > 0.05:
         photo = cv2.GaussianBlur(photo, (0, 0), sigma)
     colour = cv2.remap(photo, pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    # The photo's light on its own mesh, per layout vertex, interpolated over the texture.
+    # The photo's light on its own mesh, per layout vertex, interpolated over the texture
+    # (and warped with it: a texel's shading is its photo point's).
     src_light, _ = light.estimate(photo, rec.vertices)
     per_vertex = shade(src_light, light.normals(rec.vertices))
-    shading = upsample_grid(position_grid(layout, per_vertex), size)
+    shading = warp(upsample_grid(position_grid(layout, per_vertex), size), tex_flow)
     albedo = to_linear(colour) / np.maximum(shading, MIN_SHADE)
     # Confidence at LOW x LOW (smooth), then upsampled.
     k = size // LOW
@@ -200,10 +234,40 @@ def unwrap(
     fill = cv2.resize(fill_lo, (size, size), interpolation=cv2.INTER_LINEAR)
     wt = np.minimum(weight, 1.0)[..., None]
     log = wt * log + (1 - wt) * fill
-    log = smooth_chroma(log, CHROMA_SIGMA * size * (2.0 if face_px < SMALL_FACE else 1.0))
+    # Colour from a smooth estimate of the skin's (and the lips'), highlights and deep
+    # shadows left out of it; luminance keeps the detail (realtime.render.effects.swap_clean).
+    trust = wt[..., 0] * cv2.resize(plain_skin(log, masks.face), (size, size), interpolation=cv2.INTER_LINEAR)
+    lips = masks.lips if masks.lips is not None else masks.mouth
+    log = smooth_colour(log, trust, wt[..., 0], lips, 2 * LOW)
     albedo = np.exp(log).astype(np.float32)
     skin = frontal_skin(src_light)  # as the live side measures its own (--swap-tone source)
-    return SourceTexture(albedo, conf_full.astype(np.float32), warnings, skin, exposure(photo), spread)
+    return SourceTexture(
+        albedo,
+        conf_full.astype(np.float32),
+        warnings,
+        skin,
+        exposure(photo),
+        spread,
+        found,
+        flow,
+        warp_mesh(layout, rec.vertices, flow),
+        detail,
+    )
+
+
+def align_features(
+    layout: UVLayout, photo: np.ndarray, grid: np.ndarray, rate: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where the source's features are in its texture (70, 2, texels at SIDE) and the
+    warp (SIDE, SIDE, 2) that moves them to the layout's places. ``rate``: photo pixels
+    per texel at SIDE (the photo is blurred to it first)."""
+    aligner = FeatureAligner.load()
+    small = upsample_grid(grid, SIDE)
+    sigma = 0.5 * np.sqrt(max(rate * rate - 1.0, 0.0))
+    soft = cv2.GaussianBlur(photo, (0, 0), sigma) if sigma > 0.05 else photo
+    colour = cv2.remap(soft, small[..., 0], small[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    found = aligner.locate(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY))
+    return found, aligner.flow(found, outline(layout), SIDE)
 
 
 def inside_photo(pos: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -253,16 +317,15 @@ def not_this_skin(
     return keep.astype(np.float32)
 
 
-def smooth_chroma(log: np.ndarray, sigma: float) -> np.ndarray:
-    """Log colour with its chroma (log colour minus log luminance) blurred by ``sigma``
-    texels and its luminance kept: blotches of colour go, detail stays."""
-    lum = np.log(np.maximum(np.exp(log) @ LUMA.astype(np.float32), 1e-4))
-    chroma = log - lum[..., None]
-    if sigma > 0.3:
-        small = cv2.resize(chroma, (LOW * 2, LOW * 2), interpolation=cv2.INTER_AREA)
-        small = cv2.GaussianBlur(small, (0, 0), sigma * 2 * LOW / log.shape[0])
-        chroma = cv2.resize(small, log.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-    return (lum[..., None] + chroma).astype(np.float32)
+def plain_skin(log: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """(LOW, LOW) in [0, 1]: 1 where a texel's luminance is near its surroundings', 0 on
+    a highlight (brighter: the light's colour) or a deep shadow (a nostril, a lid
+    crease: darker, its colour the light's too); the skin's colour estimate leaves them out."""
+    small = cv2.resize(log, (LOW, LOW), interpolation=cv2.INTER_AREA) @ LUMA.astype(np.float32)
+    on = cv2.resize(face.astype(np.float32), (LOW, LOW), interpolation=cv2.INTER_AREA)
+    base = cv2.GaussianBlur(small * on, (0, 0), 6) / np.maximum(cv2.GaussianBlur(on, (0, 0), 6), 1e-3)
+    dev = small - base
+    return ((1 - smoothstep(0.15, 0.35, dev)) * (1 - smoothstep(0.25, 0.6, -dev))).astype(np.float32)
 
 
 def check_photo(photo: np.ndarray, rec: Reconstruction, masks: Masks, layout: UVLayout) -> list[str]:

@@ -9,12 +9,15 @@
 // u_chroma < 1 turns the albedo's colour toward the source's skin chroma (u_skin_chroma,
 // linear BGR over its luminance), keeping each texel's luminance: a colourless live
 // face gets a face as colourless as its own (realtime.render.effects.swap.CHROMA_MATCH).
+// u_detail < 1 turns the source's fine skin detail down (swap_clean.DetailMatch).
 uniform sampler2D u_tex;
 uniform sampler2D u_frame;
 uniform bool u_warped;
 uniform float u_opacity;
 uniform float u_chroma;
 uniform vec3 u_skin_chroma;
+uniform float u_detail;      // share of the source's fine skin detail kept (swap_clean.DetailMatch)
+uniform float u_detail_lod;  // the mip level that holds the skin without that detail
 
 const vec3 LUMA = vec3(0.11, 0.59, 0.30);  // BGR, as realtime.render.lighting.LUMA
 
@@ -28,10 +31,18 @@ out vec4 f_color;
 void main() {
     vec4 t = texture(u_tex, v_uv);
     vec3 albedo = t.rgb * t.rgb;  // the texture is sqrt-coded
+    // Fine skin detail turned down to what the live camera shows of its own skin; the
+    // features' strong edges (brows, lids, lips) keep theirs.
+    vec3 low = textureLod(u_tex, v_uv, u_detail_lod).rgb;
+    low *= low;
+    vec3 detail = albedo - low;
+    float strong = smoothstep(0.15, 0.35, abs(dot(detail, LUMA)) / max(dot(low, LUMA), 1e-3));
+    albedo = low + mix(u_detail, 1.0, strong) * detail;
     albedo = mix(dot(albedo, LUMA) * u_skin_chroma, albedo, u_chroma);
     vec3 face = min(sqrt(albedo) * v_light, vec3(1.0));
     float a = t.a * v_facing * u_opacity * visible();
     if (!u_warped) {
+        if (a < 0.02) discard;  // the fade's last 2 %: the frame as it is, not a 1-level change
         f_color = vec4(face, a);
         return;
     }

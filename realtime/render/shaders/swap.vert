@@ -33,7 +33,7 @@ void main() {
     v_uv = (in_uv * (u_tex_size - 1.0) + 0.5) / u_tex_size;
     vec3 gain = texture(u_seam, (in_uv * (u_seam_size - 1.0) + 0.5) / u_seam_size).rgb;
     v_light = sqrt(u_albedo_max * sh_shade(in_normal)) * exp(0.5 * gain);
-    v_facing = smoothstep(0.05, 0.35, in_normal.z);
+    v_facing = smoothstep(0.1, 0.55, in_normal.z);
     vec3 warp = vec3(0.0);
     if (u_warped) {
         float r = float(textureSize(u_warp, 0).x);
