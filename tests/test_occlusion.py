@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from realtime.core.types import UserError, Visibility
-from realtime.eval.occlusion import hand_trial, painted
+from realtime.eval.occlusion import hand_trial, occluder_trial, painted
 from realtime.live.capture import clip_frames
 from realtime.live.occlusion import DEFAULT_WEIGHTS, TorchVisibility, load_net, load_visibility
 from realtime.render.effects import MASKS
@@ -80,6 +80,71 @@ def test_a_hand_over_a_real_face_is_left_unpainted(ctx, layout, processor, media
     assert res["hand_painted_without"] > 0.6, res  # the problem the network solves
     assert res["hand_painted_with_occlusion"] < 0.2, res
     assert res["rest_coverage_kept"] > 0.7, res  # PRNet itself moves under the hand: see the note
+
+
+@pytest.mark.gl
+def test_finger_bars_over_a_real_face_are_measured(ctx, layout, processor, media):
+    """Held-out finger bars in the face's own skin tone over real webcam frames, the
+    eval's trial: without occlusion the mask paints the bars; the network leaves some of
+    them alone and the rest of the face painted. (The target, <= 10 % of the bars
+    painted with >= 90 % of the face kept, waits for the network trained on them:
+    the shipped one paints about 46 %; issue 35 item 5.)"""
+    frames = clip_frames(media / "kpa_webcam_160x120.avi", (640, 480), step=20, limit=4)
+    r = Renderer(layout, *frames[0].shape[1::-1], ctx)
+    try:
+        res = occluder_trial(processor, r, frames, "tiger", "fingers")
+    finally:
+        r.release()
+    assert res["frames"] >= 3, res
+    assert res["fingers_painted_without"] > 0.6, res  # the problem
+    assert res["fingers_painted_with_occlusion"] < res["fingers_painted_without"] - 0.1, res
+    assert res["rest_coverage_kept"] > 0.7, res
+
+
+def test_finger_bars_are_held_out_skin_toned_and_over_the_face(shared, bfm):
+    """The "fingers" occluder: shapes from the numbered pools (every 5th number only in
+    evaluation), bars in the donor's skin tone, over the face and across its border
+    (partly outside the face's footprint)."""
+    from realtime.train.groundtruth import MapMaker, load_trainset
+    from realtime.train.occluders import (
+        HELD_OUT_EVERY,
+        KIND_P,
+        KINDS,
+        Donor,
+        draw_occluder,
+        footprint,
+        shape_number,
+    )
+
+    assert KIND_P[KINDS.index("fingers")] > 0.1 and abs(sum(KIND_P) - 1) < 1e-9
+    rng = np.random.default_rng(0)
+    assert all(shape_number(rng, True) % HELD_OUT_EVERY == 0 for _ in range(200))
+    assert all(shape_number(rng, False) % HELD_OUT_EVERY != 0 for _ in range(200))
+
+    data = load_trainset(shared)
+    n = 24
+    maker = MapMaker(bfm, 120)
+    tris = np.ascontiguousarray(bfm["triangles"], np.int64)
+    verts = maker.vertices(data.params[:n]).numpy()
+    over, chroma = [], []
+    for i in range(n):
+        donor = Donor(data.images[n + i])
+        img, alpha = draw_occluder(
+            data.images[i], data.pts68[i, :2].T, rng, donor, held_out=i % 2 == 0, kind="fingers"
+        )
+        bars = alpha > 0.95
+        assert bars.sum() > 100, "bars of a finger's size"
+        assert (img[alpha == 0] == data.images[i][alpha == 0]).all(), "nothing drawn outside the bars"
+        foot = footprint(verts[i], tris, 120)
+        over.append((bars & foot).sum() / bars.sum())
+        skin = np.median(donor.skin(np.random.default_rng(1), (32, 32)).reshape(-1, 3), 0)
+        bar = np.median(img[bars].astype(np.float64), 0)
+        chroma.append(np.abs(bar / bar.sum() - skin / skin.sum()).max())
+    over = np.array(over)
+    assert np.median(chroma) < 0.04 and np.quantile(chroma, 0.9) < 0.1, chroma  # the donor's skin colour
+    assert (over > 0.05).mean() > 0.9, over  # over the face
+    assert np.median(over) > 0.4, over
+    assert (over < 0.9).mean() > 0.5, over  # across its border, partly outside it
 
 
 def test_the_network_sees_a_held_out_occluder(shared, bfm, visibility):

@@ -14,7 +14,11 @@
    mouth of frames of a real clip, through detection, PRNet, the visibility network
    and the renderer: the share of the hand's pixels the mask still paints, and how
    much of the mask's coverage of the rest of the face stays.
-4. **A picture grid** (``--grid``, docs/occlusion_grid.jpg): the near-frontal
+4. **Finger bars over real faces, the same way.** Held-out finger bars (2-5 rounded
+   bars, flat or textured, in the face's own skin tone, over the face and across its
+   border) on the same clip frames and on near-frontal AFLW2000-3D dev photos: the
+   share of the bars' pixels painted and of the rest of the face's coverage kept.
+5. **A picture grid** (``--grid``, docs/occlusion_grid.jpg): the near-frontal
    AFLW2000-3D dev faces whose inner face the network finds most covered, with the
    mask drawn without and with occlusion.
 """
@@ -179,52 +183,99 @@ def painted(out: np.ndarray, frame: np.ndarray, threshold: int = 24) -> np.ndarr
     return np.abs(out.astype(np.int16) - frame.astype(np.int16)).max(-1) > threshold
 
 
-def hand_trial(processor, renderer, frames: list[np.ndarray], effect: str, seed: int = 0) -> dict:
-    """A held-out hand over the mouth of each frame, in the live pipeline's parts.
+#: Where each trial puts its held-out occluder, and its size: a hand of a real hand's
+#: size (a palm about 0.6 of the face's width) over the mouth; finger bars where the
+#: generator puts them (over the face, on its border half the time, partly outside it).
+TRIALS = {"hand": {"at_mouth": True, "size": 0.7}, "fingers": {"at_mouth": False, "size": 1.0}}
+
+
+def occluder_trial(
+    processor,
+    renderer,
+    frames: list[np.ndarray],
+    effect: str,
+    kind: str = "hand",
+    seed: int = 0,
+    donors: list[Donor] | None = None,
+    still: bool = False,
+) -> dict:
+    """A held-out occluder of ``kind`` (``TRIALS``) over each frame, in the live
+    pipeline's parts.
 
     ``processor`` is a FaceProcessor with a visibility model. Reference: the frame
-    without a hand, occlusion off. Returns the mean share of the hand's pixels inside
-    the reference mask that get painted (occlusion on and off), and the share of the
-    reference mask outside the hand that stays painted with occlusion on (and off:
-    what PRNet's mesh, moved by the hand, loses by itself)."""
+    without the occluder, occlusion off. Returns the mean share of the occluder's
+    pixels inside the reference mask that get painted (occlusion on and off), and the
+    share of the reference mask outside the occluder that stays painted with occlusion
+    on (and off: what PRNet's mesh, moved by the occluder, loses by itself). Keys are
+    named by ``kind``. The occluder's skin comes from ``donors`` at random, or (None)
+    from the frame's own face (its person's own skin tone). ``still``: the frames are
+    unrelated photos (the tracker starts afresh on each)."""
     from realtime.core.types import Frame
 
     rng = np.random.default_rng(seed)
     model = processor.visibility
-    donor = Donor(frames[0])
-    hand_on, hand_off, kept, kept_off = [], [], [], []
+    trial = TRIALS[kind]
+    cover_on, cover_off, kept, kept_off = [], [], [], []
     for k, img in enumerate(frames):
         processor.visibility = None
+        if still:
+            processor.tracker.reset()
         ref = processor.process(Frame(img, k, float(k)))
         if not ref.reconstructions:
             continue
         lm = ref.reconstructions[0].landmarks[:, :2]
         area = painted(renderer.render(img, ref.reconstructions, effect), img)
-        mouth = lm[48:68].mean(0)
-        # a hand of a real hand's size (a palm about 0.6 of the face's width)
-        covered, hand = draw_occluder(img, lm, rng, donor, held_out=True, kind="hand", at=mouth, size=0.7)
-        hand = hand > 0.5
+        if donors is None:
+            donor = Donor(warp_crop(img, crop_affine(lm.T, CROP), CROP))
+        else:
+            donor = donors[int(rng.integers(len(donors)))] if len(donors) > 1 else donors[0]
+        at = lm[48:68].mean(0) if trial["at_mouth"] else None
+        covered, alpha = draw_occluder(
+            img, lm, rng, donor, held_out=True, kind=kind, at=at, size=trial["size"]
+        )
+        occluder = alpha > 0.5
         res = {}
         for on in (False, True):
             processor.visibility = model if on else None
             r = processor.process(Frame(covered, k, float(k)))
             res[on] = painted(renderer.render(covered, r.reconstructions, effect), covered)
-        under = hand & area
-        rest = area & ~hand
+        under = occluder & area
+        rest = area & ~occluder
         if under.sum() < 50 or rest.sum() < 50:
             continue
-        hand_on.append((res[True] & under).sum() / under.sum())
-        hand_off.append((res[False] & under).sum() / under.sum())
+        cover_on.append((res[True] & under).sum() / under.sum())
+        cover_off.append((res[False] & under).sum() / under.sum())
         kept.append((res[True] & rest).sum() / rest.sum())
         kept_off.append((res[False] & rest).sum() / rest.sum())
     processor.visibility = model
+
+    def mean(v: list) -> float:
+        return float(np.mean(v)) if v else float("nan")
+
     return {
         "frames": len(kept),
-        "hand_painted_with_occlusion": float(np.mean(hand_on)) if kept else float("nan"),
-        "hand_painted_without": float(np.mean(hand_off)) if kept else float("nan"),
-        "rest_coverage_kept": float(np.mean(kept)) if kept else float("nan"),
-        "rest_coverage_kept_without": float(np.mean(kept_off)) if kept else float("nan"),
+        f"{kind}_painted_with_occlusion": mean(cover_on),
+        f"{kind}_painted_without": mean(cover_off),
+        "rest_coverage_kept": mean(kept),
+        "rest_coverage_kept_without": mean(kept_off),
     }
+
+
+def hand_trial(processor, renderer, frames: list[np.ndarray], effect: str, seed: int = 0) -> dict:
+    """``occluder_trial`` with a held-out hand over the mouth, its skin from the first
+    frame."""
+    return occluder_trial(processor, renderer, frames, effect, "hand", seed, [Donor(frames[0])])
+
+
+def pooled(parts: dict[str, dict]) -> dict:
+    """Trial results on several frame sets as one: their means weighted by frames."""
+    n = sum(r["frames"] for r in parts.values())
+    keys = list(dict.fromkeys(k for r in parts.values() for k in r if k != "frames"))
+    out: dict = {"frames": n}
+    for key in keys:
+        total = sum(r[key] * r["frames"] for r in parts.values() if r["frames"])
+        out[key] = float(total / n) if n else float("nan")
+    return {**out, **parts}
 
 
 def grid(
@@ -311,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         help="real clip for the hand (at 640x480)",
     )
     ap.add_argument("--frames", type=int, default=30, help="frames of the clip")
+    ap.add_argument(
+        "--photos", type=int, default=60, help="AFLW2000-3D dev photos (|yaw| < 45) for the finger bars"
+    )
     ap.add_argument("--out", type=Path, default=Path("out/eval"), help="folder for occlusion.json")
     ap.add_argument("--grid", type=Path, default=None, help="also write the picture grid here")
     args = ap.parse_args(argv)
@@ -345,6 +399,17 @@ def main(argv: list[str] | None = None) -> int:
         f"{100 * h['rest_coverage_kept']:.1f} % of the face's coverage kept "
         f"({100 * h['rest_coverage_kept_without']:.1f} % without occlusion)"
     )
+    report["fingers_over_face"] = fingers_over_face(
+        model, args.clip, args.frames, samples, args.photos, args.prnet
+    )
+    f = report["fingers_over_face"]
+    print(
+        f"finger bars over the face, {f['clip']['frames']} clip frames + {f['photos']['frames']} photos: "
+        f"{100 * f['fingers_painted_with_occlusion']:.1f} % of the bars painted "
+        f"({100 * f['fingers_painted_without']:.1f} % without occlusion), "
+        f"{100 * f['rest_coverage_kept']:.1f} % of the face's coverage kept "
+        f"({100 * f['rest_coverage_kept_without']:.1f} % without occlusion)"
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "occlusion.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out / 'occlusion.json'}")
@@ -369,21 +434,56 @@ def visibility_model(path: Path) -> VisibilityModel:
     return EngineHead(create_engine(bundle, "eager"))
 
 
+def live_parts(prnet: Path | None, model: VisibilityModel, size: tuple[int, int]):
+    """A FaceProcessor (eager, CPU, no smoothing) with ``model`` and a renderer of
+    ``size`` (w, h) for the PRNet bundle ``prnet`` (None: the shipped one)."""
+    from realtime.core.weights import load_bundle
+    from realtime.live.faces import FaceProcessor
+    from realtime.render.renderer import Renderer
+
+    bundle = load_bundle(prnet)
+    processor = FaceProcessor.from_bundle(bundle, "eager", "cpu", filter_factory=None, visibility=model)
+    return processor, Renderer(bundle.layout, *size)
+
+
 def hand_over_face(
     model: VisibilityModel, clip: Path, n: int, prnet: Path | None = None, effect: str = "tiger"
 ) -> dict:
     """``hand_trial`` on ``n`` frames of a real clip with the PRNet bundle ``prnet``
     (None: the shipped one)."""
-    from realtime.core.weights import load_bundle
-    from realtime.live.faces import FaceProcessor
-    from realtime.render.renderer import Renderer
-
     frames = clip_frames(clip, (640, 480), step=5, limit=n)  # every 5th, as a webcam would show it
-    bundle = load_bundle(prnet)
-    processor = FaceProcessor.from_bundle(bundle, "eager", "cpu", filter_factory=None, visibility=model)
-    h, w = frames[0].shape[:2]
-    renderer = Renderer(bundle.layout, w, h)
+    processor, renderer = live_parts(prnet, model, frames[0].shape[1::-1])
     try:
         return hand_trial(processor, renderer, frames, effect)
     finally:
         renderer.release()
+        processor.close()
+
+
+def fingers_over_face(
+    model: VisibilityModel,
+    clip: Path,
+    n: int,
+    samples,
+    photos: int,
+    prnet: Path | None = None,
+    effect: str = "tiger",
+) -> dict:
+    """Held-out finger bars in each face's own skin tone (flat or textured, over the
+    face and its border): on the ``n`` clip frames of ``hand_over_face`` and on the
+    first ``photos`` AFLW2000-3D dev photos ``samples`` turned less than 45 degrees.
+    Pooled, then per set ("clip", "photos")."""
+    frames = clip_frames(clip, (640, 480), step=5, limit=n)
+    stills = [s.image for s in samples if abs(s.yaw) < 45][:photos]
+    parts = {}
+    for name, imgs, still in (("clip", frames, False), ("photos", stills, True)):
+        if not imgs:
+            parts[name] = {"frames": 0}
+            continue
+        processor, renderer = live_parts(prnet, model, imgs[0].shape[1::-1])
+        try:
+            parts[name] = occluder_trial(processor, renderer, imgs, effect, "fingers", still=still)
+        finally:
+            renderer.release()
+            processor.close()
+    return pooled(parts)

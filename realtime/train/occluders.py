@@ -6,9 +6,11 @@ synthetic things in front of them, and where the face still shows.
   triangles, whatever hides what inside it).
 - **What covers it** is drawn on top, one kind per occluder:
   hands (a palm and fingers in a skin tone and texture taken from another crop's
-  face, shaded), objects (polygons filled with another crop's background or
-  clothing), hair (strands of curves), glasses (frames around the eyes, or dark
-  lenses), microphones and cups (bars, balls and ellipses).
+  face, shaded), finger bars (2-5 rounded bars in a donor's skin tone, flat or
+  textured, shaded across each bar, often over the face's border and partly outside
+  it: what a hand's fingers alone look like), objects (polygons filled with another
+  crop's background or clothing), hair (strands of curves), glasses (frames around
+  the eyes, or dark lenses), microphones and cups (bars, balls and ellipses).
 - Then blur, down/up-sampling and colour changes, over the image with its occluders.
 
 **Held out.** Every occluder's shape comes from a numbered shape (its own random
@@ -31,8 +33,8 @@ from realtime.core.paths import CACHE
 from realtime.core.raster import rasterise
 from realtime.train.groundtruth import CROP, HUMAN21_TO_68, MapMaker, TrainSet
 
-KINDS = ("hand", "object", "hair", "glasses", "mic")
-KIND_P = (0.4, 0.2, 0.15, 0.1, 0.15)
+KINDS = ("hand", "fingers", "object", "hair", "glasses", "mic")
+KIND_P = (0.3, 0.2, 0.15, 0.15, 0.1, 0.1)
 HELD_OUT_EVERY = 5  # shape numbers divisible by this are kept out of training
 SHAPES = 100_000
 
@@ -112,6 +114,11 @@ class Donor:
         patch = cv2.GaussianBlur(patch, (0, 0), 1.5)
         return cv2.resize(patch, shape[::-1], interpolation=cv2.INTER_LINEAR)
 
+    def tone(self, rng: np.random.Generator) -> np.ndarray:
+        """(3,) float32 one skin colour: the median of a patch of the donor's skin."""
+        patch = self.skin(rng, (8, 8))
+        return np.median(patch.reshape(-1, 3), axis=0)
+
     def texture(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
         """(H, W, 3) float32 from the donor's edges: background or clothing."""
         r = len(self.image)
@@ -181,6 +188,69 @@ def _hand(
     if srng.random() < 0.6:  # a wrist toward the crop's edge
         _capsule(m, centre, centre - up * scale * 1.5, palm * aspect * 1.5)
     return m
+
+
+def _fingers(
+    shape: tuple[int, int], at: np.ndarray, centre: np.ndarray, scale: float, srng: np.random.Generator, rng
+) -> tuple[np.ndarray, np.ndarray]:
+    """2-5 finger bars, parallel or fanned, through ``at``: from outside the face into
+    it (toward its ``centre``, give or take 60 degrees) when ``at`` is on its border,
+    any way round inside it. Returns the anti-aliased canvas (as ``_canvas``) and the (H, W)
+    float32 shading across each bar (a lit cylinder: 1 on its lit ridge, down to the
+    bar's ``ambient`` at its edges; 1 everywhere for a flat bar)."""
+    m = _canvas(shape)
+    light = np.zeros_like(m)
+    n = int(srng.integers(2, 6))
+    width = scale * srng.uniform(0.065, 0.12)
+    length = scale * srng.uniform(0.35, 0.8)
+    pitch = width * srng.uniform(0.85, 1.4)  # below 1: the bars touch, soft seams between them
+    fan = srng.uniform(0.03, 0.18) if srng.random() < 0.5 else 0.0  # radians between bars
+    bend = srng.uniform(-0.25, 0.25)  # the same curl at each of two joints
+    lengths = length * srng.uniform(0.8, 1.1, n)
+    taper = srng.uniform(0.8, 1.0)
+    reach = srng.uniform(0.0, 1.5) * length if srng.random() < 0.3 else 0.0  # bases run on, off the face
+    towards = centre - at
+    if np.linalg.norm(towards) > 0.15 * scale:  # a border: the fingers reach into the face
+        angle = np.arctan2(towards[1], towards[0]) + np.clip(rng.normal(0, 0.6), -1.1, 1.1)
+    else:
+        angle = rng.uniform(-np.pi, np.pi)
+    ambient = 1.0 if rng.random() < 0.3 else rng.uniform(0.5, 0.92)  # 1: flat, unshaded
+    lx = rng.uniform(-0.7, 0.7)  # where the light comes from, across the bars
+    levels = 8
+    axis0 = np.array([np.cos(angle), np.sin(angle)])
+    base0 = at - axis0 * length * rng.uniform(0.2, 0.6)
+    for k in range(n):
+        off = k - (n - 1) / 2
+        a = angle + off * fan
+        axis = np.array([np.cos(a), np.sin(a)])
+        side = np.array([-axis[1], axis[0]])
+        p = base0 + np.array([-axis0[1], axis0[0]]) * off * pitch - axis * reach
+        pts = [p]
+        seg = np.array([reach, *(lengths[k] * np.array([0.45, 0.3, 0.25]))])
+        for j, step in enumerate(seg):
+            turn = a + bend * max(j - 1, 0)
+            pts.append(pts[-1] + np.array([np.cos(turn), np.sin(turn)]) * step)
+        for j in range(levels):  # outer rims first, the lit ridge last
+            t = 1 - j / levels  # 1 at the bar's edge, toward 0 on its ridge
+            shade = ambient + (1 - ambient) * np.sqrt(1 - t**2)
+            shift = side * lx * width * 0.5 * (1 - t)
+            for s in range(len(pts) - 1):
+                w = width * (1 - (1 - taper) * (s + 1) / len(seg)) * t
+                if j == 0:
+                    _capsule(m, pts[s], pts[s + 1], w)
+                cv2.line(
+                    light,
+                    tuple(int(v) for v in (pts[s] + shift) * SS),
+                    tuple(int(v) for v in (pts[s + 1] + shift) * SS),
+                    int(round(255 * shade)),
+                    max(1, int(w * SS)),
+                    cv2.LINE_AA,
+                )
+    cover = cv2.resize(m, shape[::-1], interpolation=cv2.INTER_AREA).astype(np.float32)
+    lit = cv2.resize(light, shape[::-1], interpolation=cv2.INTER_AREA).astype(np.float32)
+    lit = cv2.GaussianBlur(lit, (0, 0), max(0.5, width * 0.08))
+    cover = cv2.GaussianBlur(cover, (0, 0), max(0.5, width * 0.08))
+    return m, np.clip(lit / np.maximum(cover, 1.0), ambient * 0.9, 1.0)
 
 
 def _polygon(
@@ -310,7 +380,8 @@ def draw_occluder(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``img`` (H, W, 3) uint8 with one occluder drawn over it, and the occluder's
     (H, W) float32 coverage in [0, 1]. ``lm`` (68, 2) places and sizes it on the face;
-    a hand goes over a random part of the face, or over ``at``; ``size`` scales it."""
+    a hand or finger bars go over a random part of the face, or over ``at``; ``size``
+    scales it."""
     shape = img.shape[:2]
     kind = kind or str(rng.choice(KINDS, p=KIND_P))
     srng = np.random.default_rng(shape_number(rng, held_out))
@@ -325,6 +396,21 @@ def draw_occluder(
             )
         m = _hand(shape, at, scale, srng, rng)
         colour = donor.skin(rng, shape) * _shade(rng, shape) * rng.uniform(0.85, 1.15, 3)
+    elif kind == "fingers":
+        if at is None:  # the face's border (jaw, cheeks, temples) half the time
+            cheeks = (lm[2] + lm[31]) / 2, (lm[14] + lm[35]) / 2
+            inner = [mouth, nose, eyes.mean(0), lm[8], *cheeks]
+            pick = lm[int(rng.integers(17))] if rng.random() < 0.5 else inner[int(rng.integers(len(inner)))]
+            at = pick + rng.normal(0, scale * 0.05, 2)
+        m, lit = _fingers(shape, np.asarray(at, float), lm[27:36].mean(0), scale, srng, rng)
+        if rng.random() < 0.4:  # untextured: one skin colour
+            colour = np.broadcast_to(donor.tone(rng), noise) + rng.normal(0, 1.5, noise)
+        else:
+            colour = donor.skin(rng, shape)
+        colour = colour * rng.uniform(0.9, 1.1, 3) * (lit[..., None] * rng.uniform(1.0, 1.15))
+        colour = colour * _shade(rng, shape)
+        if rng.random() < 0.25:  # slightly out of focus (the edges too, below, one time in five)
+            colour = cv2.GaussianBlur(np.ascontiguousarray(colour, np.float32), (0, 0), rng.uniform(0.5, 1.2))
     elif kind == "object":
         at = lm[int(rng.integers(68))] + rng.normal(0, scale * 0.2, 2)
         m = _polygon(shape, at, scale, srng, rng)
