@@ -1,5 +1,6 @@
-"""The face moves: the shipped model opens the mouth and closes the lids where the photo
-does, the labels it is trained on carry them, and the smoothing lets speech through.
+"""The face moves: the shipped model opens the mouth where the photo does (its lids do not
+close yet: the closed-eye test is an expected failure), the labels it is trained on carry
+both, and the smoothing lets speech through.
 
 The photos are AFLW2000-3D dev faces picked by eye (and by MediaPipe Face Mesh, which
 reads them: open mouths 0.6, closed lids under 0.05 of the eye distance)."""
@@ -31,6 +32,23 @@ def _expression(faces, shared, name: str) -> Expression:
     recs = faces.fresh(filter_factory=None, max_faces=1).process(Frame(image, 0, 0.0)).reconstructions
     assert recs, f"{name}: no face found"
     return Expression.from_landmarks(recs[0].landmarks)
+
+
+def test_an_open_mouth_reads_several_times_wider_than_a_closed_one(faces, shared):
+    opened = [float(_expression(faces, shared, n).mouth) for n in OPEN_MOUTHS]
+    closed = [float(_expression(faces, shared, n).mouth) for n in CLOSED_MOUTHS]
+    assert min(opened) > 3 * max(closed), f"open {opened}, closed {closed} (eye distances)"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 34, not reached: the shipped lids follow MediaPipe's at r 0.56 on held-out crops, "
+    "but this shut eye reads 0.10 of the eye distance against 0.12-0.14 open (MediaPipe: under 0.05)",
+)
+def test_a_closed_eye_reads_closed(faces, shared):
+    shut = [float(_expression(faces, shared, n).eyes) for n in CLOSED_EYES]
+    opened = [float(_expression(faces, shared, n).eyes) for n in OPEN_EYES]
+    assert max(shut) < 0.5 * min(opened), f"closed {shut}, open {opened} (lid opening / eye distance)"
 
 
 def test_the_lid_warp_closes_an_eye_and_leaves_the_brow_and_nose(bfm):

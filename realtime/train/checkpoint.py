@@ -12,6 +12,7 @@ this format outlives the code that wrote it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -81,6 +82,27 @@ def export_bundle(ckpt_path: Path, out_path: Path, extra: dict | None = None) ->
     weights = ck.get("ema", ck["model"])  # best.pt's EMA has recalibrated batch norms
     bundle = Bundle(config_from_dict(ck["config"]), weights, layout, provenance)
     return save_bundle(bundle, out_path)
+
+
+def blend_bundles(tuned: Path, base: Path, weight: float, out_path: Path) -> Path:
+    """``weight`` x ``tuned``'s weights + (1 - weight) x ``base``'s, as a bundle with
+    ``tuned``'s config (WiSE-FT, Wortsman et al. 2022): a fine-tune and the model it
+    started from lie in one basin, so a point between them trades what the fine-tune
+    gained against what it cost elsewhere, with no training. Both must share the
+    architecture; a head only ``base`` has (e.g. the face head) stays behind."""
+    from realtime.core.weights import Bundle, load_bundle, save_bundle
+
+    a, b = load_bundle(tuned), load_bundle(base)
+    if dataclasses.replace(b.config, face_head="") != dataclasses.replace(a.config, face_head=""):
+        raise SystemExit(f"error: {tuned} is {a.config}, {base} is {b.config}: not one architecture")
+    mixed = {
+        k: (weight * v.float() + (1 - weight) * b.state_dict[k].float()).to(v.dtype)
+        if v.is_floating_point() and k in b.state_dict
+        else v
+        for k, v in a.state_dict.items()
+    }
+    blend = {"tuned": str(tuned), "base": str(base), "weight": weight}
+    return save_bundle(Bundle(a.config, mixed, a.layout, {**a.provenance, "blend": blend}), out_path)
 
 
 def save_curve(history: list[dict], path: Path) -> None:
