@@ -366,14 +366,22 @@ def test_a_source_for_one_face_of_two(media: Path, tmp_path: Path, browser) -> N
         r.stop()
 
 
-def test_screenshot(page, run: Run) -> None:
-    """The README's picture of the page (only when asked for: it changes every run)."""
+def test_screenshot(media: Path, tmp_path: Path, browser) -> None:
+    """The README's picture of the page (only when asked for: it changes every run): two
+    people in view, so the page shows a card per face, with the engine a user gets."""
     out = os.environ.get("PRNET_PANEL_SCREENSHOT")
     if not out:
         pytest.skip("set PRNET_PANEL_SCREENSHOT=docs/panel.png to save the README's screenshot")
-    page.click('#effects button[data-effect="tiger"]')
-    time.sleep(2.5)  # figures and thumbnails refresh once a second
-    page.screenshot(path=str(ROOT / out), full_page=True)
+    r = Run(tmp_path, media / "two_people.jpg", "--backend", "auto")
+    pg = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    try:
+        pg.goto(r.url)
+        pg.wait_for_function("document.querySelectorAll('#faces .face').length === 2", timeout=60_000)
+        time.sleep(5)  # figures and thumbnails refresh once a second; the timings settle
+        pg.screenshot(path=str(ROOT / out), full_page=True)
+    finally:
+        pg.close()
+        r.stop()
 
 
 def test_flags() -> None:

@@ -81,3 +81,24 @@ def test_a_later_phase_starts_from_a_bundle_or_a_checkpoint(tmp_path):
     junk.write_bytes(b"not weights")
     with pytest.raises(SystemExit, match="--init"):
         initial_weights(junk)
+
+
+def test_a_blend_lies_between_a_fine_tune_and_its_base_and_refuses_other_architectures(tmp_path):
+    """blend_bundles (the model card's stage-9 trade-off): each weight is the given mix of
+    the two bundles' weights, the tuned one's config and layout kept; a mobile base is
+    refused in one line."""
+    from realtime.core.weights import Bundle, model_bundle, save_bundle
+    from realtime.train.checkpoint import blend_bundles
+
+    tuned = load_bundle(None)
+    shifted = {k: v + 1 if v.is_floating_point() else v for k, v in tuned.state_dict.items()}
+    base = save_bundle(Bundle(tuned.config, shifted, tuned.layout, {}), tmp_path / "base.pt")
+    mixed = load_bundle(blend_bundles(default_bundle_path(), base, 0.75, tmp_path / "mixed.pt"))
+    k = "conv.conv.weight"  # bundles store fp16: equal to its rounding
+    want = 0.75 * tuned.state_dict[k] + 0.25 * load_bundle(base).state_dict[k]
+    assert mixed.config == tuned.config
+    assert torch.allclose(mixed.state_dict[k], want, atol=2e-3)
+    assert torch.allclose(mixed.state_dict[k] - tuned.state_dict[k], torch.tensor(0.25), atol=2e-3)
+    assert mixed.provenance["blend"]["weight"] == 0.75
+    with pytest.raises(SystemExit, match="not one architecture"):
+        blend_bundles(default_bundle_path(), model_bundle("mobile"), 0.5, tmp_path / "bad.pt")
