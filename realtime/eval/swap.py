@@ -31,8 +31,9 @@ a table. Controls: passthrough (effect none: the measuring itself, expected loss
 and the swap with a flat grey source texture (what a self-swap must beat). Clips are
 upscaled as a webcam would show them (carphone to 1280x720, the benchmark's HD clip).
 It writes OUT/swap_quality.json and a contact sheet OUT/swap_quality.png (rows:
-source | input | output; the best and the worst pairs; the worst HD pairs also at
-full resolution, realtime.eval.swap_sheet). Identity needs the ``eval``
+source | input | output; the best and the worst pairs; the worst HD pairs, the worst
+on the 1280x720 clips and the AFLW pair with the worst mottle also at full
+resolution, realtime.eval.swap_sheet). Identity needs the ``eval``
 extra (dlib-bin, face-recognition-models); without it the rest still runs and the
 JSON says why identity is missing.
 """

@@ -1,6 +1,7 @@
 """The swap benchmark's contact sheet (realtime.eval.swap): rows of source | input |
-output face crops, captioned, for a person to judge; and, for the worst pairs of the
-HD set, the input and the output cropped at full resolution (1:1, no scaling), where
+output face crops, captioned, for a person to judge; and, for the worst pairs (of the
+HD set, of the portraits on the 1280 x 720 clips, the AFLW pair with the worst
+mottle), the input and the output cropped at full resolution (1:1, no scaling), where
 blotches, a second nostril or a step at the jaw show as a viewer of the video would
 see them."""
 
@@ -54,7 +55,9 @@ def full_crop(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
 def _caption(text: str, width: int) -> np.ndarray:
     bar = np.full((22, width, 3), 20, np.uint8)
-    cv2.putText(bar, text, (5, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (235, 235, 235), 1, cv2.LINE_AA)
+    wide = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)[0][0]
+    scale = 0.45 * min(1.0, (width - 10) / max(wide, 1))  # smaller type, not a cut caption
+    cv2.putText(bar, text, (5, 16), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1, cv2.LINE_AA)
     return bar
 
 
@@ -84,8 +87,10 @@ def contact_sheet(rows: list[Row]) -> np.ndarray:
 
 
 def caption(label: str, r: dict) -> str:
+    clip, _, frame = str(r["target"]).partition("#")  # a clip's frame: "clip.mp4#i"
+    target = Path(clip).stem + (f" #{frame}" if frame else "")
     return (
-        f"{label}: {Path(r['source']).stem} on {Path(r['target']).stem}: "
+        f"{label}: {Path(r['source']).stem} on {target}: "
         f"src {r['to_source']:.2f} tgt {r['to_target']:.2f} "
         + (f"mottle {r['mottle']:.2f}" if r["mottle"] is not None else "grey target")
     )
@@ -93,8 +98,10 @@ def caption(label: str, r: dict) -> str:
 
 def sheet_pairs(sheet: list[Row], rows: list[dict], config: str, best: int = 2, worst: int = 4) -> None:
     """Contact sheet rows of the cross-person swaps under ``config``: the ``best`` and the
-    ``worst`` (by distance to the source minus distance to the target) of each set; of
-    the HD set, the worst by identity and the worst by mottle also at full resolution."""
+    ``worst`` (by distance to the source minus distance to the target) of each set; and
+    at full resolution, where blotches and steps show: the AFLW pair with the worst
+    mottle, the HD set's worst by identity and by mottle, and of the portraits on the
+    1280 x 720 clips each clip's worst by identity and the worst by mottle."""
     for kind in ("aflw", "portraits", "hd"):
         mine = sorted(
             (r for r in rows if r["config"] == config and r["set"] == kind and r.get("_out") is not None),
@@ -106,8 +113,20 @@ def sheet_pairs(sheet: list[Row], rows: list[dict], config: str, best: int = 2, 
         for label, r in picked:
             src, s_lm, tgt, t_lm = r["_pictures"]
             sheet.append(Row(src, tgt, r["_out"], t_lm, caption(label, r), s_lm))
-        if kind == "hd" and mine:
-            blotchy = max(mine, key=lambda r: r["mottle"] or 0.0)
-            for label, r in (("worst identity, 1:1", mine[-1]), ("worst mottle, 1:1", blotchy)):
-                src, s_lm, tgt, t_lm = r["_pictures"]
-                sheet.append(Row(src, tgt, r["_out"], t_lm, caption(label, r), s_lm, full=True))
+        where = "1:1"
+        if kind == "portraits":  # at 1:1: the clips shown at 1280 x 720, the worst of each
+            mine = [r for r in mine if r.get("size") == "1280x720"]
+            clips = sorted({str(r["target"]).split("#")[0] for r in mine})
+            worst_of = [[r for r in mine if str(r["target"]).startswith(c + "#")][-1] for c in clips]
+            where = "1:1 at 1280x720"
+        else:
+            worst_of = mine[-1:] if kind == "hd" else []
+        if not mine:
+            continue
+        full = [(f"worst identity, {where}", r) for r in worst_of]
+        blotchy = max(mine, key=lambda r: r["mottle"] or 0.0)
+        if all(blotchy is not r for r in worst_of):
+            full.append((f"worst mottle, {where}", blotchy))
+        for label, r in full:
+            src, s_lm, tgt, t_lm = r["_pictures"]
+            sheet.append(Row(src, tgt, r["_out"], t_lm, caption(label, r), s_lm, full=True))
