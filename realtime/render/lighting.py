@@ -23,6 +23,7 @@ import numpy as np
 
 from realtime.core.types import Reconstruction
 from realtime.core.uv import UVLayout
+from realtime.render.tracks import TrackMemory
 
 #: Linear BGR albedo the mean skin sample is assumed to have (sRGB ~ (225, 175, 150)):
 #: shading is then about 1 where a well exposed face is lit head-on.
@@ -34,7 +35,6 @@ MIN_NZ = 0.2  # samples turned further from the camera are not used (grazing, oc
 #: Ridge weights per coefficient (DC, 3 x linear, 5 x quadratic): a face sees only one
 #: hemisphere of normals, so the quadratic band is pulled toward zero.
 RIDGE = np.array([1e-4, 0.02, 0.02, 0.02, 0.1, 0.1, 0.1, 0.1, 0.1])
-MAX_TRACKS = 64
 ROUNDS = 4  # light-albedo alternations for a still photo and for a new face
 SETTLE = 20  # a new track's light updates on its first frame, until it settles
 
@@ -277,13 +277,13 @@ class LightEstimator:
         # canonical face's normals (the constant aside, which SKIN pins).
         basis = sh_basis(self.normals(layout.canonical, self.rows))[:, 1:].astype(np.float64)
         self.q, _ = np.linalg.qr(basis - basis.mean(0))
-        self.tracks: dict[int, _Track] = {}
+        self.tracks = TrackMemory()  # of _Track
 
     def fresh(self) -> LightEstimator:
         """An estimator sharing this one's fixed parts (normals, sample rows, basis)
         with no faces yet: a preview's faces kept apart from a live run's."""
         twin = copy.copy(self)
-        twin.tracks = {}
+        twin.tracks = TrackMemory()
         return twin
 
     def sample(self, image: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -328,13 +328,11 @@ class LightEstimator:
         colour, n, weight = self.sample(image, rec.vertices)
         track = self.tracks.get(rec.track_id)
         if track is None or weight.sum() < 20:
-            if len(self.tracks) >= MAX_TRACKS:
-                self.tracks.clear()
             if weight.sum() >= 20:  # a new face starts as a still photo would (the swap's source)
                 light, albedo = self.fit(colour, n, weight)
             else:
                 light, albedo = _flat(), np.tile(SKIN, (len(colour), 1))
-            track = self.tracks[rec.track_id] = _Track(albedo, light, weight > 0.5)
+            track = self.tracks.put(rec.track_id, _Track(albedo, light, weight > 0.5))
             for _ in range(SETTLE if weight.sum() >= 20 else 0):
                 # The light settled on this first frame as the track's smoothing would
                 # settle it (its albedo kept), so a still face drawn again is drawn the same.

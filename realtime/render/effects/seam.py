@@ -22,6 +22,7 @@ import numpy as np
 from realtime.core.types import Reconstruction
 from realtime.core.uv import UVLayout
 from realtime.render.lighting import MeshNormals, pixels_at, shade, to_linear
+from realtime.render.tracks import TrackMemory
 
 GRID = 16  # cells per UV side; texel k sits at layout uv k / (GRID - 1)
 BAND = (0.2, 0.97)  # region alpha of the skin sampled for the boundary values
@@ -29,7 +30,6 @@ MAX_LOG_GAIN = 0.7  # a boundary gain beyond e^+-0.7 is an occluder or backgroun
 PULL = 4.0  # weight of a fully seen ring cell's boundary value against smoothness
 PRIOR = 0.02  # weak pull of every cell toward the mean gain (keeps the system regular)
 SMOOTHING = 0.3  # weight of the newest frame in a track's running correction
-MAX_TRACKS = 64
 
 
 class Seam:
@@ -86,12 +86,12 @@ class Seam:
         self.pull = pull
         self.n = n
         self.grid = GRID
-        self.tracks: dict[int, np.ndarray] = {}
+        self.tracks = TrackMemory()
 
     def fresh(self) -> Seam:
         """A seam sharing this one's solver and samples with no faces yet (previews)."""
         twin = copy.copy(self)
-        twin.tracks = {}
+        twin.tracks = TrackMemory()
         return twin
 
     def update(
@@ -123,9 +123,7 @@ class Seam:
         gain = self.solver @ (self.pull[:, None] * target + PRIOR * mean[None])
         if old is not None:
             gain = old + SMOOTHING * (gain - old)
-        elif len(self.tracks) >= MAX_TRACKS:
-            self.tracks.clear()
-        self.tracks[rec.track_id] = gain
+        self.tracks.put(rec.track_id, gain)
         return self._texture(gain)
 
     def _texture(self, gain: np.ndarray) -> np.ndarray:

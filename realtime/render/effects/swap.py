@@ -64,6 +64,7 @@ from realtime.render.effects.uvdraw import (
     uv_landmarks,
 )
 from realtime.render.lighting import LUMA, SKIN, LightEstimator, exposure, frontal_skin, shader_coefficients
+from realtime.render.tracks import TrackMemory
 
 __all__ = ["FaceSwap", "SwapError"]
 
@@ -257,7 +258,7 @@ class FaceSwap(Effect):
         self._warp_grid: np.ndarray | None = None
         self.prepared: SourceTexture | None = None
         self.warnings: list[str] = []
-        self.drawn: dict[int, np.ndarray] = {}  # per track: this frame's mesh as drawn
+        self.drawn = TrackMemory()  # per track: this frame's mesh as drawn
         self.face = face_mask_tex(layout, TEX)
         self.region, inside = swap_region(layout, TEX)
         self.keep = live_mask(layout, TEX, self.live)
@@ -282,7 +283,7 @@ class FaceSwap(Effect):
         k = (np.arange(g) * (TEX - 1) / (g - 1)).astype(np.float32)
         at_cells = cv2.remap(self.region, *np.meshgrid(k, k), cv2.INTER_LINEAR)
         self.tone_weight = np.clip((at_cells - 0.9) / 0.1, 0.0, 1.0)[..., None].astype(np.float32)
-        self.tone_offset: dict[int, np.ndarray] = {}
+        self.tone_offset = TrackMemory()
         self.skin_chroma = (SKIN / float(SKIN @ LUMA)).astype(np.float32)  # compose sets the source's
         if photo is not None and face is not None:
             self.set_source_face(photo, face)
@@ -325,7 +326,7 @@ class FaceSwap(Effect):
         twin = copy.copy(self)
         twin.light, twin.seam = self.light.fresh(), self.seam.fresh()
         twin.face_shape, twin.detail = self.face_shape.fresh(), self.detail.fresh()
-        twin.drawn, twin.tone_offset = {}, {}
+        twin.drawn, twin.tone_offset = TrackMemory(), TrackMemory()
         return twin
 
     def compose(self) -> None:
@@ -357,9 +358,7 @@ class FaceSwap(Effect):
         v = rec.vertices
         if self.shape and self.face_shape.source is not None:
             v = self.face_shape.vertices(rec, self.shape)
-        if len(self.drawn) >= 64:
-            self.drawn.clear()
-        self.drawn[rec.track_id] = v
+        self.drawn.put(rec.track_id, v)
         return v
 
     def face_uniforms(self, image: np.ndarray, rec: Reconstruction) -> dict:
@@ -431,9 +430,4 @@ class FaceSwap(Effect):
             return np.log(np.maximum(skin, 1e-4) / lum) + 0.5 * np.log(lum / max(expo, 1e-4))
 
         offset = np.clip(tone(src.skin, src.exposure) - tone(live_skin, live_exposure), -MAX_TONE, MAX_TONE)
-        old = self.tone_offset.get(track)
-        offset = offset if old is None else old + 0.1 * (offset - old)
-        if len(self.tone_offset) >= 64:
-            self.tone_offset.clear()
-        self.tone_offset[track] = offset
-        return offset.astype(np.float32)
+        return self.tone_offset.smooth(track, offset, 0.1).astype(np.float32)

@@ -32,6 +32,7 @@ from realtime.core.types import Reconstruction
 from realtime.core.uv import UVLayout
 from realtime.render.effects.uvdraw import uv_landmarks
 from realtime.render.lighting import LUMA, to_linear
+from realtime.render.tracks import TrackMemory
 
 NOISE_GAIN = 1.1  # non-local means strength over the measured noise (grey levels)
 MAX_STRENGTH = 12.0  # ... at most this (a noisier photo keeps some grain rather than turn waxy)
@@ -125,11 +126,11 @@ class DetailMatch:
         self.rows = rows
         self.width = float(np.ptp(uv_landmarks(layout, 2)[JAW, 0]))  # of the face, in UV (0 to 1)
         self.source = 0.0
-        self.tracks: dict[int, float] = {}
+        self.tracks = TrackMemory()
 
     def fresh(self) -> DetailMatch:
         twin = copy.copy(self)
-        twin.tracks = {}
+        twin.tracks = TrackMemory()
         return twin
 
     def set_source(self, detail: float, size: int) -> float:
@@ -145,11 +146,4 @@ class DetailMatch:
             return 1.0
         radius = float(np.ptp(rec.landmarks[:, 0])) / DETAIL_SCALE
         live = ring_detail(image, rec.vertices[self.rows, :2].astype(np.float64), max(radius, 1.0))
-        gain = min(live / (DETAIL_MATCH * self.source), 1.0)
-        old = self.tracks.get(rec.track_id)
-        if old is not None:
-            gain = old + DETAIL_RATE * (gain - old)
-        elif len(self.tracks) >= 64:
-            self.tracks.clear()
-        self.tracks[rec.track_id] = gain
-        return gain
+        return self.tracks.smooth(rec.track_id, min(live / (DETAIL_MATCH * self.source), 1.0), DETAIL_RATE)

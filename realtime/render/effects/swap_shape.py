@@ -23,9 +23,9 @@ from realtime.core.landmarks import EYE_L, EYE_R, LIPS
 from realtime.core.types import Reconstruction
 from realtime.core.uv import UVLayout
 from realtime.render.effects.uvdraw import inner_distance, smoothstep, uv_landmarks
+from realtime.render.tracks import TrackMemory
 
 NEUTRAL_RATE = 0.05  # weight of the newest frame in a track's running neutral mesh
-MAX_TRACKS = 64
 LID_GROW = 0.05  # the lids' zone: the eye contour grown by this (x the layout's side): lid and crease
 LIP_GROW = 0.035  # the lips' zone: the outer lip contour grown by this (x the layout's side)
 _FILLS: dict[int, tuple[UVLayout, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
@@ -106,12 +106,12 @@ class FaceShape:
             held = _FILLS[id(layout)] = (layout, harmonic_fill(layout, expression_zone(layout)))
         self.zone, self.ring, self.fill = held[1]
         self.source: np.ndarray | None = None
-        self.neutral: dict[int, np.ndarray] = {}
+        self.neutral = TrackMemory()
 
     def fresh(self) -> FaceShape:
         """A copy sharing the source and the fill, with no tracks yet (previews, variants)."""
         twin = copy.copy(self)
-        twin.neutral = {}
+        twin.neutral = TrackMemory()
         return twin
 
     def set_source(self, rec: Reconstruction) -> None:
@@ -123,13 +123,7 @@ class FaceShape:
         live pose, the lids and lips filled from around them, easing to nothing at the
         mesh's outer edge."""
         assert self.source is not None, "set_source first"
-        here = pose_free(rec)
-        old = self.neutral.get(rec.track_id)
-        if old is None and len(self.neutral) >= MAX_TRACKS:
-            self.neutral.clear()
-        neutral = here if old is None else old + NEUTRAL_RATE * (here - old)
-        self.neutral[rec.track_id] = neutral
-        d = self.source - neutral
+        d = self.source - self.neutral.smooth(rec.track_id, pose_free(rec), NEUTRAL_RATE)
         d[self.zone] = self.fill @ d[self.ring]
         d = d @ rec.pose.rotation.T.astype(np.float64)
         return d * (self.weight[:, None] * rec.pose.scale)
