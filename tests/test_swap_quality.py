@@ -174,16 +174,14 @@ def test_the_source_eyes_land_on_the_layout(uv_alignment):
         assert r["after"]["eyes"] < 2.0, (name, r)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 34/35, open: with the stage-9 weights, whose mouths open with the photo, the "
-    "aligner (learned on the fits' closed-mouth textures) no longer brings the lips nearer: "
-    "obama 21.8 -> 23.9 texels (his open smile's inner lips fall in the mesh's mouth opening), "
-    "miranda 4.9 -> 5.0; stage 6's weights gave 7.0 -> 3.3 and 6.2 -> 4.0",
-)
 def test_the_source_lips_land_on_the_layout(uv_alignment):
+    """The lips stay where the mesh puts them (the warp holds them: since stage 9 the
+    network's lips follow the same reader's contours), and that is near the layout's
+    places even for obama's open smile: within 5.5 texels at 256 px UV (the extrapolated
+    measure of an open mouth once read 22)."""
     for name, r in uv_alignment.items():
-        assert r["after"]["lips"] < r["before"]["lips"], (name, r)
+        assert r["after"]["lips"] <= r["before"]["lips"] + 0.1, (name, r)
+        assert r["after"]["lips"] < 5.5, (name, r)
 
 
 def test_a_noisy_jpeg_source_gives_the_clean_albedo(run, media):
@@ -209,6 +207,27 @@ def test_a_noisy_jpeg_source_gives_the_clean_albedo(run, media):
     assert chroma_n < 1.15 * chroma_c + 0.1
     assert lum_n.std() < 1.3 * lum_c.std()
     assert np.corrcoef(lum_c, lum_n)[0, 1] > 0.6
+
+
+def test_a_warm_half_shadowed_source_is_not_drawn_blue(run, shared):
+    """A warm photo whose lit cheek is clipped and whose other cheek is in deep orange
+    shadow (AFLW2000-3D dev image00968): its light is not taken for the skin's colour,
+    so the face drawn on another person is skin-coloured (yellow, as the target's skin:
+    Lab b* above half the target's), not blue, and not blotchy (mottle under 1.15). It
+    read b* -16 and mottle 2.08 when the photo's light could take any colour."""
+    folder = shared / "aflw2000"
+    photo, target = (cv2.imread(str(folder / f"image00{n}.jpg")) for n in (968, 972))
+    rec = run.target(target)
+    out = run.render(target, rec, run.swap(photo, run.photo(photo)))
+    mask = np.zeros(target.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(rec.landmarks[:27, :2].astype(np.int32)), 1)
+    b_out, b_target = (
+        float(cv2.cvtColor(im, cv2.COLOR_BGR2LAB)[..., 2][mask > 0].mean()) - 128 for im in (out, target)
+    )
+    mottle = ms.mottle_ratio(out, target, rec.landmarks)
+    print(f"b* {b_out:.1f} against the target's {b_target:.1f}; mottle {mottle:.2f}")
+    assert b_out > 0.5 * b_target
+    assert mottle is not None and mottle < 1.15
 
 
 def test_a_colourless_camera_gets_a_colourless_face(run, talking, media):

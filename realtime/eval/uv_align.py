@@ -102,10 +102,12 @@ class MeshReader:
 
 def photo_to_uv(layout: UVLayout, vertices: np.ndarray, points: np.ndarray) -> np.ndarray:
     """(70, 2) photo points -> texels of a SIDE texture: the UV of the mesh's front
-    surface under each; a point over a hole (an open mouth the mesh closed) takes the
-    nearest triangle's, extrapolated. The inner lips take their own lip's side of the
-    mouth's hole (UPPER_IN above it, LOWER_IN below): where the mesh's mouth is shut
-    both lips lie under the point, and the nearer one is not the point's."""
+    surface under each; a point over a hole (an open mouth the mesh did not open as far)
+    takes the UV of the nearest point of the nearest triangle. The inner lips take their
+    own lip's side of the mouth's hole (UPPER_IN above it, LOWER_IN below): where the
+    mesh's mouth is shut both lips lie under the point, and the nearer one is not the
+    point's. (Extrapolating a thin lip triangle's coordinates instead threw an open
+    mouth's inner lips 200 texels away.)"""
     tri = layout.triangles
     uv = layout.vertex_uv.astype(np.float64) * (SIDE - 1)
     k = uv_landmarks(layout, SIDE)
@@ -117,22 +119,44 @@ def photo_to_uv(layout: UVLayout, vertices: np.ndarray, points: np.ndarray) -> n
     den = e0[:, 0] * e1[:, 1] - e1[:, 0] * e0[:, 1]
     ok = np.abs(den) > 1e-9
     den = np.where(ok, den, 1.0)
-    centre = (a[:, :2] + b[:, :2] + c[:, :2]) / 3
     out = np.full((len(points), 2), np.nan)
     for i, p in enumerate(np.asarray(points, np.float64)):
-        d = p - a[:, :2]
-        w1 = (d[:, 0] * e1[:, 1] - e1[:, 0] * d[:, 1]) / den
-        w2 = (e0[:, 0] * d[:, 1] - d[:, 0] * e0[:, 1]) / den
-        w0 = 1 - w1 - w2
-        z = w0 * a[:, 2] + w1 * b[:, 2] + w2 * c[:, 2]
         usable = ok & side.get(i, True)
+        w0, w1, w2 = _barycentric(p, a[:, :2], e0, e1, den)
+        z = w0 * a[:, 2] + w1 * b[:, 2] + w2 * c[:, 2]
         inside = usable & (w0 >= -1e-6) & (w1 >= -1e-6) & (w2 >= -1e-6)
-        if not inside.any():
-            dist = np.linalg.norm(centre - p, axis=1)
-            inside = usable & (dist < dist[usable].min() + 3.0)
-        j = np.flatnonzero(inside)[np.argmax(z[inside])]
-        out[i] = w0[j] * uv[tri[j, 0]] + w1[j] * uv[tri[j, 1]] + w2[j] * uv[tri[j, 2]]
+        if inside.any():
+            j = np.flatnonzero(inside)[np.argmax(z[inside])]
+            w = np.array([w0[j], w1[j], w2[j]])
+        else:
+            j, q = _nearest_triangle(p, a[usable, :2], b[usable, :2], c[usable, :2])
+            j = np.flatnonzero(usable)[j]
+            w = np.array(_barycentric(q, a[j, :2], e0[j], e1[j], den[j]))
+        out[i] = w @ uv[tri[j]]
     return out
+
+
+def _barycentric(p, a, e0, e1, den):
+    """Barycentric coordinates of 2D point ``p`` in triangles (a, a + e0, a + e1)."""
+    d = p - a
+    w1 = (d[..., 0] * e1[..., 1] - e1[..., 0] * d[..., 1]) / den
+    w2 = (e0[..., 0] * d[..., 1] - d[..., 0] * e0[..., 1]) / den
+    return 1 - w1 - w2, w1, w2
+
+
+def _nearest_triangle(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[int, np.ndarray]:
+    """Of 2D triangles (T, 2) each, none containing ``p``: the index of the one whose
+    edge comes nearest ``p``, and that nearest point."""
+    best = (np.inf, 0, p)
+    for s, e in ((a, b), (b, c), (c, a)):
+        d = e - s
+        t = np.clip(((p - s) * d).sum(1) / np.maximum((d * d).sum(1), 1e-12), 0.0, 1.0)
+        q = s + t[:, None] * d
+        dist = np.linalg.norm(q - p, axis=1)
+        j = int(np.argmin(dist))
+        if dist[j] < best[0]:
+            best = (float(dist[j]), j, q[j])
+    return best[1], best[2]
 
 
 def through(flow: np.ndarray, points: np.ndarray, rounds: int = 30) -> np.ndarray:

@@ -37,6 +37,11 @@ MIN_NZ = 0.2  # samples turned further from the camera are not used (grazing, oc
 RIDGE = np.array([1e-4, 0.02, 0.02, 0.02, 0.1, 0.1, 0.1, 0.1, 0.1])
 ROUNDS = 4  # light-albedo alternations for a still photo and for a new face
 SETTLE = 20  # a new track's light updates on its first frame, until it settles
+#: Each channel's gain over the light's luminance stays within these: a room's light is
+#: never as coloured as a warm photo's clipped, half-shadowed skin makes it look (the
+#: test portraits' lights fall within 0.75-1.15; an AFLW photo gave 0.2 blue, 2.3 red,
+#: and a blue swap).
+TINT = (0.5, 1.6)
 
 
 def to_linear(bgr: np.ndarray) -> np.ndarray:
@@ -203,6 +208,7 @@ def fit_light(
     albedo: np.ndarray,
     weight: np.ndarray,
     prior: np.ndarray | None = None,
+    tint: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """(9, 3) light: least squares of colour ~ albedo * (basis(n) @ light), with the
     light one colour in every direction (9 luminance coefficients times 3 channel
@@ -231,6 +237,9 @@ def fit_light(
     shading = np.maximum(basis @ s, 0.0)[:, None] * albedo
     gain = (w[:, None] * colour * shading).sum(0) / np.maximum((w[:, None] * shading * shading).sum(0), 1e-12)
     gain /= max(float(gain @ LUMA), 1e-6)
+    if tint is not None:
+        gain = np.clip(gain, *tint)
+        gain /= max(float(gain @ LUMA), 1e-6)
     return s[:, None] * gain[None, :]
 
 
@@ -305,7 +314,7 @@ class LightEstimator:
     def estimate(self, image: np.ndarray, vertices: np.ndarray, rounds: int = ROUNDS):
         """A still photo's (9, 3) light and sample albedo, from scratch (alternating
         light and albedo ``rounds`` times): e.g. the swap's source photo."""
-        return self.fit(*self.sample(image, vertices), rounds)
+        return self.fit(*self.sample(image, vertices), rounds, TINT)
 
     def photo_spread(self, image: np.ndarray, vertices: np.ndarray) -> float:
         """``chroma_spread`` of a still photo's face, measured as ``spread`` measures a
@@ -313,14 +322,22 @@ class LightEstimator:
         colour, n, weight = self.sample(image, vertices)
         return chroma_spread(self.fit(colour, n, weight)[1][weight > 0.5])
 
-    def fit(self, colour: np.ndarray, n: np.ndarray, weight: np.ndarray, rounds: int = ROUNDS):
-        """``estimate`` on samples already taken (``sample``)."""
+    def fit(
+        self,
+        colour: np.ndarray,
+        n: np.ndarray,
+        weight: np.ndarray,
+        rounds: int = ROUNDS,
+        tint: tuple[float, float] | None = None,
+    ):
+        """``estimate`` on samples already taken (``sample``); ``tint``: bounds on the
+        light's colour (fit_light)."""
         albedo = np.tile(SKIN, (len(colour), 1))
-        light = fit_light(colour, n, albedo, weight)
+        light = fit_light(colour, n, albedo, weight, tint=tint)
         for _ in range(rounds - 1):
             s = shade(light, n)
             albedo = self._normalise(np.where(s > 1e-3, colour / np.maximum(s, 1e-3), SKIN))
-            light = fit_light(colour, n, albedo, weight)
+            light = fit_light(colour, n, albedo, weight, tint=tint)
         return light, albedo
 
     def update(self, image: np.ndarray, rec: Reconstruction) -> np.ndarray:

@@ -49,6 +49,11 @@ MIRROR_70 = np.r_[MIRROR_68, 69, 68]
 STAGES = ((7, 6.0, 3.0), (7, 4.0, 2.0), (7, 3.0, 1.5), (7, 2.0, 1.0), (7, 1.5, 0.7))
 BLUR = 1.0  # texels: the training crops' textures are this soft; a sharp photo's is blurred to match
 MAX_MOVE = 12.0  # texels at SIDE: a feature found further than this from its place is not moved further
+#: The groups the warp moves. The lips stay where the mesh puts them: since stage 9 the
+#: network's lips are trained to the same reader's lip contours (issue 34), and on the
+#: shared portraits they land 2.5-6.5 texels from their places, where the cascade
+#: (learned on the fits' closed-mouth textures) finds them 3.2-5.6 texels off.
+MOVED = ("eye_l", "eye_r", "brow_l", "brow_r", "nose")
 MODEL = PACKAGE / "render" / "data" / "swap_align.npz"
 
 
@@ -130,9 +135,12 @@ class FeatureAligner:
     def flow(self, found: np.ndarray, anchors: np.ndarray, size: int) -> np.ndarray:
         """(size, size, 2) float32: for each texel of a ``size`` texture, how far (in its
         texels) from itself to sample the texture so that the features ``found`` move
-        to their places; zero at ``anchors`` (the face's outline, K x 2 texels at SIDE)
-        and beyond them. A thin-plate spline through the moves, each at most MAX_MOVE."""
-        move = found - self.places
+        to their places (the MOVED groups; the rest are held where they are); zero at
+        ``anchors`` (the face's outline, K x 2 texels at SIDE) and beyond them. A
+        thin-plate spline through the moves, each at most MAX_MOVE."""
+        move = np.zeros_like(self.places)
+        for g in MOVED:
+            move[GROUPS[g]] = found[GROUPS[g]] - self.places[GROUPS[g]]
         length = np.linalg.norm(move, axis=1, keepdims=True)
         move = move * np.minimum(1.0, MAX_MOVE / np.maximum(length, 1e-6))
         ctrl = np.concatenate([self.places, anchors]).astype(np.float64)
