@@ -136,7 +136,9 @@ def photo_to_uv(layout: UVLayout, vertices: np.ndarray, points: np.ndarray) -> n
     return out
 
 
-def _barycentric(p, a, e0, e1, den):
+def _barycentric(
+    p: np.ndarray, a: np.ndarray, e0: np.ndarray, e1: np.ndarray, den: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Barycentric coordinates of 2D point ``p`` in triangles (a, a + e0, a + e1)."""
     d = p - a
     w1 = (d[..., 0] * e1[..., 1] - e1[..., 0] * d[..., 1]) / den
