@@ -86,8 +86,15 @@ def contact_sheet(rows: list[Row]) -> np.ndarray:
     return np.vstack([head, *padded])
 
 
+def clip_frame(target: object) -> tuple[str, str]:
+    """A pair's target as (clip, frame): a clip's frame is named "clip.mp4#i"; a
+    photo is (its name, "")."""
+    clip, _, frame = str(target).partition("#")
+    return clip, frame
+
+
 def caption(label: str, r: dict) -> str:
-    clip, _, frame = str(r["target"]).partition("#")  # a clip's frame: "clip.mp4#i"
+    clip, frame = clip_frame(r["target"])
     target = Path(clip).stem + (f" #{frame}" if frame else "")
     return (
         f"{label}: {Path(r['source']).stem} on {target}: "
@@ -116,8 +123,8 @@ def sheet_pairs(sheet: list[Row], rows: list[dict], config: str, best: int = 2, 
         where = "1:1"
         if kind == "portraits":  # at 1:1: the clips shown at 1280 x 720, the worst of each
             mine = [r for r in mine if r.get("size") == "1280x720"]
-            clips = sorted({str(r["target"]).split("#")[0] for r in mine})
-            worst_of = [[r for r in mine if str(r["target"]).startswith(c + "#")][-1] for c in clips]
+            clips = sorted({clip_frame(r["target"])[0] for r in mine})
+            worst_of = [[r for r in mine if clip_frame(r["target"])[0] == c][-1] for c in clips]
             where = "1:1 at 1280x720"
         else:
             worst_of = mine[-1:] if kind == "hd" else []
