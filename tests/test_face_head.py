@@ -26,7 +26,8 @@ def test_the_head_leaves_the_lite_models_maps_exactly_as_they_were(bundle):
 
     assert bundle.config.face_head == "flat"
     plain = PRNet(type(bundle.config)(bundle.config.size, bundle.config.resolution))
-    plain.load_state_dict({k: v for k, v in bundle.state_dict.items() if not k.startswith("face_head.")})
+    heads = ("face_head.", "lid_head.")
+    plain.load_state_dict({k: v for k, v in bundle.state_dict.items() if not k.startswith(heads)})
     x = face_images(128, 3)
     model = bundle.build_model()
     with torch.no_grad():
@@ -36,9 +37,9 @@ def test_the_head_leaves_the_lite_models_maps_exactly_as_they_were(bundle):
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "cpu-fast"])
-def test_the_cpu_engines_give_eagers_logits_in_the_same_call(bundle, backend):
-    """onnxruntime and the compiled engine (inductor) both run the head in the maps'
-    pass, so neither needs the detector's per-frame check."""
+def test_the_cpu_engines_give_eagers_logits_and_lids_in_the_same_call(bundle, backend):
+    """onnxruntime and the compiled engine (inductor) both run the heads in the maps'
+    pass, so neither needs the detector's per-frame check, and the lids blink there too."""
     x = face_images(128, 4)
     kw = {"warmup": (2,)} if backend == "cpu-fast" else {}
     eager, ort = create_engine(bundle, "eager"), create_engine(bundle, backend, "cpu", **kw)
@@ -48,9 +49,15 @@ def test_the_cpu_engines_give_eagers_logits_in_the_same_call(bundle, backend):
     assert l1 is not None and l2 is not None
     assert float((m1 - m2).abs().max()) / bundle.config.output_scale <= MAP_TOL
     np.testing.assert_allclose(l2, l1, atol=1e-3)
+    assert o1.lids is not None and o2.lids is not None and o1.lids.shape == (4, 2)
+    np.testing.assert_allclose(o2.lids, o1.lids, atol=2e-3)  # eye openings, about 0.1-0.3
     assert torch.equal(m2, ort.run(x))  # the scored call's maps are the plain call's
     eager.mirror = ort.mirror = True
-    np.testing.assert_allclose(ort.run_all(x).logits, eager.run_all(x).logits, atol=1e-3)
+    mirrored = ort.run_all(x)
+    np.testing.assert_allclose(mirrored.logits, eager.run_all(x).logits, atol=1e-3)
+    # the mirror image's left eye is the face's right one: its openings come back swapped
+    flipped = ort.run_all(x.flip(-1), mirror=False).lids
+    np.testing.assert_allclose(mirrored.lids, (o2.lids + flipped[:, ::-1]) / 2, atol=1e-4)
 
 
 def test_the_head_tells_a_face_from_a_shifted_crop_and_background(bundle, shared):

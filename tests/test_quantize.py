@@ -56,9 +56,14 @@ def test_int8_landmarks_near_fp32(bundle, shared):
     # the face head's logit comes out of the int8 model too (the tracker then needs no
     # O-Net check), near fp32's: every crop here is a face
     assert int8.scores
-    logits, ref_logits = int8.run_all(x).logits, E.create_engine(bundle, "onnxruntime").run_all(x).logits
+    got, want = int8.run_all(x), E.create_engine(bundle, "onnxruntime").run_all(x)
+    logits, ref_logits = got.logits, want.logits
     assert logits is not None and ref_logits is not None and (logits > 0).all()
     np.testing.assert_allclose(logits, ref_logits, atol=0.1 * np.abs(ref_logits).max())
+    # and the lid head's openings (eye distances; lids a tenth of one apart), from the
+    # int8 waist's bottleneck
+    assert got.lids is not None and want.lids is not None
+    np.testing.assert_allclose(got.lids, want.lids, atol=0.02)
 
 
 def test_missing_calibration_data_is_one_line(bundle, tmp_path):

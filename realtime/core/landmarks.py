@@ -46,11 +46,25 @@ class Expression:
     def from_landmarks(cls, lm: np.ndarray) -> Expression:
         """``lm`` (..., 68, 2 or 3): only x and y count."""
         p = np.asarray(lm, np.float64)[..., :2]
+        iod = eye_distance(p)
+        return cls(_dist(p, 62, 66) / iod, eye_openings(p).mean(-1), _dist(p, 48, 54) / iod)
 
-        def dist(a: int, b: int) -> np.ndarray:
-            return np.linalg.norm(p[..., a, :] - p[..., b, :], axis=-1)
 
-        iod = np.linalg.norm(p[..., EYE_L, :].mean(-2) - p[..., EYE_R, :].mean(-2), axis=-1)
-        iod = np.maximum(iod, 1e-6)
-        lids = sum(dist(a, b) for a, b in LID_PAIRS) / len(LID_PAIRS)
-        return cls(dist(62, 66) / iod, lids / iod, dist(48, 54) / iod)
+def _dist(p: np.ndarray, a: int, b: int) -> np.ndarray:
+    return np.linalg.norm(p[..., a, :] - p[..., b, :], axis=-1)
+
+
+def eye_distance(lm: np.ndarray) -> np.ndarray:
+    """(...,) the distance between the eye centres (the means of 36-41 and 42-47) of
+    landmarks (..., 68, 2 or 3), in their units; at least 1e-6."""
+    p = np.asarray(lm, np.float64)[..., :2]
+    return np.maximum(np.linalg.norm(p[..., EYE_L, :].mean(-2) - p[..., EYE_R, :].mean(-2), axis=-1), 1e-6)
+
+
+def eye_openings(lm: np.ndarray) -> np.ndarray:
+    """(..., 2) each eye's lid opening (36-41's, then 42-47's): the mean of its two
+    ``LID_PAIRS`` distances over ``eye_distance``; what a lid head predicts
+    (realtime.core.model.LID_OUTPUTS)."""
+    p = np.asarray(lm, np.float64)[..., :2]
+    pairs = np.stack([_dist(p, a, b) for a, b in LID_PAIRS], -1)  # (..., 4): two per eye
+    return pairs.reshape(*pairs.shape[:-1], 2, 2).mean(-1) / eye_distance(p)[..., None]

@@ -51,12 +51,18 @@ class PRNetConfig:
     visibility: a visibility head (``VisibilityHead``) on the encoder's features, fitted
         on the frozen encoder (realtime.train.visibility --on), so the pass that gives
         the map gives the occlusion mask too, instead of a second network on the crop.
+    lids: a lid head, one linear layer over the whole bottleneck giving each eye's lid
+        opening (``LID_OUTPUTS``), fitted on the frozen encoder (realtime.train.lid_head).
+        The decoded map's lids hardly move (the 3DMM fits it learned from barely blink);
+        the bottleneck carries more of the lids than the decoder makes of it, and the
+        decoder moves the mesh's lids to the head's openings.
     """
 
     size: int = 16
     resolution: int = 256
     face_head: str = ""
     visibility: bool = False
+    lids: bool = False
 
     arch = "prnet"  # a class constant, not a field: bundles name the network by it
 
@@ -73,16 +79,21 @@ class PRNetConfig:
         return self.resolution
 
     def to_dict(self) -> dict:
-        """As stored in a bundle: ``face_head`` and ``visibility`` only when on, so a
-        bundle without a head keeps the config dict (and the checksum) it always had."""
+        """As stored in a bundle: ``face_head``, ``visibility`` and ``lids`` only when
+        on, so a bundle without a head keeps the config dict (and the checksum) it
+        always had."""
         d = asdict(self)
-        for head in ("face_head", "visibility"):
+        for head in ("face_head", "visibility", "lids"):
             if not d[head]:
                 del d[head]
         return d
 
 
 HEAD_MODES = ("mean", "flat")
+#: What the lid head gives per face, in order: the lid opening of the eye of points
+#: 36-41, then of 42-47, each the mean of its two upper-to-lower lid distances
+#: (``realtime.core.landmarks.LID_PAIRS``) over the distance between the eye centres.
+LID_OUTPUTS = ("eye_36_41", "eye_42_47")
 
 
 def head_mode(value: object) -> str:
@@ -256,6 +267,8 @@ class PRNet(FaceScoring):
         side = config.resolution // 2 ** sum(st == 2 for _, st in ENCODER)
         self.face_head = face_head(s * ENCODER[-1][0], side, config.face_head)
         self.vis_head = VisibilityHead(s) if config.visibility else None
+        flat = s * ENCODER[-1][0] * side * side
+        self.lid_head = nn.Linear(flat, len(LID_OUTPUTS)) if config.lids else None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.conv(x))
@@ -269,13 +282,23 @@ class PRNet(FaceScoring):
                 taps.append(y)
         return y, taps
 
-    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """One pass: (maps as ``forward``, face logits (B,) or None without a face head,
-        visibility logits (B, 1, R/2, R/2) or None without a visibility head)."""
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One pass: (maps as ``forward``, ``head_outputs``)."""
         z, taps = self.encode_taps(x)
-        logits = self.score(z) if self.face_head is not None else None
-        vis = self.vis_head(taps) if self.vis_head is not None else None
-        return self.decoder(z), logits, vis
+        return self.decoder(z), self.head_outputs(z, taps)
+
+    def head_outputs(self, z: torch.Tensor, taps: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The heads' outputs from the bottleneck ``z`` and the encoder ``taps``, one per
+        head the model has, in this order (realtime.live.engines' ``head_names``): face
+        logits (B,), lid openings (B, 2), visibility logits (B, 1, R/2, R/2)."""
+        out = []
+        if self.face_head is not None:
+            out.append(self.score(z))
+        if self.lid_head is not None:
+            out.append(self.lid_head(z.flatten(1)))
+        if self.vis_head is not None:
+            out.append(self.vis_head(taps))
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encode(x))

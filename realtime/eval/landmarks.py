@@ -152,8 +152,10 @@ def evaluate(
             for c in crops:
                 occlude(c, rng)
         x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255.0
-        maps = engine(x)
-        recs = decoder.decode(maps, np.stack([invert(a) for a in aff]), list(range(len(chunk))))
+        out = engine.run_all(x)  # with a lid head's openings, as the live path decodes them
+        recs = decoder.decode(
+            out.maps.cpu(), np.stack([invert(a) for a in aff]), list(range(len(chunk))), out.lids
+        )
         for s, rec in zip(chunk, recs, strict=True):
             e2, e3 = landmark_nme(rec.landmarks.T, s.pts)
             points.append(point_errors(rec.landmarks.T, s.pts))

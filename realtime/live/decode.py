@@ -3,7 +3,8 @@
 The per-vertex work (gather the face pixels, map them back through each crop's
 inverse affine) is a Numba loop over all faces at once, so no Python runs per vertex.
 Pose is a least-squares similarity fit (Umeyama) of a fixed subset of vertices to
-the layout's canonical face: a 3x3 SVD per face.
+the layout's canonical face: a 3x3 SVD per face. With a lid head's openings (the
+engine's ``EngineOutput.lids``) each eye's lids are moved to them (``open_lids``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,19 @@ import numba
 import numpy as np
 import torch
 
+from realtime.core.landmarks import EYE_L, EYE_R, eye_distance, eye_openings
+from realtime.core.lidlip import LidLipWarp
 from realtime.core.types import Pose, Reconstruction
 from realtime.core.uv import UVLayout
 
 POSE_POINTS = 2000  # vertices used for the pose fit: plenty for a 3x3 problem
+#: Of a lid's change of opening, the share the upper lid takes (a blink is mostly the
+#: upper lid coming down); the lower lid takes the rest.
+UPPER_SHARE = 0.75
+#: |yaw| (degrees) up to which a lid head's openings count in full, and from which they
+#: are not used: its labels (MediaPipe's, realtime.train.lid_head) come from faces
+#: turned up to 60 degrees, few of them beyond 45; on profiles it guesses.
+LID_YAW = (45.0, 60.0)
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -79,6 +89,10 @@ class Decoder:
         self.pose_rows = np.arange(0, len(self.face_ind), step)
         self.pose_ref = layout.canonical[self.pose_rows].astype(np.float64)
         self._face_ind_on: torch.Tensor | None = None  # face_ind on the GPU, for maps there
+        warp = LidLipWarp.from_layout(layout)
+        eyes = len(EYE_L + EYE_R)  # CONTROLS starts with the two eyes' six points
+        rows = np.flatnonzero(np.abs(warp.weights[:, :eyes]).sum(1) > 1e-6)
+        self._lid_rows, self._lid_weights = warp.rows[rows], warp.weights[rows, :eyes]
 
     def vertices(self, maps: np.ndarray | torch.Tensor, to_frame: np.ndarray) -> np.ndarray:
         """(B, 3, R, R) crop-pixel maps, (B, 2, 3) affines -> (B, F, 3) frame pixels.
@@ -110,19 +124,45 @@ class Decoder:
         rot, scale, t = fit_similarity(self.pose_ref, vertices[self.pose_rows].astype(np.float64))
         return Pose(rot.astype(np.float32), rotation_to_angles(rot), scale, t.astype(np.float32))
 
+    def open_lids(self, verts: np.ndarray, lids: np.ndarray, share: np.ndarray | None = None) -> None:
+        """Move each face's lids, in place, to ``lids`` (B, 2): each eye's opening over
+        the eye distance (realtime.core.model.LID_OUTPUTS), as a lid head reads it from
+        the bottleneck. The upper lid points move across the eye's corner line by
+        UPPER_SHARE of the change, the lower ones by the rest, and the lid warp
+        (realtime.core.lidlip, the one the training labels were drawn with) carries the
+        skin around them; the corners, brows and cheeks stay. ``verts``: (B, F, 3);
+        ``share`` (B,): how much of the way each face's lids move (default all)."""
+        pts = verts[:, self.kpt_rows, :2].astype(np.float64)  # (B, 68, 2)
+        close = (eye_openings(pts) - np.maximum(lids, 0.0)) * eye_distance(pts)[:, None]  # px; > 0 closes
+        if share is not None:
+            close *= share[:, None]
+        offsets = np.zeros((len(verts), len(EYE_L) * 2, 2))  # the eyes' controls, 36-47
+        for e, (c0, _, _, c3, _, _) in enumerate((EYE_L, EYE_R)):
+            line = pts[:, c3] - pts[:, c0]  # corner to corner; a quarter turn points down
+            down = np.stack([-line[:, 1], line[:, 0]], 1) / np.linalg.norm(line, axis=1).clip(1e-6)[:, None]
+            for k, part in ((1, UPPER_SHARE), (2, UPPER_SHARE), (4, UPPER_SHARE - 1), (5, UPPER_SHARE - 1)):
+                offsets[:, 6 * e + k] = (close[:, e] * part)[:, None] * down
+        verts[:, self._lid_rows, :2] += self._lid_weights @ offsets.astype(np.float32)  # (B, V, 2)
+
     def decode(
-        self, maps: np.ndarray | torch.Tensor, to_frame: np.ndarray, track_ids: list[int]
+        self,
+        maps: np.ndarray | torch.Tensor,
+        to_frame: np.ndarray,
+        track_ids: list[int],
+        lids: np.ndarray | None = None,
     ) -> list[Reconstruction]:
+        """One Reconstruction per map; ``lids`` (B, 2): a lid head's openings, which
+        the lids are moved to (``open_lids``) on faces turned less than ``LID_YAW``.
+        The pose is fitted before: a blink does not turn the head."""
         verts = self.vertices(maps, to_frame)
-        out = []
-        for b, tid in enumerate(track_ids):
-            v = verts[b]
-            out.append(
-                Reconstruction(
-                    track_id=tid,
-                    landmarks=v[self.kpt_rows].copy(),
-                    vertices=v,
-                    pose=self.pose(v),
-                )
+        poses = [self.pose(v) for v in verts]
+        if lids is not None:
+            yaw = np.abs([float(p.angles[1]) for p in poses])
+            lo, hi = LID_YAW
+            self.open_lids(verts, lids, np.clip((hi - yaw) / (hi - lo), 0.0, 1.0))
+        return [
+            Reconstruction(
+                track_id=tid, landmarks=verts[b][self.kpt_rows].copy(), vertices=verts[b], pose=poses[b]
             )
-        return out
+            for b, tid in enumerate(track_ids)
+        ]

@@ -195,7 +195,7 @@ class FaceProcessor:
                 own = out.visibility if isinstance(self.visibility, EngineHead) else None
                 seen = visibilities(self.visibility, batch.images, batch.to_frame, own)
         with timed(frame, Stage.DECODE):
-            recs = self.decoder.decode(out.maps, batch.to_frame, batch.track_ids)
+            recs = self.decoder.decode(out.maps, batch.to_frame, batch.track_ids, out.lids)
         if seen is not None or logits is not None:  # one copy per face with what the stages added
             recs = [
                 replace(

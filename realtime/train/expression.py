@@ -8,7 +8,7 @@ model's refined lips and lids) is run once over every crop, in its own virtual
 environment (``python -m realtime.peers --setup``), and its eye and lip points
 (the 32 of the 68-point scheme, ``CONTROLS``) become control points: each fit's lid
 and lip vertices are moved in the image plane to them, keeping the fit's depth, by a
-fixed linear warp of the mesh (``realtime.train.lidlip.LidLipWarp``).
+fixed linear warp of the mesh (``realtime.core.lidlip.LidLipWarp``).
 
 MediaPipe and the fits define a landmark a little differently (where the lid line
 runs, how far in a lip corner sits); the mean of that difference, in the face's own
@@ -32,10 +32,10 @@ import cv2
 import numpy as np
 
 from realtime.core.landmarks import EYE_L, EYE_R, LIPS, MOUTH_IN, Expression
+from realtime.core.lidlip import CONTROLS
 from realtime.core.paths import CACHE, SHARED_DATA
 from realtime.core.uv import load_bfm
 from realtime.train.groundtruth import CROP, TrainSet, landmarks_2d, load_trainset, refit_to_human
-from realtime.train.lidlip import CONTROLS
 
 PAD, SIDE = 30, 360  # a crop is padded (edge pixels) and enlarged so MediaPipe's detector finds it
 MAX_YAW = 50.0  # beyond this MediaPipe's far lid and lip corner are guesses: the fit stays

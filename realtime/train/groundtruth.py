@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 import torch
 
+from realtime.core.lidlip import LidLipWarp
 from realtime.core.paths import CACHE
 from realtime.core.paths import SHARED_DATA as DEFAULT_DATA
 from realtime.core.uv import UVRaster, build_layout, mirror_vertices
-from realtime.train.lidlip import LidLipWarp
 
 CROP = 120  # side of the training crops in pixels
 NME_DROP = 0.15  # fits worse than this against AFLW's own labels are bad crops
@@ -181,7 +181,7 @@ class MapMaker:
 
     def __init__(self, bfm: dict, resolution: int):
         self.layout, raster = build_layout(bfm, resolution)
-        warp = LidLipWarp(bfm)  # expression labels move the lids and lips (maps(offsets=...))
+        warp = LidLipWarp.from_bfm(bfm)  # expression labels move the lids and lips (maps(offsets=...))
         self.warp_rows = torch.from_numpy(warp.rows)
         self.warp_weights = torch.from_numpy(warp.weights)
         self.raster: UVRaster = raster
@@ -213,7 +213,7 @@ class MapMaker:
     def vertices(self, params: np.ndarray, offsets: np.ndarray | None = None) -> torch.Tensor:
         """(B, N, 3) dense vertices in 0-based 120-crop pixels (y down, min z = 0);
         ``offsets`` (B, 32, 2) crop pixels move the lid and lip control points
-        (realtime.train.lidlip.CONTROLS) and the skin around them, depth kept."""
+        (realtime.core.lidlip.CONTROLS) and the skin around them, depth kept."""
         p = torch.as_tensor(np.asarray(params, np.float32), device=self.basis.device)
         s = (self.mean[:, None] + self.basis @ p[:, 12:].T).T.reshape(len(p), -1, 3)
         pm = p[:, :12].reshape(-1, 3, 4)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from realtime.core.landmarks import EXPRESSION_PAIRS, LID_PAIRS
+from realtime.core.lidlip import CONTROLS
 from realtime.core.nme import landmark_nme
 from realtime.core.uv import load_bfm
 from realtime.core.weights import build_net
@@ -45,7 +46,6 @@ from realtime.train.checkpoint import (
     save_curve,
 )
 from realtime.train.groundtruth import Batcher, MapMaker, landmarks_2d, load_trainset, refit_to_human
-from realtime.train.lidlip import CONTROLS
 
 LOG_EVERY = 50  # steps between progress lines (and loss history entries)
 VAL_BATCH = 64

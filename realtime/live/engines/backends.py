@@ -53,11 +53,12 @@ def log(msg: str) -> None:
 
 
 def head_names(bundle: Bundle) -> tuple[str, ...]:
-    """The outputs a bundle's network gives beside its maps, in order: "face_logit"
-    with a face head, "visibility" with a visibility head."""
+    """The outputs a bundle's network gives beside its maps, in order (as
+    ``PRNet.head_outputs``): "face_logit" with a face head, "lids" with a lid head,
+    "visibility" with a visibility head."""
     cfg = bundle.config
-    names = ("face_logit",) if cfg.face_head else ()
-    return names + (("visibility",) if getattr(cfg, "visibility", False) else ())
+    on = (bool(cfg.face_head), getattr(cfg, "lids", False), getattr(cfg, "visibility", False))
+    return tuple(n for n, has in zip(("face_logit", "lids", "visibility"), on, strict=True) if has)
 
 
 @dataclass
@@ -70,11 +71,14 @@ class EngineOutput:
         training), or None for an engine or bundle without a face head.
     visibility: (B, R/2, R/2) float32 probabilities that the face itself shows at each
         pixel of the crop's half-resolution map, or None without a visibility head.
+    lids: (B, 2) float32 lid openings (realtime.core.model.LID_OUTPUTS: each eye's,
+        over the eye distance), or None without a lid head.
     """
 
     maps: torch.Tensor
     logits: np.ndarray | None = None
     visibility: np.ndarray | None = None
+    lids: np.ndarray | None = None
 
 
 class Engine:
@@ -98,7 +102,8 @@ class Engine:
     ``heads``: the bundle's heads this engine runs in its pass (``head_names``: eager,
     cpu-fast, onnxruntime and onnxruntime-int8 run them all; the CUDA engines none,
     and the tracker then keeps the detector's per-frame check). ``scores``: it gives
-    face logits; ``sees``: it gives visibility maps.
+    face logits; ``sees``: it gives visibility maps (a lid head's openings come in
+    ``EngineOutput.lids`` and the decoder reads them).
     """
 
     name: str = ""
@@ -135,17 +140,18 @@ class Engine:
     def run_all(self, images: torch.Tensor, mirror: bool | None = None) -> EngineOutput:
         """``run``'s maps with the heads' outputs of the same pass. With ``mirror``
         (this call's, else the engine's) each face also runs mirrored: the maps are
-        averaged (``MirrorAverage``), the logits and the visibility maps (the mirror's
-        flipped back) too."""
+        averaged (``MirrorAverage``), the logits, the visibility maps (the mirror's
+        flipped back) and the lids (the mirror's eyes swapped) too."""
         if not (self.mirror if mirror is None else mirror):
             return self.forward_all(images)
         b = images.shape[0]
         out = self.forward_all(torch.cat([images, images.flip(-1)]))
-        logits, seen = out.logits, out.visibility
+        logits, seen, lids = out.logits, out.visibility, out.lids
         return EngineOutput(
             self._mirror.average(out.maps, b),
             None if logits is None else (logits[:b] + logits[b:]) / 2,
             None if seen is None else (seen[:b] + seen[b:, :, ::-1]) / 2,
+            None if lids is None else (lids[:b] + lids[b:, ::-1]) / 2,
         )
 
     def __call__(self, images: torch.Tensor) -> np.ndarray:
@@ -179,15 +185,21 @@ def _probabilities(vis_logits: torch.Tensor) -> np.ndarray:
 
 def engine_output(out, heads: tuple[str, ...]) -> EngineOutput:
     """A network's output (maps, or a tuple: maps then ``heads``' outputs, tensors or
-    arrays) as an EngineOutput: logits and visibility probabilities on the host."""
+    arrays) as an EngineOutput: logits, lids and visibility probabilities on the host."""
     if not heads:
         return EngineOutput(torch.as_tensor(out).float())
     parts = dict(zip(("maps", *heads), out, strict=True))
-    logit, vis = parts.get("face_logit"), parts.get("visibility")
+    vis = parts.get("visibility")
+
+    def host(name: str) -> np.ndarray | None:
+        v = parts.get(name)
+        return None if v is None else np.asarray(torch.as_tensor(v).float().cpu(), np.float32)
+
     return EngineOutput(
         torch.as_tensor(parts["maps"]).float(),
-        None if logit is None else np.asarray(torch.as_tensor(logit).float().cpu(), np.float32),
+        host("face_logit"),
         None if vis is None else _probabilities(torch.as_tensor(vis)),
+        host("lids"),
     )
 
 
@@ -215,16 +227,15 @@ class EagerEngine(Engine):
     def forward_all(self, images: torch.Tensor) -> EngineOutput:
         x = images.to(self.device, torch.float32)
         if isinstance(self.model, PRNet):
-            maps, logits, vis = self.model.forward_all(x)
+            maps, heads = self.model.forward_all(x)
         elif self.scores:
-            (maps, logits), vis = self.model.forward_with_score(x), None
+            maps, logit = self.model.forward_with_score(x)
+            heads = [logit]
         else:
-            maps, logits, vis = self.model(x), None, None
-        return EngineOutput(
-            maps.float() * self.scale,
-            None if logits is None else logits.float().cpu().numpy(),
-            None if vis is None else _probabilities(vis),
-        )
+            maps, heads = self.model(x), []
+        out = engine_output((maps, *heads) if self.heads else maps, self.heads)
+        out.maps = out.maps * self.scale
+        return out
 
 
 def versions_key(*parts: object) -> str:

@@ -28,7 +28,7 @@ def export_onnx(bundle: Bundle, path: str | Path | None = None, opset: int = 17,
     """Export the folded model (dynamic batch) to ONNX; needs the ``onnx`` package.
     Returns the file, reused when the same weights were exported before. ``heads``:
     after "maps", an output per head the bundle has (``head_names``: "face_logit" (B,),
-    "visibility" (B, 1, R/2, R/2) logits)."""
+    "lids" (B, 2), "visibility" (B, 1, R/2, R/2) logits)."""
     names = head_names(bundle) if heads else ()
     if path is None:
         key = versions_key(bundle_digest(bundle), torch.__version__, opset, names)

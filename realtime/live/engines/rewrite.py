@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from realtime.core.model import VISIBILITY_TAPS, ConvBN, DeconvBN, PRNet, ResBlock, head_logits
+from realtime.core.model import VISIBILITY_TAPS, ConvBN, DeconvBN, PRNet, ResBlock
 
 #: Winograd F(4x4, 4x4) (cpu-fast): finite interpolation points (plus infinity),
 #: small and exact in binary so fp32 error stays ~1e-5 relative; and the stride-1
@@ -216,17 +216,13 @@ def subpixel_weight(weight: torch.Tensor) -> torch.Tensor:
 class FoldedPRNet(nn.Module):
     """Inference-only PRNet: same function as ``PRNet.eval()`` times output_scale,
     with every batch norm folded away (27 fewer passes over the activations).
-    ``heads``: ``forward`` returns a tuple, the maps then the model's face logits (B,)
-    and visibility logits (B, 1, R/2, R/2), for each head it has (an ONNX model with
-    every output of the one pass). The visibility head runs as it is (onnxruntime and
-    inductor fold its batch norms themselves)."""
+    ``heads``: ``forward`` returns a tuple, the maps then ``PRNet.head_outputs`` (an
+    ONNX model with every output of the one pass). The heads run as they are
+    (onnxruntime and inductor fold the visibility head's batch norms themselves)."""
 
     def __init__(self, model: PRNet, out_scale: float, winograd: bool = False, heads: bool = False):
         super().__init__()
-        self.face_head = model.face_head if heads else None
-        self.vis_head = model.vis_head.eval() if heads and model.vis_head is not None else None
-        self.heads = heads
-        self.head_mode = model.config.face_head
+        self.model = model.eval() if heads else None  # for its heads; unused layers are not exported
         with torch.no_grad():
             self.stem = _fold_convbn(model.conv)
             blocks = cast(Sequence[ResBlock], model.encoder)  # PRNet builds them so
@@ -240,16 +236,11 @@ class FoldedPRNet(nn.Module):
         self.eval().requires_grad_(False)
 
     def forward(self, x: torch.Tensor):
-        if not self.heads:
+        if self.model is None:
             return self.decoder(self.encoder(self.stem(x)))
         z, taps = self.stem(x), []
         for i, block in enumerate(self.encoder):
             z = block(z)
             if i in VISIBILITY_TAPS:
                 taps.append(z)
-        out = [self.decoder(z)]
-        if self.face_head is not None:
-            out.append(head_logits(self.face_head, self.head_mode, z))
-        if self.vis_head is not None:
-            out.append(self.vis_head(taps))
-        return tuple(out)
+        return (self.decoder(z), *self.model.head_outputs(z, taps))

@@ -3,7 +3,9 @@
 Expression labels (``realtime.train.expression``) give each training crop new image
 positions for its eyes' and lips' 32 points of the 68 scheme (``CONTROLS``); this
 module spreads those moves over the mesh, so the position map's lids and lips follow
-them and the cheeks, brows and nose stay.
+them and the cheeks, brows and nose stay. The decoder (realtime.live.decode) uses the
+same warp on the live mesh, built on the UV layout's mean face, to move the lids to a
+lid head's openings.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from realtime.core.landmarks import EYE_L, EYE_R, LIPS, MOUTH_IN
-from realtime.core.uv import bfm_shape
+from realtime.core.uv import UVLayout, bfm_shape
 
 #: The 68-scheme points the labels move: both eyes' six, the outer and inner lips.
 CONTROLS = np.array(EYE_L + EYE_R + LIPS + MOUTH_IN)
@@ -45,23 +47,22 @@ class LidLipWarp:
     beyond the lips). So a lid that closes carries the skin between the lines with it,
     and the brow, the cheek and the nose stay."""
 
-    def __init__(self, bfm: dict):
-        mean = bfm_shape(bfm)  # model units, y up
-        x, y = mean[:, 0], mean[:, 1]
-        kpt = np.asarray(bfm["kpt_ind"])
+    def __init__(self, x: np.ndarray, y: np.ndarray, kpt: np.ndarray):
+        """``x``, ``y``: (N,) a mean face's vertices seen from the front (y up, any
+        unit); ``kpt``: (68,) the 68 landmarks' vertex indices."""
+        self.kpt = kpt = np.asarray(kpt)
         col = {int(k): i for i, k in enumerate(CONTROLS)}
-        n = len(mean)
-        w = np.zeros((n, len(CONTROLS)), np.float64)
+        w = np.zeros((len(x), len(CONTROLS)), np.float64)
         for eye in (EYE_L, EYE_R):  # 36 37 38 39 upper, 39 40 41 36 lower
             c0, u1, u2, c3, l4, l5 = eye
             lines = [[c0, u1, u2, c3], [c0, l5, l4, c3]]
-            width = x[kpt[c3]] - x[kpt[c0]]
+            width = float(x[kpt[c3]] - x[kpt[c0]])
             self._feature(w, x, y, kpt, col, lines, width, above=0.45, below=0.35, side=0.3)
         upper_out = list(range(48, 55))
         upper_in = [48, 60, 61, 62, 63, 64, 54]  # the inner lines end at the outer corners
         lower_in = [48, 60, 67, 66, 65, 64, 54]
         lower_out = [48, 59, 58, 57, 56, 55, 54]
-        width = x[kpt[54]] - x[kpt[48]]
+        width = float(x[kpt[54]] - x[kpt[48]])
         self._feature(
             w,
             x,
@@ -77,6 +78,19 @@ class LidLipWarp:
         rows = np.flatnonzero(np.abs(w).sum(1) > 1e-6)
         self.rows = rows
         self.weights = w[rows].astype(np.float32)  # (V, 32)
+
+    @classmethod
+    def from_bfm(cls, bfm: dict) -> LidLipWarp:
+        """On the face model's vertices (the training maps' mesh)."""
+        mean = bfm_shape(bfm)  # model units, y up
+        return cls(mean[:, 0], mean[:, 1], bfm["kpt_ind"])
+
+    @classmethod
+    def from_layout(cls, layout: UVLayout) -> LidLipWarp:
+        """On a UV layout's face pixels (the decoder's vertices, in ``face_ind`` order)."""
+        flat = layout.kpt_ind[1] * layout.resolution + layout.kpt_ind[0]
+        rows = np.searchsorted(layout.face_ind, flat)
+        return cls(layout.canonical[:, 0], -layout.canonical[:, 1], rows)  # canonical: y down
 
     @staticmethod
     def _feature(
@@ -104,8 +118,9 @@ class LidLipWarp:
         def line_weights(i: int, vid: np.ndarray, scale: np.ndarray) -> None:
             j0, j1, s = _polyline(x[vid], lx[i])
             line = np.asarray(lines[i])
-            np.add.at(w, (vid, [col[int(k)] for k in line[j0]]), (1 - s) * scale)
-            np.add.at(w, (vid, [col[int(k)] for k in line[j1]]), s * scale)
+            for j, share in ((j0, 1 - s), (j1, s)):
+                cols = np.array([col[int(k)] for k in line[j]], np.int64)
+                np.add.at(w, (vid, cols), share * scale)
 
         for v_set, i, dist in (
             (inside & (y > ys[0]), 0, (y - ys[0]) / (above * width)),
@@ -121,9 +136,8 @@ class LidLipWarp:
             line_weights(i, vid, (1 - t) * sidefade[vid])
             line_weights(i + 1, vid, t * sidefade[vid])
 
-    def landmark_check(self, bfm: dict) -> float:
+    def landmark_check(self) -> float:
         """Largest deviation from 1 of a control vertex's weight on its own control
         (each should follow its own point exactly)."""
-        kpt = np.asarray(bfm["kpt_ind"])
         pos = {int(v): r for r, v in enumerate(self.rows)}
-        return max(abs(self.weights[pos[int(kpt[k])], i] - 1.0) for i, k in enumerate(CONTROLS))
+        return max(abs(self.weights[pos[int(self.kpt[k])], i] - 1.0) for i, k in enumerate(CONTROLS))
