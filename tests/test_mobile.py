@@ -65,6 +65,8 @@ def test_the_mobile_engine_agrees_with_its_pytorch_reference(mobile):
     maps, logits, ref_logits = out.maps, out.logits, ref_out.logits
     assert float(np.abs(maps.numpy() - ref).max()) / mobile.config.output_scale <= MAP_TOL
     np.testing.assert_allclose(logits, ref_logits, atol=1e-3)
+    assert out.lids is not None and ref_out.lids is not None and out.lids.shape == (4, 2)
+    np.testing.assert_allclose(out.lids, ref_out.lids, atol=2e-3)  # the lid head, same pass
 
 
 def test_mobile_reconstructs_dev_faces_within_the_model_cards_accuracy(mobile, bundle, shared):

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from realtime.core.model import FaceScoring, face_head, head_mode
+from realtime.core.model import FaceScoring, face_head, head_mode, lid_head
 
 ARCH = "mobile"
 
@@ -48,6 +48,7 @@ class MobileConfig:
     hardswish: hardswish instead of ReLU in the two deepest encoder stages.
     face_head: a face / not-face logit from the bottleneck (``forward_with_score``):
         "" none, "mean" (pooled) or "flat" (realtime.core.model.head_mode).
+    lids: a lid head on the whole bottleneck, as PRNet's (realtime.core.model.PRNetConfig).
     """
 
     resolution: int = 96
@@ -58,6 +59,7 @@ class MobileConfig:
     decoder: tuple[int, ...] = (96, 48, 32, 16)
     hardswish: bool = False
     face_head: str = ""
+    lids: bool = False
 
     arch = ARCH  # a class constant: not a field, written by to_dict
 
@@ -73,7 +75,11 @@ class MobileConfig:
         return self.resolution * 1.1
 
     def to_dict(self) -> dict:
-        return {"arch": ARCH, **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}}
+        """As stored in a bundle: ``lids`` only when on (bundles without one keep their dict)."""
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        if not d["lids"]:
+            del d["lids"]
+        return {"arch": ARCH, **d}
 
 
 def _act(hardswish: bool) -> nn.Module:
@@ -167,7 +173,10 @@ class MobilePRNet(FaceScoring):
             cin = d[k]
         self.ups = nn.ModuleList(ups)
         self.head = nn.Conv2d(cin, 3, 1)
-        self.face_head = face_head(c[5], -(-config.resolution // 32), config.face_head)
+        side = -(-config.resolution // 32)
+        self.face_head = face_head(c[5], side, config.face_head)
+        self.lid_head = lid_head(c[5] * side * side) if config.lids else None
+        self.vis_head = None  # the mobile network has no visibility head
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The bottleneck and the skips (1/2 .. 1/16)."""
@@ -198,19 +207,23 @@ class MobilePRNet(FaceScoring):
         z, skips = self.features(x)
         return self.decode(z, skips), self.score(z)
 
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        z, skips = self.features(x)
+        return self.decode(z, skips), self.head_outputs(z, [])
+
 
 class ScaledMobile(nn.Module):
     """For inference and export: the maps in crop pixels (times output_scale), and with
-    ``score`` the face logit as a second output. The mobile network has nothing to fold
-    that onnxruntime does not fold itself (Conv + BatchNormalization)."""
+    ``heads`` a tuple, the maps then ``head_outputs``. The mobile network has nothing to
+    fold that onnxruntime does not fold itself (Conv + BatchNormalization)."""
 
-    def __init__(self, model: MobilePRNet, score: bool = False):
+    def __init__(self, model: MobilePRNet, heads: bool = False):
         super().__init__()
-        self.model, self.scale, self.with_score = model.eval(), model.config.output_scale, score
+        self.model, self.scale, self.heads = model.eval(), model.config.output_scale, heads
         self.requires_grad_(False)
 
     def forward(self, x: torch.Tensor):
-        if self.with_score:
-            maps, logit = self.model.forward_with_score(x)
-            return maps * self.scale, logit
+        if self.heads:
+            maps, out = self.model.forward_all(x)
+            return (maps * self.scale, *out)
         return self.model(x) * self.scale

@@ -118,17 +118,26 @@ def face_head(channels: int, side: int, mode: str) -> nn.Linear | None:
     return nn.Linear(channels if mode == "mean" else channels * side * side, 1)
 
 
+def lid_head(features: int) -> nn.Linear:
+    """The lid head's one linear layer over a flat bottleneck of ``features`` values."""
+    return nn.Linear(features, len(LID_OUTPUTS))
+
+
 def head_logits(head: nn.Module, mode: str, bottleneck: torch.Tensor) -> torch.Tensor:
     """(B,) face logits of a face head over the encoder's output (B, C, H, W)."""
     return head(head_features(bottleneck, mode)).squeeze(1)
 
 
 class FaceScoring(nn.Module):
-    """What PRNet and the mobile network share for their face heads: ``encode`` (the
-    bottleneck the head reads) and ``score``."""
+    """What PRNet and the mobile network share for their heads: ``encode`` (the
+    bottleneck the face and lid heads read), ``score``, ``head_outputs`` and
+    ``forward_all``."""
 
+    # each subclass sets all three (a class-level default would hide the registered module)
     face_head: nn.Linear | None
-    config: Any  # PRNetConfig or realtime.core.mobile.MobileConfig: each has face_head
+    lid_head: nn.Linear | None
+    vis_head: nn.Module | None
+    config: Any  # PRNetConfig or realtime.core.mobile.MobileConfig: each has face_head, lids
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) the encoder's output for input crops ``x``."""
@@ -137,6 +146,24 @@ class FaceScoring(nn.Module):
     def forward_with_score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(maps as ``forward``, face logits (B,)) in one pass."""
         raise NotImplementedError
+
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One pass: (maps as ``forward``, ``head_outputs``)."""
+        raise NotImplementedError
+
+    def head_outputs(self, z: torch.Tensor, taps: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The heads' outputs from the bottleneck ``z`` and the encoder ``taps`` (the
+        visibility head's), one per head the model has, in this order
+        (realtime.live.engines' ``head_names``): face logits (B,), lid openings (B, 2),
+        visibility logits (B, 1, R/2, R/2)."""
+        out = []
+        if self.face_head is not None:
+            out.append(self.score(z))
+        if self.lid_head is not None:
+            out.append(self.lid_head(z.flatten(1)))
+        if self.vis_head is not None:
+            out.append(self.vis_head(taps))
+        return out
 
     def score(self, bottleneck: torch.Tensor) -> torch.Tensor:
         """(B,) face logits from the encoder's output: above 0, a face framed as in
@@ -267,8 +294,7 @@ class PRNet(FaceScoring):
         side = config.resolution // 2 ** sum(st == 2 for _, st in ENCODER)
         self.face_head = face_head(s * ENCODER[-1][0], side, config.face_head)
         self.vis_head = VisibilityHead(s) if config.visibility else None
-        flat = s * ENCODER[-1][0] * side * side
-        self.lid_head = nn.Linear(flat, len(LID_OUTPUTS)) if config.lids else None
+        self.lid_head = lid_head(s * ENCODER[-1][0] * side * side) if config.lids else None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.conv(x))
@@ -283,22 +309,8 @@ class PRNet(FaceScoring):
         return y, taps
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """One pass: (maps as ``forward``, ``head_outputs``)."""
         z, taps = self.encode_taps(x)
         return self.decoder(z), self.head_outputs(z, taps)
-
-    def head_outputs(self, z: torch.Tensor, taps: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The heads' outputs from the bottleneck ``z`` and the encoder ``taps``, one per
-        head the model has, in this order (realtime.live.engines' ``head_names``): face
-        logits (B,), lid openings (B, 2), visibility logits (B, 1, R/2, R/2)."""
-        out = []
-        if self.face_head is not None:
-            out.append(self.score(z))
-        if self.lid_head is not None:
-            out.append(self.lid_head(z.flatten(1)))
-        if self.vis_head is not None:
-            out.append(self.vis_head(taps))
-        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encode(x))

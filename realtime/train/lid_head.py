@@ -1,5 +1,5 @@
-"""The lid head (issue 34): each eye's lid opening read from PRNet's bottleneck by one
-linear layer, so the live lids blink. ``python -m realtime.train.lid_head --weights
+"""The lid head (issue 34): each eye's lid opening read from the network's bottleneck by
+one linear layer, so the live lids blink. ``python -m realtime.train.lid_head --weights
 BUNDLE -o OUT``.
 
 Why a head and not the map: the decoded map's lids hardly move (held-out training
@@ -103,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m realtime.train.lid_head", description=__doc__.split("\n\n")[0]
     )
     ap.add_argument(
-        "--weights", type=Path, default=None, help="a PRNet bundle (default: the shipped lite model)"
+        "--weights",
+        type=Path,
+        default=None,
+        help="a bundle, PRNet or mobile (default: the shipped lite model)",
     )
     ap.add_argument("-o", "--out", type=Path, required=True, help="the bundle with its lid head")
     ap.add_argument("--strength", type=float, default=0.5, help="augmentation strength of the fitted crops")
@@ -112,11 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, default=None, help="write the figures (JSON) here")
     args = ap.parse_args(argv)
     bundle = load_bundle(args.weights)
-    if bundle.config.arch != "prnet":
-        print(
-            "error: the lid head reads a PRNet bottleneck; --weights must be a PRNet bundle", file=sys.stderr
-        )
-        return 2
     t0 = time.time()
     data = load_trainset(args.data)
     bfm = load_bfm(args.data / "bfm" / "bfm_noneck_uv.npz")
@@ -135,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         z = model.encode(x)
         from_head = head(z.flatten(1)).numpy()
-        maps = model.decoder(z).numpy() * bundle.config.output_scale
+        maps = model(x).numpy() * bundle.config.output_scale
     k = bundle.layout.kpt_ind
     from_map = eye_openings(maps[:, :2, k[1], k[0]].transpose(0, 2, 1))
     figures = {

@@ -171,10 +171,10 @@ def inference_module(bundle: Bundle, winograd: bool = False, heads: bool = False
     with its batch norms folded (``FoldedPRNet``), the mobile network as it is
     (``ScaledMobile``: nothing in it that onnxruntime or inductor would not fold
     themselves). ``heads``: a tuple out, the maps then each of ``head_names``' outputs
-    (face logits (B,), visibility logits (B, 1, R/2, R/2))."""
+    (face logits (B,), lid openings (B, 2), visibility logits (B, 1, R/2, R/2))."""
     model = bundle.build_model("cpu")
     if bundle.config.arch == "mobile":
-        return ScaledMobile(cast(MobilePRNet, model), heads and bool(bundle.config.face_head))
+        return ScaledMobile(cast(MobilePRNet, model), heads and bool(head_names(bundle)))
     return FoldedPRNet(cast(PRNet, model), bundle.config.output_scale, winograd, heads)
 
 
@@ -225,14 +225,7 @@ class EagerEngine(Engine):
 
     @torch.inference_mode()
     def forward_all(self, images: torch.Tensor) -> EngineOutput:
-        x = images.to(self.device, torch.float32)
-        if isinstance(self.model, PRNet):
-            maps, heads = self.model.forward_all(x)
-        elif self.scores:
-            maps, logit = self.model.forward_with_score(x)
-            heads = [logit]
-        else:
-            maps, heads = self.model(x), []
+        maps, heads = self.model.forward_all(images.to(self.device, torch.float32))
         out = engine_output((maps, *heads) if self.heads else maps, self.heads)
         out.maps = out.maps * self.scale
         return out
