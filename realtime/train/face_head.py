@@ -28,6 +28,7 @@ ROC AUC, accuracy at logit 0, and each kind's rate.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from torch import nn
 
 from realtime.core.model import FaceScoring
 from realtime.core.paths import SHARED_DATA
-from realtime.core.weights import Bundle
+from realtime.core.weights import Bundle, load_bundle, save_bundle
 from realtime.live.track import CROP_SCALE as FRAMING
 
 KINDS = ("shift", "zoom_in", "zoom_out", "background", "pattern", "blur")
@@ -227,6 +228,30 @@ def fit_head(feats: torch.Tensor, labels: torch.Tensor, l2: float = 1e-4, steps:
 
     opt.step(closure)
     return head
+
+
+def save_with_head(bundle: Bundle, path: Path, model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, float]:
+    """Write ``bundle`` (``model``'s network with a head fitted on its frozen encoder)
+    to ``path`` and check, on the bundle as stored (fp16 and all), that its maps of crops
+    ``x`` are bit for bit ``model``'s: a head only reads the encoder. (The stored
+    network, the maps' max abs difference, 0.0); on any difference the file is removed
+    and the run ends with one line."""
+    save_bundle(bundle, path)
+    stored = load_bundle(path).build_model()
+    with torch.no_grad():
+        diff = float((stored(x) - model(x)).abs().max())
+    if diff != 0.0:
+        path.unlink()
+        raise SystemExit(f"error: the maps changed by {diff}: {path} not written")
+    return stored, diff
+
+
+def write_figures(figures: dict, path: Path | None) -> None:
+    """Print a head's figures, and write them as JSON to ``path`` when given."""
+    print(json.dumps(figures, indent=1))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(figures, indent=1))
 
 
 def with_head(bundle: Bundle, head: nn.Linear, mode: str, extra: dict) -> Bundle:

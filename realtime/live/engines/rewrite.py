@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from realtime.core.model import VISIBILITY_TAPS, ConvBN, DeconvBN, PRNet, ResBlock
+from realtime.core.model import VISIBILITY_TAPS, ConvBN, DeconvBN, FaceScoring, PRNet, ResBlock
 
 #: Winograd F(4x4, 4x4) (cpu-fast): finite interpolation points (plus infinity),
 #: small and exact in binary so fp32 error stays ~1e-5 relative; and the stride-1
@@ -213,16 +213,19 @@ def subpixel_weight(weight: torch.Tensor) -> torch.Tensor:
     return k.reshape(4 * cout, cin, 3, 3)
 
 
-class FoldedPRNet(nn.Module):
+class FoldedPRNet(FaceScoring):
     """Inference-only PRNet: same function as ``PRNet.eval()`` times output_scale,
     with every batch norm folded away (27 fewer passes over the activations).
-    ``heads``: ``forward`` returns a tuple, the maps then ``PRNet.head_outputs`` (an
+    ``heads``: ``forward`` returns a tuple, the maps then ``FaceScoring.head_outputs`` (an
     ONNX model with every output of the one pass). The heads run as they are
     (onnxruntime and inductor fold the visibility head's batch norms themselves)."""
 
     def __init__(self, model: PRNet, out_scale: float, winograd: bool = False, heads: bool = False):
         super().__init__()
-        self.model = model.eval() if heads else None  # for its heads; unused layers are not exported
+        self.heads = heads
+        self.config = model.config  # the heads, shared with the model, as FaceScoring runs them
+        self.face_head, self.lid_head = model.face_head, model.lid_head
+        self.vis_head = model.vis_head.eval() if model.vis_head is not None else None
         with torch.no_grad():
             self.stem = _fold_convbn(model.conv)
             blocks = cast(Sequence[ResBlock], model.encoder)  # PRNet builds them so
@@ -236,11 +239,11 @@ class FoldedPRNet(nn.Module):
         self.eval().requires_grad_(False)
 
     def forward(self, x: torch.Tensor):
-        if self.model is None:
+        if not self.heads:
             return self.decoder(self.encoder(self.stem(x)))
         z, taps = self.stem(x), []
         for i, block in enumerate(self.encoder):
             z = block(z)
             if i in VISIBILITY_TAPS:
                 taps.append(z)
-        return (self.decoder(z), *self.model.head_outputs(z, taps))
+        return (self.decoder(z), *self.head_outputs(z, taps))
