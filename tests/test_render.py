@@ -382,3 +382,32 @@ def test_faces_only_upload_and_read_back_give_the_same_picture(ctx, layout, teac
         assert boxed.render(frame, faces, name, read=False) is None
         assert np.array_equal(boxed.read(), want)
     assert np.array_equal(boxed.render(img, [], name), img)
+
+
+@pytest.mark.parametrize("name", ["tiger", "metal"])
+def test_a_small_face_drawn_coarser_looks_the_same(ctx, layout, teacher, name):
+    """On a software rasteriser a small face gets a coarser mesh (step_for: fewer
+    triangles, the texture unchanged): four faces in a 640x480 frame are about this
+    size. Its picture must stay the fine mesh's: the same pixels painted, nearly the
+    same colours."""
+    import dataclasses
+
+    img, rec = teacher(2000)
+    s = 0.25  # a 480 px photo's face, about 100 px wide, in a 120 px frame
+    small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    shrink = np.float32([s, s, s])
+    shift = np.float32([0.5 * s - 0.5, 0.5 * s - 0.5, 0])
+    face = dataclasses.replace(
+        rec, landmarks=rec.landmarks * shrink + shift, vertices=rec.vertices * shrink + shift
+    )
+    coarse, fine = (Renderer(layout, small.shape[1], small.shape[0], ctx) for _ in range(2))
+    fine.max_step = fine.mesh_step  # the one step for every face, as before
+    want, got = fine.render(small, [face], name), coarse.render(small, [face], name)
+    if coarse.max_step == coarse.mesh_step:
+        pytest.skip("a hardware rasteriser draws every face with one mesh")
+    assert coarse.slots[0].step > fine.slots[0].step
+    painted, painted_fine = (got != small).any(-1), (want != small).any(-1)
+    assert painted_fine.sum() > 2000
+    assert (painted ^ painted_fine).sum() <= 0.03 * painted_fine.sum()
+    diff = np.abs(got.astype(int) - want.astype(int))[painted_fine]
+    assert diff.mean() < 3.5, diff.mean()  # 2.2 (tiger) / 2.9 (metal) at step 3

@@ -15,6 +15,7 @@ flip or channel swap; the window flips and swizzles when it draws it.
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 
 import cv2
 import moderngl
@@ -40,6 +41,14 @@ WIRE_STEP = 32  # wireframe lines per UV side, whatever the layout resolution
 # mesh is drawn over every 2nd UV row and column: a quarter of the triangles, the same
 # texture detail (UVs are interpolated per pixel) and a coarser but smooth surface.
 SOFTWARE_GL = ("llvmpipe", "softpipe", "swiftshader", "software")
+#: On a software rasteriser a small face is drawn over a coarser grid still: every
+#: ``step``-th row and column, the largest step (up to MAX_STEP) whose triangles stay
+#: within TRIANGLE_PX pixels on screen. Four faces tiled in a 640x480 frame (about
+#: 0.9 px a UV texel) then take step 3 instead of 2: 44 % of the triangles, the texture
+#: unchanged. A 100 px face drawn so differs from step 2's by 2-3 grey levels on
+#: average, at the nose and lips of a turned face (step 4: 4-5, the lips visibly).
+TRIANGLE_PX = 3.0
+MAX_STEP = 4
 
 
 def _source(name: str) -> str:
@@ -88,6 +97,17 @@ def visibility_matrix(vis: Visibility) -> np.ndarray:
     return np.ascontiguousarray(to_tex.T, np.float32)
 
 
+@dataclass
+class _MeshLevel:
+    """The index buffers of one mesh step: the whole mesh and the effect region's
+    triangles, and the vertices each uses (only those are shaded)."""
+
+    tris: moderngl.Buffer
+    region_tris: moderngl.Buffer
+    rows: np.ndarray
+    region_rows: np.ndarray
+
+
 class _FaceSlot:
     """GPU buffers for one face, reused every frame, and its small per-face textures
     (by uniform name)."""
@@ -98,6 +118,7 @@ class _FaceSlot:
         self.nrm = ctx.buffer(reserve=n_vertices * 12)
         self.normals = np.zeros((n_vertices, 3), np.float32)  # uploaded whole, filled where drawn
         self.vaos: dict[str, moderngl.VertexArray] = {}
+        self.step = 1  # the mesh step it is drawn with this frame (Renderer.step_for)
         self.textures: dict[str, moderngl.Texture] = {}
 
     def texture(self, name: str, data: np.ndarray) -> moderngl.Texture:
@@ -147,24 +168,18 @@ class Renderer:
             mesh_step = 2 if software else 1
         self.sync = GilFreeSync.for_context(ctx, software)  # see GilFreeSync: waits without the GIL
         self.mesh_step = mesh_step
+        self.max_step = max(MAX_STEP, mesh_step) if software else mesh_step  # see step_for
         self.n_vertices = len(layout.face_ind)
-        self.triangles = mesh_triangles(layout, mesh_step)
         self.normals = MeshNormals(layout)
         self.uv_buf = ctx.buffer(np.ascontiguousarray(layout.vertex_uv, np.float32))
-        self.tri_buf = ctx.buffer(self.triangles)
         region = effect_region(layout, REGION_TEX)
-        # Masks and swaps draw only the triangles they can colour: the rest of the
-        # mesh (forehead, ears, neck) could otherwise hide the face where a rough
-        # reconstruction folds, and costs time for nothing.
-        uv = np.round(layout.vertex_uv * (REGION_TEX - 1)).astype(np.int64)
-        touches = region[uv[:, 1], uv[:, 0], 0][self.triangles].max(1) > 0
-        self.region_tri_buf = ctx.buffer(np.ascontiguousarray(self.triangles[touches]))
-        self.mesh_rows = np.unique(self.triangles)  # the vertices each index buffer uses
-        self.region_rows = np.unique(self.triangles[touches])
+        self._region_texels = region[..., 0]
+        self.levels: dict[int, _MeshLevel] = {}
         step = max(1, layout.resolution // WIRE_STEP)
         self.wire_buf = ctx.buffer(grid_lines(layout.face_mask, step))
         self.programs: dict[str, moderngl.Program] = {}  # "VERTEX|FRAGMENT" files -> mesh program
         self.size = (0, 0)
+        self.level(mesh_step)
         self.program(DEPTH_ONLY)
         self.flat = load_program(ctx, "flat.vert", "flat.frag")
         self.overlay_buf = ctx.buffer(reserve=4096)
@@ -198,6 +213,32 @@ class Renderer:
         _set(prog, "u_size", (float(width), float(height)))
         _set(prog, "u_zscale", 1.0 / (8.0 * max(width, height, 1)))
         _set(prog, "u_tex_size", float(TEX))
+
+    def level(self, step: int) -> _MeshLevel:
+        """The index buffers of mesh step ``step``, made on first use. Masks and swaps
+        draw only the triangles they can colour: the rest of the mesh (forehead, ears,
+        neck) could otherwise hide the face where a rough reconstruction folds, and
+        costs time for nothing."""
+        if step not in self.levels:
+            tris = mesh_triangles(self.layout, step)
+            uv = np.round(self.layout.vertex_uv * (REGION_TEX - 1)).astype(np.int64)
+            touches = self._region_texels[uv[:, 1], uv[:, 0]][tris].max(1) > 0
+            self.levels[step] = _MeshLevel(
+                self.ctx.buffer(tris),
+                self.ctx.buffer(np.ascontiguousarray(tris[touches])),
+                np.unique(tris),
+                np.unique(tris[touches]),
+            )
+        return self.levels[step]
+
+    def step_for(self, box: tuple[int, int, int, int] | None) -> int:
+        """The mesh step for a face whose mesh covers ``box`` on screen: ``mesh_step``,
+        or on a software rasteriser (which pays per triangle) a coarser one for a small
+        face, so its triangles stay within TRIANGLE_PX pixels (see MAX_STEP)."""
+        if box is None or self.max_step == self.mesh_step:
+            return self.mesh_step
+        texel_px = max(box[2] - box[0], box[3] - box[1]) / self.layout.resolution
+        return int(np.clip(TRIANGLE_PX // max(texel_px, 1e-6), self.mesh_step, self.max_step))
 
     # -- setup -----------------------------------------------------------------------
     def resize(self, width: int, height: int) -> None:
@@ -256,8 +297,10 @@ class Renderer:
 
     def _vao(self, slot: _FaceSlot, name: str) -> moderngl.VertexArray:
         """A face's vertex array: "wire", or VERTEX|FRAGMENT[:region] (a mesh program over
-        the whole mesh, or only the triangles of the feathered effect region)."""
-        if name not in slot.vaos:
+        the whole mesh, or only the triangles of the feathered effect region) at the
+        slot's mesh step."""
+        key = name if name == "wire" else f"{name}@{slot.step}"
+        if key not in slot.vaos:
             if name == "wire":
                 slot.vaos[name] = self.ctx.vertex_array(
                     self.flat, [(slot.pos, "3f", "in_pos")], index_buffer=self.wire_buf, index_element_size=4
@@ -275,11 +318,10 @@ class Renderer:
                     )
                     if a in prog
                 ]
-                tris = self.region_tri_buf if part == "region" else self.tri_buf
-                slot.vaos[name] = self.ctx.vertex_array(
-                    prog, content, index_buffer=tris, index_element_size=4
-                )
-        return slot.vaos[name]
+                level = self.level(slot.step)
+                tris = level.region_tris if part == "region" else level.tris
+                slot.vaos[key] = self.ctx.vertex_array(prog, content, index_buffer=tris, index_element_size=4)
+        return slot.vaos[key]
 
     # -- per frame -------------------------------------------------------------------
     @property
@@ -306,7 +348,8 @@ class Renderer:
         # which pixels of the frame need to go up, be cleared and come back.
         vertices = {i: e.vertices(faces[i]) for e, which in groups for i in which}
         surfaces = [i for e, which in groups if e.kind == "surface" for i in which]
-        boxes = [b for b in (self._box(vertices[i]) for i in surfaces) if b is not None]
+        face_boxes = {i: self._box(vertices[i]) for i in surfaces}
+        boxes = [b for b in face_boxes.values() if b is not None]
         whole = self.whole_frame or any(e.kind != "surface" for e, _ in groups)
         self.fbo.use()
         ctx.viewport = (0, 0, w, h)
@@ -338,12 +381,14 @@ class Renderer:
                     )
         inputs: dict[int, dict] = {}
         for e, which in groups:
-            rows = self.region_rows if e.kind == "surface" and not e.whole_face else self.mesh_rows
             for i in which:  # slot i holds face i, whichever effect draws it
                 slot = self._slot(i)
+                slot.step = self.step_for(face_boxes.get(i))
                 v = np.ascontiguousarray(vertices[i], np.float32)
                 slot.pos.write(v)
                 if e.normals:  # only the vertices its triangles use: the others are never shaded
+                    level = self.level(slot.step)
+                    rows = level.region_rows if e.kind == "surface" and not e.whole_face else level.rows
                     slot.normals[rows] = self.normals(v, rows)
                     slot.nrm.write(slot.normals)
                 if e.kind == "surface":
@@ -468,8 +513,7 @@ class Renderer:
         objs += [
             self.overlay_vao,
             self.uv_buf,
-            self.tri_buf,
-            self.region_tri_buf,
+            *(b for level in self.levels.values() for b in (level.tris, level.region_tris)),
             self.wire_buf,
             self.overlay_buf,
             self.region,
@@ -485,5 +529,6 @@ class Renderer:
                 obj.release()
         self.textures.clear()
         self.slots.clear()
+        self.levels.clear()
         self.frame_tex = self.color = self.depth = self.fbo = None
         self.size = (0, 0)
