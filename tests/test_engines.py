@@ -1,5 +1,6 @@
 """Every engine gives the eager fp32 maps: position map within 2e-3 (sigmoid units),
-landmarks within 0.5 px, on real face crops.
+landmarks within 0.5 px, on real face crops; int8 (which ``auto`` may pick) landmarks
+within INT8_MAX_PX.
 
 The compiled CPU engine is tested on the lite model only: inductor takes tens of
 seconds per model on two busy cores (the full model's folding, which is where the
@@ -21,6 +22,10 @@ from realtime.live.engines import choose as C
 from realtime.live.engines import rewrite as R
 from realtime.live.engines.cpu import CpuFastEngine
 
+#: int8 against fp32, worst landmark (x, y, z) in crop pixels on these faces (its 2D
+#: landmarks are 0.13 px from fp32's on average over AFLW2000-3D: tests/test_quantize.py).
+INT8_MAX_PX = 1.0
+
 
 def _check(engine, bundle, batch: int = 2) -> dict:
     images = face_images(bundle.config.resolution, batch)
@@ -28,6 +33,9 @@ def _check(engine, bundle, batch: int = 2) -> dict:
     out = engine(images)
     assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == ref.shape
     err = E.compare(ref, out, bundle)
+    if engine.name == "onnxruntime-int8":  # int8 is near fp32, not equal: tests/test_quantize.py
+        assert err["landmark_max_px"] <= INT8_MAX_PX, err
+        return err
     assert err["map_max_abs"] <= E.MAP_TOL, err
     assert err["landmark_max_px"] <= E.LANDMARK_TOL, err
     return err
@@ -97,13 +105,15 @@ def test_winograd_conv_equals_direct_conv():
 
 def test_auto_times_the_cpu_engines_and_keeps_the_fastest(auto_engine, bundle):
     lines = {r.split(":")[0]: r for r in auto_engine.reasons}
-    assert set(lines) == {"cpu-fast", "onnxruntime"}, auto_engine.reasons  # both built, eager not needed
+    # all three built (the lite weights ship their int8 model), eager not needed
+    assert set(lines) == {"cpu-fast", "onnxruntime", "onnxruntime-int8"}, auto_engine.reasons
     ms = {name: float(line.split("(")[1].split(" ms")[0]) for name, line in lines.items()}
     if "fastest measured" in lines[auto_engine.name]:
         assert ms[auto_engine.name] == min(ms.values())
-    else:  # onnxruntime, near enough to spare every start inductor's compile
-        assert auto_engine.name == "onnxruntime" and "starts without compiling" in lines["onnxruntime"]
-        assert ms["onnxruntime"] <= C.START_MARGIN * ms["cpu-fast"]
+    else:  # an onnxruntime engine, near enough to spare every start inductor's compile
+        name = auto_engine.name
+        assert name.startswith("onnxruntime") and "starts without compiling" in lines[name]
+        assert ms[name] <= C.START_MARGIN * ms["cpu-fast"]
     _check(auto_engine, bundle, batch=2)
     _check(auto_engine, bundle, batch=3)  # same graph: the batch dimension is dynamic
 

@@ -76,11 +76,41 @@ def test_missing_calibration_data_is_one_line(bundle, tmp_path):
 
 
 def test_without_its_model_the_engine_says_how_to_build_it(bundle, tmp_path, monkeypatch):
+    from realtime.core.weights import load_bundle
     from realtime.live.engines import onnx
 
-    monkeypatch.setattr(onnx, "CACHE", tmp_path)  # an empty cache: no int8 model yet
+    monkeypatch.setattr(onnx, "CACHE", tmp_path / "cache")  # an empty cache: no int8 model yet
+    mine = tmp_path / "mine.pt"  # and weights with none shipped beside them
+    mine.write_bytes(bundle.path.read_bytes())
     with pytest.raises(E.EngineError, match="python -m realtime.export.quantize"):
-        E.create_engine(bundle, "onnxruntime-int8")
+        E.create_engine(load_bundle(mine), "onnxruntime-int8")
+
+
+def test_the_shipped_int8_model_runs_without_the_training_crops(bundle, shared, tmp_path, monkeypatch):
+    """Users have no training crops to calibrate with: the int8 model shipped beside the
+    lite weights runs (so ``auto`` can time it), it is of these very weights, and one
+    made from other weights is refused in one line."""
+    from realtime.core.weights import load_bundle
+    from realtime.export.quantize import stamp
+    from realtime.live.engines import onnx
+
+    monkeypatch.setattr(onnx, "CACHE", tmp_path / "cache")  # nothing built on this machine
+    assert onnx.shipped_int8(bundle) is not None, "no int8 model ships beside the lite weights"
+    int8 = E.create_engine(bundle, "onnxruntime-int8")
+    if (shared / "aflw2000").is_dir():
+        x = face_crops(shared / "aflw2000", bundle.config.resolution)
+        ref, out = E.create_engine(bundle, "onnxruntime")(x), int8(x)
+        col, row = bundle.layout.kpt_ind
+        assert np.linalg.norm((out - ref)[:, :2, row, col], axis=1).mean(1).max() <= MEAN_TOL_PX
+    # a copy of the weights with a stale int8 model beside them
+    mine = tmp_path / "mine.pt"
+    mine.write_bytes(bundle.path.read_bytes())
+    stale = tmp_path / "mine_int8.onnx"
+    stale.write_bytes(onnx.shipped_int8(bundle).read_bytes())
+    stamp(stale, "0123456789abcdef")
+    with pytest.raises(E.EngineError) as info:
+        E.create_engine(load_bundle(mine), "onnxruntime-int8")
+    assert "other weights" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_cpu_only(bundle):

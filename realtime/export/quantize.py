@@ -36,6 +36,7 @@ versions); the engine never reads the training data itself.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,8 +48,8 @@ from realtime.core.mobile import MobileConfig
 from realtime.core.model import DECODER, ENCODER, PRNetConfig
 from realtime.core.paths import SHARED_DATA
 from realtime.core.weights import Bundle
-from realtime.live.engines.backends import EngineError, log
-from realtime.live.engines.onnx import export_onnx, int8_model_path
+from realtime.live.engines.backends import EngineError, bundle_digest, log
+from realtime.live.engines.onnx import DIGEST_KEY, export_onnx, int8_model_path
 
 if TYPE_CHECKING:
     import onnx
@@ -172,12 +173,23 @@ def quantize_onnx(
             nodes_to_exclude=keep,
             calibrate_method=q.CalibrationMethod.MinMax,
         )
+        stamp(tmp, bundle_digest(bundle))
         tmp.replace(path)
     finally:
         pre.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
     log(f"onnxruntime-int8: ready in {time.perf_counter() - t0:.1f}s")
     return path
+
+
+def stamp(path: Path, digest: str) -> None:
+    """Record in the model at ``path`` the digest of the weights it was made from, which
+    the engine checks (a shipped int8 model must not outlive its weights)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {DIGEST_KEY: digest})
+    onnx.save(model, str(path))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,9 +203,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", default=None, help="bundle (default: the shipped lite model)")
     ap.add_argument("--data", type=Path, default=SHARED_DATA, help="shared data folder with train/")
     ap.add_argument("--force", action="store_true", help="build again even if cached")
+    ap.add_argument(
+        "--ship",
+        action="store_true",
+        help="also copy it beside the weights (NAME_int8.onnx), for users without the training crops",
+    )
     args = ap.parse_args(argv)
     try:
-        print(f"wrote {quantize_onnx(load_bundle(args.weights), args.data, force=args.force)}")
+        bundle = load_bundle(args.weights)
+        built = quantize_onnx(bundle, args.data, force=args.force)
+        print(f"wrote {built}")
+        if args.ship:
+            if not isinstance(bundle.path, Path):
+                raise EngineError(f"--ship needs the weights as a file in a folder, not {bundle.path}")
+            shipped = bundle.path.with_name(f"{bundle.path.stem}_int8.onnx")
+            shutil.copyfile(built, shipped)
+            print(f"wrote {shipped}")
         return 0
     except (EngineError, BundleError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -41,12 +41,13 @@ AUTO_ORDER = {
     # cuda-graph before inductor's cuda-fp16: ready in under a second where inductor
     # compiles for many seconds per batch size, for a little speed (docs/benchmarks.md).
     "cuda": ("tensorrt", "cuda-graph", "cuda-fp16", "eager"),
-    "cpu": ("cpu-fast", "onnxruntime", "eager"),
+    # onnxruntime-int8 builds where its model is (shipped beside the lite weights, or
+    # built here) and wins where the CPU has int8 dot products (AVX-512 VNNI / AVX-VNNI)
+    "cpu": ("cpu-fast", "onnxruntime", "onnxruntime-int8", "eager"),
 }
 #: cuda-graph picks its precision by the GPU (fp16 from compute capability 7.0); the
 #: other two force one, e.g. to try a Pascal card's fp32 path on a newer GPU.
 CUDA_GRAPH = {"cuda-graph": None, "cuda-graph-fp16": True, "cuda-graph-fp32": False}
-#: onnxruntime-int8 is not in AUTO_ORDER: its model is built offline (realtime.export.quantize).
 BACKENDS = (
     "eager",
     "cpu-fast",
@@ -60,8 +61,8 @@ BACKENDS = (
 CHOICE_FILE = "engine-choice.json"
 #: Part of the choice's key: raised when how candidates are timed or what they give
 #: changes, so that choices made the old way are timed again once (2: timed taking
-#: turns, cpu-fast gives the face logit).
-CHOICE_VERSION = 2
+#: turns, cpu-fast gives the face logit; 3: onnxruntime-int8 a candidate).
+CHOICE_VERSION = 3
 #: How much faster per call an engine that compiles at every start must be to be kept.
 START_MARGIN = 1.15
 #: Triton (and so inductor on CUDA) needs at least this compute capability.
@@ -216,7 +217,7 @@ def auto_choice(bundle: Bundle, device: str, batch: int = 1) -> str:
         prior = remembered(choice_key(bundle, batch))
         if prior is not None:
             return f"{prior.get('backend')} (timed here {prior.get('when', '?')})"
-        return "not timed on this machine yet: the first start times " + ", ".join(AUTO_ORDER["cpu"][:2])
+        return "not timed on this machine yet: the first start times " + ", ".join(AUTO_ORDER["cpu"][:-1])
     ready = available_backends(device)
     name = next((n for n in AUTO_ORDER[kind] if ready.get(n, None) is None), "eager")
     return f"{name} (the first available of {', '.join(AUTO_ORDER[kind])})"

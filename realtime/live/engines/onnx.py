@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from realtime.core.paths import CACHE
+from realtime.core.paths import CACHE, WEIGHTS, Traversable
 from realtime.core.weights import Bundle
 from realtime.live.engines.backends import (
     Engine,
@@ -69,10 +69,11 @@ def export_module(
     return path
 
 
-def ort_session(path: str | Path, device: str = "cpu", threads: int | None = None):
-    """An onnxruntime session on ``path`` (CPU, or CUDA first for a cuda device) with
-    the options every onnxruntime engine shares, so the fp32 and int8 engines are timed
-    and run alike; ``threads`` defaults to torch's count at the time."""
+def ort_session(path: str | Path | bytes, device: str = "cpu", threads: int | None = None):
+    """An onnxruntime session on ``path`` (a file, or a model's bytes: one shipped in
+    the package) on the CPU, or CUDA first for a cuda device, with the options every
+    onnxruntime engine shares, so the fp32 and int8 engines are timed and run alike;
+    ``threads`` defaults to torch's count at the time."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -89,7 +90,8 @@ def ort_session(path: str | Path, device: str = "cpu", threads: int | None = Non
     # threads share the cores, and spinning workers starved them (2-core Xeon, loaded:
     # 15 ms a call without spinning, 21-24 ms with).
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), opts, providers=providers)
+    model = path if isinstance(path, bytes) else str(path)
+    return ort.InferenceSession(model, opts, providers=providers)
 
 
 class OnnxRuntimeEngine(Engine):
@@ -99,8 +101,9 @@ class OnnxRuntimeEngine(Engine):
 
     name = "onnxruntime"
 
-    def __init__(self, bundle: Bundle, device: str = "cpu", path: Path | None = None):
-        """``path``: another ONNX model of the bundle with the same outputs (int8)."""
+    def __init__(self, bundle: Bundle, device: str = "cpu", path: Path | bytes | None = None):
+        """``path``: another ONNX model of the bundle with the same outputs (int8), a
+        file or its bytes."""
         super().__init__(bundle)
         self.heads = head_names(bundle)
         self.session = ort_session(path or export_onnx(bundle, heads=True), device)
@@ -111,19 +114,39 @@ class OnnxRuntimeEngine(Engine):
         return engine_output(out if self.heads else out[0], self.heads)
 
 
+#: The int8 recipe (realtime.export.quantize): part of the cache key, and the metadata
+#: key under which an int8 model records the digest of the weights it was made from.
+INT8_RECIPE = "int8-waist-v3"
+DIGEST_KEY = "prnet_live.bundle_digest"
+
+
 def int8_model_path(bundle: Bundle) -> Path:
     """Where realtime.export.quantize leaves the int8 model of ``bundle`` (the weights
     and the library versions in the name: another of either needs another build)."""
     import onnxruntime
 
-    key = versions_key(bundle_digest(bundle), torch.__version__, onnxruntime.__version__, "int8-waist-v2")
+    key = versions_key(bundle_digest(bundle), torch.__version__, onnxruntime.__version__, INT8_RECIPE)
     return CACHE / "onnx" / f"{model_tag(bundle)}_int8_{key}.onnx"
 
 
+def shipped_int8(bundle: Bundle) -> Traversable | None:
+    """The int8 model shipped beside ``bundle``'s file (``NAME_int8.onnx`` next to
+    ``NAME.pt``: built by ``python -m realtime.export.quantize --ship``, so that users
+    without the training crops get it), or None."""
+    if bundle.path is None:
+        return None
+    folder = bundle.path.parent if isinstance(bundle.path, Path) else WEIGHTS
+    twin = folder / f"{Path(bundle.path.name).stem}_int8.onnx"
+    return twin if twin.is_file() else None
+
+
 class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
-    """The int8 model (static QDQ quantisation of the folded network's narrow middle,
-    built offline by ``python -m realtime.export.quantize``) run with the fp32 engine's
-    session options and calls. CPU only: the int8 kernels are the point."""
+    """The int8 model (static QDQ quantisation of the folded network's narrow middle)
+    run with the fp32 engine's session options and calls. CPU only: the int8 kernels
+    are the point. The model is the one built here by ``python -m
+    realtime.export.quantize`` (cached), else the one shipped beside the weights; either
+    carries the digest of the weights it was made from, and one made from other weights
+    is refused (a retrained bundle must not run its predecessor's network)."""
 
     name = "onnxruntime-int8"
 
@@ -134,11 +157,19 @@ class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
             path = int8_model_path(bundle)
         except ImportError:
             raise EngineError("onnxruntime is not installed (pip install onnxruntime)") from None
-        if not path.is_file():
+        shipped = None if path.is_file() else shipped_int8(bundle)
+        if not path.is_file() and shipped is None:
             weights = f" --weights {bundle.path}" if bundle.path is not None else ""
             raise EngineError(
                 "no int8 model for these weights and libraries yet: build it once with "
                 f"`python -m realtime.export.quantize{weights}` (reads the training crops)"
             )
-        # its QDQ model keeps the face head's logit (in fp32) as the second output
-        super().__init__(bundle, device, path)
+        # its QDQ model keeps the heads' outputs (in fp32) beside the maps
+        super().__init__(bundle, device, path if shipped is None else shipped.read_bytes())
+        made_from = self.session.get_modelmeta().custom_metadata_map.get(DIGEST_KEY)
+        if made_from != bundle_digest(bundle):
+            where = path if shipped is None else shipped
+            raise EngineError(
+                f"the int8 model {where} was made from other weights ({made_from or 'unknown'}, these are "
+                f"{bundle_digest(bundle)}): build it again with `python -m realtime.export.quantize --force`"
+            )
