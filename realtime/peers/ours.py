@@ -8,12 +8,12 @@ import numpy as np
 
 class OursPeer:
     """Our FaceProcessor as the live pipeline runs it (MTCNN, tracker, a shipped model
-    (``model``: realtime.core.paths.MODELS, or auto) on onnxruntime, decode, One Euro),
-    returning the raw landmarks (before smoothing)."""
+    (``model``: realtime.core.paths.MODELS, or auto) on the engine ``auto`` picks here,
+    decode, One Euro), returning the raw landmarks (before smoothing)."""
 
     name = "ours"
 
-    def __init__(self, backend: str = "onnxruntime", threads: int | None = None, model: str = "auto") -> None:
+    def __init__(self, backend: str = "auto", threads: int | None = None, model: str = "auto") -> None:
         import torch
 
         from realtime.core.weights import load_bundle, model_bundle
