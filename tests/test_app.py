@@ -65,6 +65,7 @@ def test_a_run_steered_from_another_thread(tmp_path):
         input=str(MEDIA / "astronaut.png"), window=False, effect="tiger", output=str(out), frames=40, **FAST
     )
     app = App(options, notify=lambda line: None)
+    assert not app.processor.overlap, "a file run headless takes frames as fast as it can: no overlap"
     photo = cv2.imread(str(MEDIA / "obama_portrait.jpg"))
     steps = [
         lambda c: c.set_hud(True),
@@ -127,6 +128,7 @@ def test_window_keys_steer_the_controls(xvfb, tmp_path):
     options = Options(demo=True, size="320x240", effect="tiger", output=str(out), frames=45, **FAST)
     app = App(options, notify=lambda line: None)
     assert app.window is not None and not app.controls.hud
+    assert app.processor.overlap, "a watched run is live: the visibility network runs beside the engine"
     press = [lambda c: app.window.press(glfw.KEY_RIGHT), lambda c: app.window.press(glfw.KEY_H)]
     thread = steer_when(app, 10, press)
     result = app.run()

@@ -219,3 +219,29 @@ def test_both_backends_agree():
     a = TorchVisibility(DEFAULT_WEIGHTS).run(x)
     b = load_visibility("cpu").run(x)
     assert a.shape == (2, 64, 64) and np.abs(a - b).max() < 1e-3
+
+
+def test_the_network_beside_the_engine_gives_the_same_maps(bundle, media):
+    """Live input runs the visibility network on a thread of its own while the engine
+    runs (``set_overlap``): every face gets the same map it gets after the engine, and
+    closing the processor ends that thread."""
+    import threading
+
+    from realtime.core.types import Frame
+    from realtime.live.faces import FaceProcessor
+
+    frames = clip_frames(media / "kpa_webcam_160x120.avi", (640, 480), step=10, limit=5)
+    maps = {}
+    for overlap in (False, True):
+        with FaceProcessor.from_bundle(
+            bundle, "onnxruntime", "cpu", filter_factory=None, visibility=load_visibility()
+        ) as faces:
+            faces.set_overlap(overlap)
+            recs = [faces.process(Frame(f, i, i / 30)).reconstructions for i, f in enumerate(frames)]
+            assert faces.overlap is overlap and all(r and r[0].visibility is not None for r in recs), recs
+            maps[overlap] = [r[0].visibility.mask for r in recs]
+            helpers = [t for t in threading.enumerate() if t.name.startswith("visibility")]
+            assert bool(helpers) is overlap
+        assert not [t for t in threading.enumerate() if t.name.startswith("visibility") and t.is_alive()]
+    for a, b in zip(maps[False], maps[True], strict=True):
+        np.testing.assert_array_equal(a, b)

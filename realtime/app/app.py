@@ -151,6 +151,10 @@ class App:
                 renderer = self.renderer
                 drawn = (lambda: renderer.output) if renderer is not None else None
                 self.view = WindowView(self.window, self.controls, drawn)
+            live = options.window or options.realtime or options.panel is not None  # watched
+            # a camera (or a watched run) is paced by its source: frames wait for no one,
+            # so the visibility network runs beside the engine, for latency
+            self.processor.set_overlap(live or isinstance(self.source, CameraSource))
             self.pipeline = Pipeline(
                 self.source,
                 processor=self.processor,
@@ -158,7 +162,7 @@ class App:
                 outputs=self.outputs,
                 window=self.view,
                 profiler=self.profiler,
-                paced=options.window or options.realtime or options.panel is not None,  # watched: live
+                paced=live,
                 max_frames=options.frames,
                 hud=self.hud,
                 reconnect_s=options.reconnect,
