@@ -40,6 +40,7 @@ from realtime.core.model import PRNet, VisibilityHead
 from realtime.core.paths import CACHE
 from realtime.core.uv import load_bfm
 from realtime.live.occlusion import VisibilityNet
+from realtime.train import occluders
 from realtime.train.batches import to_input
 from realtime.train.groundtruth import DEFAULT_DATA, MapMaker, TrainSet, load_trainset, random_affine
 from realtime.train.occluders import AFLW21, Donor, aflw_points, footprints, hidden_marks, sample
@@ -207,6 +208,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--on", type=Path, default=None, help="train a head of this PRNet bundle instead (frozen encoder)"
     )
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument(
+        "--kinds",
+        type=lambda t: tuple(float(v) for v in t.split(",")),
+        default=None,
+        help="draw probabilities of the occluder kinds, comma-separated in realtime.train.occluders.KINDS' "
+        "order (hand, fingers, object, hair, glasses, mic; default KIND_P)",
+    )
     return ap.parse_args(argv)
 
 
@@ -229,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"wrote {export_head(args.run, args.on, args.export)}")
         return 0
+    if args.kinds is not None:  # the data-loader processes fork after this: they draw so too
+        if len(args.kinds) != len(occluders.KINDS) or abs(sum(args.kinds) - 1) > 1e-6:
+            raise SystemExit(f"error: --kinds needs {len(occluders.KINDS)} probabilities that sum to 1")
+        occluders.KIND_P = args.kinds
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     data = load_trainset(args.data)
