@@ -202,23 +202,23 @@ class FaceProcessor:
                 self.resolution,
                 [t.track_id for t in tracks],
             )
-        sees = self.visibility is not None and self.frame_visibility
+        model = self.visibility if self.frame_visibility else None
         beside = None
-        if sees and self.overlap and not isinstance(self.visibility, EngineHead):
+        if model is not None and self.overlap and not isinstance(model, EngineHead):
             if self._beside is None:
                 self._beside = ThreadPoolExecutor(1, thread_name_prefix="visibility")
-            beside = self._beside.submit(visibilities, self.visibility, batch.images, batch.to_frame)
+            beside = self._beside.submit(visibilities, model, batch.images, batch.to_frame)
         with timed(frame, Stage.INFER):
             # a GPU engine's maps stay on the GPU for decoding
             out = self.engine.run_all(batch.images)
         seen, logits = None, out.logits
-        if sees:
+        if model is not None:
             with timed(frame, Stage.OCCLUDE):  # overlapping: the wait for the network beside
                 if beside is not None:
                     seen = beside.result()
                 else:  # the engine's head: its maps came with the pass
-                    own = out.visibility if isinstance(self.visibility, EngineHead) else None
-                    seen = visibilities(self.visibility, batch.images, batch.to_frame, own)
+                    own = out.visibility if isinstance(model, EngineHead) else None
+                    seen = visibilities(model, batch.images, batch.to_frame, own)
         with timed(frame, Stage.DECODE):
             recs = self.decoder.decode(out.maps, batch.to_frame, batch.track_ids, out.lids)
         if seen is not None or logits is not None:  # one copy per face with what the stages added
