@@ -160,9 +160,7 @@ class Decoder:
             yaw = np.abs([float(p.angles[1]) for p in poses])
             lo, hi = LID_YAW
             self.open_lids(verts, lids, np.clip((hi - yaw) / (hi - lo), 0.0, 1.0))
-        return [
-            Reconstruction(
-                track_id=tid, landmarks=verts[b][self.kpt_rows].copy(), vertices=verts[b], pose=poses[b]
-            )
+        return [  # verts[b][self.kpt_rows] is a copy already (fancy indexing)
+            Reconstruction(track_id=tid, landmarks=verts[b][self.kpt_rows], vertices=verts[b], pose=poses[b])
             for b, tid in enumerate(track_ids)
         ]

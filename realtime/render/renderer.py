@@ -238,7 +238,7 @@ class Renderer:
         if box is None or self.max_step == self.mesh_step:
             return self.mesh_step
         texel_px = max(box[2] - box[0], box[3] - box[1]) / self.layout.resolution
-        return int(np.clip(TRIANGLE_PX // max(texel_px, 1e-6), self.mesh_step, self.max_step))
+        return min(max(int(TRIANGLE_PX // max(texel_px, 1e-6)), self.mesh_step), self.max_step)
 
     # -- setup -----------------------------------------------------------------------
     def resize(self, width: int, height: int) -> None:

@@ -22,6 +22,7 @@ import torch
 from realtime.core.weights import Bundle
 from realtime.live.engines.backends import Engine, EngineError, EngineOutput, bundle_digest, log
 from realtime.live.engines.choose import (
+    APPROX_LANDMARK_TOL,
     AUTO_ORDER,
     BACKENDS,
     LANDMARK_TOL,
@@ -39,6 +40,7 @@ from realtime.live.engines.onnx import export_onnx
 __all__ = [
     "AUTO_ORDER",
     "BACKENDS",
+    "APPROX_LANDMARK_TOL",
     "LANDMARK_TOL",
     "MAP_TOL",
     "Engine",

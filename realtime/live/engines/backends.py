@@ -103,12 +103,15 @@ class Engine:
     cpu-fast, onnxruntime and onnxruntime-int8 run them all; the CUDA engines none,
     and the tracker then keeps the detector's per-frame check). ``scores``: it gives
     face logits; ``sees``: it gives visibility maps (a lid head's openings come in
-    ``EngineOutput.lids`` and the decoder reads them).
+    ``EngineOutput.lids`` and the decoder reads them). ``exact``: its maps are eager
+    fp32's within MAP_TOL and LANDMARK_TOL (realtime.live.engines.choose); an
+    approximation (int8) is held to its landmarks only (``within_tolerance``).
     """
 
     name: str = ""
     why: str = ""
     compiles_at_start: bool = False
+    exact: bool = True
     heads: tuple[str, ...] = ()
 
     @property

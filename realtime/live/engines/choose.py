@@ -33,9 +33,12 @@ from realtime.live.engines.cpu import CpuFastEngine
 from realtime.live.engines.cuda import CudaFp16Engine, CudaGraphEngine, TensorRTEngine
 from realtime.live.engines.onnx import OnnxRuntimeEngine, OnnxRuntimeInt8Engine
 
-#: Tolerances against eager fp32: sigmoid units and landmark pixels.
+#: Tolerances against eager fp32: sigmoid units and landmark pixels; an engine that is
+#: not ``exact`` (int8) is held to its landmarks only, within APPROX_LANDMARK_TOL (its 2D
+#: landmarks are 0.13 px from fp32's on average over AFLW2000-3D: tests/test_quantize.py).
 MAP_TOL = 2e-3
 LANDMARK_TOL = 0.5
+APPROX_LANDMARK_TOL = 1.0
 #: Preference order for ``backend="auto"``, fastest first.
 AUTO_ORDER = {
     # cuda-graph before inductor's cuda-fp16: ready in under a second where inductor
@@ -316,7 +319,10 @@ def compare(reference: np.ndarray, maps: np.ndarray, bundle: Bundle) -> dict[str
     }
 
 
-def within_tolerance(err: dict[str, float]) -> bool:
+def within_tolerance(err: dict[str, float], exact: bool = True) -> bool:
+    """Whether ``compare``'s errors are within an engine's tolerance (``Engine.exact``)."""
+    if not exact:
+        return err["landmark_max_px"] <= APPROX_LANDMARK_TOL
     return err["map_max_abs"] <= MAP_TOL and err["landmark_max_px"] <= LANDMARK_TOL
 
 
