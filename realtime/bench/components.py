@@ -45,7 +45,8 @@ def faces_benchmark(n_faces: int = 1, frames: int = 20) -> dict[str, float]:
     """ms per frame of detect (a full MTCNN pass, 640 x 480, default min face), the
     detect stage while tracking (the per-frame O-Net check where the engine has no face
     head, next to nothing where it has one; the periodic full pass runs on the
-    tracker's worker thread), crop (all faces to R x R), occlude (the
+    tracker's worker thread), crop (each face's registration, realtime.live.register, and
+    all faces to R x R), occlude (the
     visibility network on all faces, onnxruntime) and
     smooth (One Euro on landmarks, vertices and pose of all faces), for ``n_faces``
     faces. Prints and returns the figures."""

@@ -24,6 +24,7 @@ from realtime.live.decode import Decoder
 from realtime.live.detect import MTCNN
 from realtime.live.engines import Engine, create_engine, resolve_device
 from realtime.live.occlusion import EngineHead, VisibilityModel, visibilities
+from realtime.live.register import CropRegistration
 from realtime.live.smooth import OneEuroFilter, Smoother
 from realtime.live.track import Tracker, TrackerConfig, landmark_crop
 
@@ -60,6 +61,7 @@ class FaceProcessor:
         max_faces: int = 4,
         device: str | torch.device = "cpu",
         visibility: VisibilityModel | None = None,
+        registration_factory: Callable[[], CropRegistration] | None = CropRegistration,
     ):
         self.engine, self.decoder = engine, decoder
         self.visibility = visibility  # None: effects cover the whole face
@@ -74,6 +76,8 @@ class FaceProcessor:
         self.tracker = tracker or Tracker(self.detector, config)
         self.filter_factory = filter_factory
         self.smoother = Smoother(filter_factory) if filter_factory is not None else None
+        self.registration_factory = registration_factory
+        self.registration = registration_factory() if registration_factory is not None else None
         self.resolution = engine.resolution
         self.last_error = ""
         self.lock = threading.Lock()
@@ -94,7 +98,7 @@ class FaceProcessor:
         name or ``auto``, on ``device``; ``engine_options`` go to
         realtime.live.engines.create_engine: mirror=, verbose=, retime=, warmup=), its
         decoder, and any other part by keyword (detector=, tracker=, filter_factory=,
-        max_faces=, visibility=)."""
+        max_faces=, visibility=, registration_factory=)."""
         device = resolve_device(device)
         engine = create_engine(bundle, backend, device, **(engine_options or {}))
         return cls(engine, Decoder(bundle.layout), device=device, **parts)
@@ -109,6 +113,7 @@ class FaceProcessor:
             "max_faces": self.max_faces,
             "device": self.device,
             "visibility": self.visibility,
+            "registration_factory": self.registration_factory,
         }
         return FaceProcessor(self.engine, self.decoder, **{**shared, **parts})
 
@@ -180,9 +185,7 @@ class FaceProcessor:
                 return self._process(frame)
         except Exception as e:  # a live loop must survive any one frame
             self.last_error = f"{type(e).__name__}: {e}"
-            self.tracker.reset()
-            if self.smoother is not None:
-                self.smoother.reset()
+            self._reset()
             return FaceResult(status=f"error: {type(e).__name__}")
 
     def _process(self, frame: Frame) -> FaceResult:
@@ -191,17 +194,15 @@ class FaceProcessor:
             tracks = self.tracker.predict(src)
         detected = self.tracker.detected
         if not tracks:
-            if self.smoother is not None:
-                self.smoother.reset()
+            self._reset(tracker=False)
             return FaceResult(n_other_faces=self.tracker.n_other, status=_status(0, 0), detected=detected)
         with timed(frame, Stage.CROP):
-            batch = crop_faces(
-                src,
-                np.stack([t.center for t in tracks]),
-                np.array([t.size for t in tracks]),
-                self.resolution,
-                [t.track_id for t in tracks],
-            )
+            centers, sides = np.stack([t.center for t in tracks]), np.array([t.size for t in tracks])
+            ids = [t.track_id for t in tracks]
+            if self.registration is not None:  # a still face's crop follows its pixels
+                moved = self.registration(frame.image, centers, sides, ids)
+                centers = centers if moved is None else moved
+            batch = crop_faces(src, centers, sides, self.resolution, ids)
         model = self.visibility if self.frame_visibility else None
         beside = None
         if model is not None and self.overlap and not isinstance(model, EngineHead):
@@ -237,6 +238,16 @@ class FaceProcessor:
             self.tracker.reframe(smoothed)
         others = self.tracker.n_other
         return FaceResult(smoothed, others, _status(len(smoothed), others), detected, raw=recs)
+
+    def _reset(self, tracker: bool = True) -> None:
+        """Forget what was followed: the tracks (unless ``tracker`` is False), the
+        crops' references and the filters' state."""
+        if tracker:
+            self.tracker.reset()
+        if self.registration is not None:
+            self.registration.reset()
+        if self.smoother is not None:
+            self.smoother.reset()
 
     # -- still photos ------------------------------------------------------------------
     def reconstruct_photo(
