@@ -25,55 +25,52 @@ def processor(bundle):
     return FaceProcessor.from_bundle(bundle, "eager", "cpu")
 
 
-def _face_crop(processor, frame) -> tuple[np.ndarray, np.ndarray]:
-    """(centre (1, 2), side (1,)) the tracker frames the face in ``frame`` with."""
+@pytest.fixture(scope="module")
+def framing(processor, still) -> tuple[np.ndarray, np.ndarray]:
+    """(centre (1, 2), side (1,)): how the tracker frames the still face."""
     with processor.fresh(registration_factory=None) as proc:
-        assert proc.process(Frame(frame, 0, 0.0)).reconstructions
+        assert proc.process(Frame(still[0][0], 0, 0.0)).reconstructions
         t = proc.tracker.tracks[0]
         return t.center[None].astype(np.float64), np.array([t.size])
 
 
-def test_registration_follows_subpixel_moves(processor, still):
-    frames, shifts = still
-    center, side = _face_crop(processor, frames[0])
+def _referenced(still, framing) -> CropRegistration:
+    """A registration whose track 1 has the still face's first frame for reference."""
     reg = CropRegistration()
-    assert reg(frames[0], center, side, [1]) is None  # the reference
+    assert reg(still[0][0], *framing, [1]) is None  # the first: nothing to follow yet
+    return reg
+
+
+def test_registration_follows_subpixel_moves(still, framing):
+    frames, shifts = still
+    reg, center = _referenced(still, framing), framing[0]
     errs = []
     for f, s in zip(frames[1:10], shifts[1:10], strict=True):
-        moved = reg(f, center, side, [1])
+        moved = reg(f, *framing, [1])
         assert moved is not None
         errs.append(moved[0] - center[0] - (s - shifts[0]))
     err = np.abs(errs).max()
     assert err < 0.1, f"registration off by up to {err:.3f} px"
 
 
-def test_a_crop_unlike_its_reference_is_not_moved(processor, still, media):
-    frames, _ = still
-    center, side = _face_crop(processor, frames[0])
-    reg = CropRegistration()
-    reg(frames[0], center, side, [1])
-    other = cv2.resize(cv2.imread(str(media / "obama_portrait.jpg")), frames[0].shape[1::-1])
-    assert reg(other, center, side, [1]) is None
+def test_a_crop_unlike_its_reference_is_not_moved(still, framing, media):
+    reg = _referenced(still, framing)
+    other = cv2.resize(cv2.imread(str(media / "obama_portrait.jpg")), still[0][0].shape[1::-1])
+    assert reg(other, *framing, [1]) is None
 
 
-def test_a_face_that_moved_further_is_left_to_the_network(processor, still):
+def test_a_face_that_moved_further_is_left_to_the_network(still, framing):
     """Beyond a still head's tremor (1.5 crop px) the crop stays where the tracker holds it."""
-    frames, _ = still
-    center, side = _face_crop(processor, frames[0])
-    reg = CropRegistration()
-    reg(frames[0], center, side, [1])
+    reg, first = _referenced(still, framing), still[0][0]
     moved = np.float32([[1, 0, 4], [0, 1, 0]])
-    frame = cv2.warpAffine(frames[0], moved, frames[0].shape[1::-1], borderMode=cv2.BORDER_REFLECT)
-    assert reg(frame, center, side, [1]) is None
+    frame = cv2.warpAffine(first, moved, first.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+    assert reg(frame, *framing, [1]) is None
 
 
-def test_a_reframed_track_starts_a_new_reference(processor, still):
-    frames, _ = still
-    center, side = _face_crop(processor, frames[0])
-    reg = CropRegistration()
-    reg(frames[0], center, side, [1])
-    far = center + 4.0  # the tracker moved the crop (landmarks beyond its hold)
-    assert reg(frames[1], far, side, [1]) is None
+def test_a_reframed_track_starts_a_new_reference(still, framing):
+    reg = _referenced(still, framing)
+    far = framing[0] + 4.0  # the tracker moved the crop (landmarks beyond its hold)
+    assert reg(still[0][1], far, framing[1], [1]) is None
 
 
 def test_registered_crops_steady_a_still_face(processor, still):

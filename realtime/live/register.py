@@ -1,5 +1,6 @@
-"""Keep each face's crop on the face's own pixels between reframes: image registration
-of the crop against a reference crop of the same track.
+"""Keep a still face's crop on the face's own pixels between reframes: image
+registration of the frame's pixels under each crop against those the tracker framed it
+on.
 
 Why: the tracker holds a still face's crop where it is (``TrackerConfig.hold``), so
 the network sees the face move by whatever sub-pixel amount the head or the camera
@@ -12,9 +13,10 @@ How: when the tracker (re)frames a track, the frame's pixels under its crop, gre
 ``PATCH`` x ``PATCH`` px, become the track's reference. Each later frame's pixels under
 the same crop are registered against it by a translation (OpenCV's ECC,
 ``cv2.findTransformECC``: about 0.16 ms a face with the patch, within 0.05 frame px of
-the true shift on the still face), and ``FaceProcessor`` cuts the crop that much further along.
-Against the fixed reference, errors do not add up from frame to frame, and the crop is
-cut once.
+the true shift on the still face), and ``FaceProcessor`` cuts the crop that much
+further along. Against the fixed reference, errors do not add up from frame to frame;
+the crop is cut once; and as it reads the frame itself (numpy, BGR), it works the same
+whichever device the crops are cut on.
 
 Only a face that stayed within ``max_shift`` of its reference (1.5 px of a 128 px
 crop) and still looks like it (ECC's correlation at least ``min_correlation``) is
