@@ -78,8 +78,9 @@ def test_a_flat_source_hides_the_whole_inner_face_but_eyes_and_mouth(run, talkin
     The detail is the output's gradient energy over the input's, inside the face but
     outside the eyes and mouth, on the four frames where the mouth opens widest (one
     frame alone was luck: 0.18 on one and 0.20-0.31 on its neighbours, session 17). The
-    aim is under 0.2 (issue 35); today a wide-open mouth leaves a patch of other tone
-    beside it and the hole's rim reaches past the lips' hull, about 0.24 on average."""
+    aim is under 0.2 (issue 35); today, on the widest-open frames, the mesh's mouth
+    reaches past the live lips at a corner, so the hole shows live lips and skin there
+    (a lighter patch with the hole's outline): about 0.24 on average."""
     frames, recs, i = talking
     gap = [np.linalg.norm(r.landmarks[66, :2] - r.landmarks[62, :2]) if r else 0.0 for r in recs]
     ratios, outs = [], {}
