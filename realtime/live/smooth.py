@@ -25,9 +25,14 @@ silent face nothing changes: the regions' speeds stay under their own still floo
 Tuning (as Casiez et al. suggest): with the head still, lower ``min_cutoff`` until the
 mesh stops jittering; then move the head quickly and raise ``beta`` until it stops
 lagging behind. ``d_cutoff`` (the speed estimate's own low-pass) rarely needs changing.
-Defaults: min_cutoff 0.1 Hz, beta 10 per (face size/s), d_cutoff 1 Hz, chosen on a
-simulated face (0.5 px noise, 0.5 Hz sway of 0.8 face/s): still-face jitter cut ~7x
-at 30 fps, sway lag ~0.8 frame at 30 fps (0.35 at 15 fps).
+Defaults: min_cutoff 0.3 Hz, beta 10 per (face size/s), d_cutoff 1 Hz. beta and
+d_cutoff were chosen on a simulated face (0.5 px noise, 0.5 Hz sway of 0.8 face/s: sway
+lag ~0.8 frame at 30 fps, 0.35 at 15 fps). min_cutoff was 0.1 Hz until the crops were
+registered (realtime.live.register): on the peers benchmark's still face (moved by
++-0.5 px a frame) the smoothed landmarks then moved 0.039 px a frame against 0.165
+before, and a head drifting slowly (7.5 px/s, under the still floor) trailed 5.8 px
+behind. At 0.3 Hz: 0.052 px a frame still, 3.4 px behind the drift (1 Hz: 0.098 and
+1.2, the lids and mouth after smoothing no nearer MediaPipe's).
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ from realtime.live.decode import rotation_to_angles
 
 #: A gap longer than this (seconds) starts the filter afresh (a stall, a dropped source).
 MAX_GAP = 0.5
+#: Hz, the cut-off on a still face (see the module docstring); strength 0.5 is this.
+DEFAULT_MIN_CUTOFF = 0.3
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -85,7 +92,7 @@ def _nearest_rotation(m: np.ndarray) -> np.ndarray:
 
 @dataclass
 class OneEuroConfig:
-    min_cutoff: float = 0.1  # Hz, cutoff when still: lower = steadier, more lag when slow
+    min_cutoff: float = DEFAULT_MIN_CUTOFF  # Hz, cutoff when still: lower = steadier, more lag when slow
     beta: float = 10.0  # Hz per (face size / s): higher = less lag in fast motion
     d_cutoff: float = 1.0  # Hz, low-pass on the speed estimate
     # Face sizes / s below which the head counts as still: the network's own
@@ -102,18 +109,18 @@ class OneEuroConfig:
 
     @property
     def strength(self) -> float:
-        """How steady, 0..1: 0 off, 0.5 the default (min_cutoff 0.1 Hz), 1 the steadiest
+        """How steady, 0..1: 0 off, 0.5 the default (DEFAULT_MIN_CUTOFF), 1 the steadiest
         (cut-off 10x lower when still: steadier, more lag in slow motion). The one
         formula for both ways, so the panel and the app agree."""
         if self.min_cutoff >= self.OFF:
             return 0.0
-        return round(min(max(0.5 - math.log10(self.min_cutoff / 0.1) / 2, 0.0), 1.0), 3)
+        return round(min(max(0.5 - math.log10(self.min_cutoff / DEFAULT_MIN_CUTOFF) / 2, 0.0), 1.0), 3)
 
     @strength.setter
     def strength(self, value: float) -> None:
         value = min(max(float(value), 0.0), 1.0)
         # A cut-off far above the frame rate passes every frame through unchanged.
-        self.min_cutoff = 0.1 * 10 ** (2 * (0.5 - value)) if value > 0 else self.OFF
+        self.min_cutoff = DEFAULT_MIN_CUTOFF * 10 ** (2 * (0.5 - value)) if value > 0 else self.OFF
 
 
 class OneEuroFilter:
