@@ -77,10 +77,10 @@ class CropRegistration:
         for i, tid in enumerate(track_ids):
             side = float(sides[i])
             grey = _patch(image, out[i], side)
-            ref = self._refs.get(tid)
             if grey is None:  # the crop runs off the frame: cut as it is
                 self._refs.pop(tid, None)
                 continue
+            ref = self._refs.get(tid)
             if ref is None or ref.side != side or not np.array_equal(ref.center, out[i]):
                 self._refs[tid] = _Reference(grey, out[i].copy(), side)  # (re)framed
                 continue
