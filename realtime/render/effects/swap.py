@@ -7,11 +7,15 @@ albedo opaque: brows, lids, nose, lips and skin. The live frame shows through on
 where it must: the eyeballs (inside the live lid contour, so gaze and blinks stay
 real), the inside of the mouth (inside the live inner-lip contour, so teeth and
 tongue move with speech) and whatever covers the face (the occlusion network's
-map). The source texture is whole (realtime.render.effects.swap_source: texels its
-photo saw badly or not at all are taken from the mirrored side or filled from the
-surrounding skin), so there is no hole for the live face to show through; its
-features sit where the layout has them (swap_align), and its colour is a smooth
-estimate over luminance that keeps the detail (swap_clean).
+map). Our mesh opens its mouth and lids less than a face does, so on the inner lips
+and the lids the live frame decides, pixel by pixel: where it shows the mouth's dark,
+teeth, the eye's white or the iris (against the live skin's colour), that shows
+through the source's lips and lids (``live_bands``). The source texture is whole
+(realtime.render.effects.swap_source: texels its photo saw badly or not at all are
+taken from the mirrored side or filled from the surrounding skin), so there is no
+hole for the live face to show through; its features sit where the layout has them
+(swap_align), and its colour is a smooth estimate over luminance that keeps the
+detail (swap_clean).
 
 Each frame the shader renders albedo x the live face's shading (its light estimated
 from the live pixels and mesh normals, realtime.render.lighting), so the swapped face
@@ -72,6 +76,9 @@ ALBEDO_MAX = 2.0  # albedo stored as sqrt(albedo / ALBEDO_MAX) in 8 bits
 SHINE = 1.25  # skin brighter than this x its surroundings is a highlight, pressed down
 SHINE_KEEP = 0.3  # how much of a highlight's excess stays
 SHINE_SIZE = 12  # shine is smaller than 1/SHINE_SIZE of the texture
+CREASE = 0.85  # skin darker than this x its surroundings is an expression's crease, lifted
+CREASE_KEEP = 0.3  # how much of a crease's depth below CREASE stays
+CREASE_SIZE = 48  # creases are narrower than 1/CREASE_SIZE of the texture
 BROW_LIFT = 0.05  # the region reaches this far (x texture side) above the brow landmarks
 EDGE_FEATHER = 0.08  # the region fades in over this share of the face's width, on its surface
 LIVE_EDGE = 0.003  # the live eyeballs' and mouth's soft edge (x texture side)
@@ -87,8 +94,20 @@ LIVE_PARTS = ("lids", "lips", "brows")
 #: self-swap 0.050 -> 0.039, obama 0.059 -> 0.051 (session 16). Four gave 0.035 /
 #: 0.045 but left little of the source's lips; a softer edge did not help. The eyes
 #: grown so (1.5 texels) read nearer the live lids (obama 0.057 -> 0.041) but showed the
-#: live lids' skin and lashes around them, a patchwork: not done.
+#: live lids' skin and lashes around them, a patchwork: EYE_BAND shows only the eye.
 MOUTH_GROW = (1.0, 3.0)
+#: Layout texels from the mouth's hole into the lips where the live frame decides: a
+#: live pixel there that is not lip but the inside of a mouth (much darker than the
+#: live skin, or teeth: as bright and far less red) shows through the source's lips.
+#: On the kpa webcam's self-swap the mouth's |difference| went 0.033 -> 0.028 and its
+#: correlation 0.69 -> 0.81 (carphone: 0.001-0.002 less; session 18).
+MOUTH_BAND = 3.0
+#: Layout texels around the lid contour where the live frame decides likewise: a live
+#: pixel there that is eye (the white: as bright as the skin, far less red; the iris or
+#: the lashes: much darker) shows through the source's lids. The mesh opens its lids
+#: less than a wide-eyed face does (carphone: at most 0.12 of the eye distance where
+#: MediaPipe reads 0.18), and the source's lids would narrow the live eyes.
+EYE_BAND = 1.5
 MAX_TONE = 0.8  # |log gain| of the source's tone against the live one, at most
 #: With tone "live", the source's colour detail is scaled by the live skin's chroma
 #: spread over the source's, divided by this (at most 1): a live face clearly less
@@ -181,6 +200,27 @@ def mouth_hole(layout: UVLayout, size: int = TEX) -> np.ndarray:
     return near & ~face_mask_tex(layout, size)
 
 
+def live_bands(layout: UVLayout, size: int = 256) -> np.ndarray:
+    """(R, R, 2) float32 in [0, 1] at the layout's resolution R (small: it is uploaded
+    with each face's uniforms), drawn at ``size``: where swap.frag lets the live frame
+    decide. Channel 0: the inner lips, MOUTH_BAND layout texels from the mouth's hole
+    (the live mouth's inside shows wherever the live frame has it); channel 1: the lids,
+    EYE_BAND texels around the lid contour (the live eye shows likewise). Why: the mesh
+    opens its mouth and lids less than the face does (the mouth about 3/4 as far on
+    carphone, half on a small webcam), so the source's lips and lids would cover teeth,
+    the dark of an open mouth and the whites of wide eyes."""
+    k = uv_landmarks(layout, size)
+    eyes = fill_curves(size, [closed_curve(k[EYE_L]), closed_curve(k[EYE_R])]) > 0.5
+    out = []
+    for part, texels in ((mouth_hole(layout, size), MOUTH_BAND), (eyes, EYE_BAND)):
+        r = int(round(texels * size / layout.resolution)) * 2 + 1
+        grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (r, r))
+        band = cv2.dilate(part.astype(np.uint8), grow).astype(np.float32)
+        out.append(cv2.GaussianBlur(band, (0, 0), LIVE_EDGE * size))
+    side = (layout.resolution, layout.resolution)
+    return cv2.resize(np.stack(out, -1), side, interpolation=cv2.INTER_AREA)
+
+
 def live_mask(layout: UVLayout, size: int = TEX, parts: tuple[str, ...] = ()) -> np.ndarray:
     """(S, S) float in [0, 1]: where the live face shows. Always the eyeballs (inside
     the lid contour) and the inside of the mouth (the hole between the lips, grown by
@@ -202,23 +242,49 @@ def live_mask(layout: UVLayout, size: int = TEX, parts: tuple[str, ...] = ()) ->
     return m
 
 
-def highlights_down(albedo: np.ndarray, skin: np.ndarray) -> np.ndarray:
-    """Press shine on the skin (specular highlights the photo's light left, which a
-    diffuse model cannot divide out) down toward its surroundings: shine is brighter
-    than the skin around it (a grey opening, erode then dilate, removes bright features
-    smaller than its kernel: the skin without its shine)."""
-    size = albedo.shape[0]
-    low = 512  # highlights are broad at this scale: found at 512 x 512, applied at full size
+def _against_skin(albedo: np.ndarray, skin: np.ndarray, op: int, size: int, blur: float) -> tuple:
+    """At 512 x 512: each texel's luminance over the skin around it without its small
+    features of one kind (``op``: a grey opening, erode then dilate, takes out bright
+    features narrower than ``size`` texels; a closing, dark ones), blurred by ``blur``;
+    and how much each texel is plain skin."""
+    low = 512
     small = cv2.resize(albedo, (low, low), interpolation=cv2.INTER_AREA)
     lum = small @ LUMA.astype(np.float32)
     on_skin = cv2.resize(skin.astype(np.float32), (low, low), interpolation=cv2.INTER_AREA)
     filled = np.where(on_skin > 0.5, lum, np.median(lum[on_skin > 0.5])).astype(np.float32)
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (low // SHINE_SIZE | 1, low // SHINE_SIZE | 1))
-    base = cv2.GaussianBlur(cv2.morphologyEx(filled, cv2.MORPH_OPEN, k), (0, 0), low / 100)
-    ratio = lum / np.maximum(base, 1e-4)
-    excess = np.maximum(ratio - SHINE, 0.0) * on_skin
-    scale = (ratio - (1 - SHINE_KEEP) * excess) / np.maximum(ratio, 1e-6)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size | 1, size | 1))
+    base = cv2.GaussianBlur(cv2.morphologyEx(filled, op, k), (0, 0), blur)
+    return lum / np.maximum(base, 1e-4), on_skin
+
+
+def _rescaled(albedo: np.ndarray, ratio: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``albedo`` with each texel's luminance ratio (512 x 512) moved to ``target``."""
+    size = albedo.shape[0]
+    scale = target / np.maximum(ratio, 1e-6)
     return albedo * cv2.resize(scale, (size, size), interpolation=cv2.INTER_LINEAR)[..., None]
+
+
+def highlights_down(albedo: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """Press shine on the skin (specular highlights the photo's light left, which a
+    diffuse model cannot divide out) down toward its surroundings: shine is brighter
+    than the skin around it, and smaller than 1/SHINE_SIZE of the texture."""
+    ratio, on_skin = _against_skin(albedo, skin, cv2.MORPH_OPEN, 512 // SHINE_SIZE, 512 / 100)
+    excess = np.maximum(ratio - SHINE, 0.0) * on_skin
+    return _rescaled(albedo, ratio, ratio - (1 - SHINE_KEEP) * excess)
+
+
+def creases_up(albedo: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """Lift the deep, narrow creases of the photo's expression (a smile's folds from
+    the nose to the mouth, crow's feet, a squint's lines) toward the skin around them.
+    Why: they are the photo's shadows, not the skin's colour, so de-lighting leaves
+    them as hard dark lines, and drawn on a live face that is not smiling they read as
+    ink on a latex mask. Skin darker than CREASE x its surroundings (a grey closing
+    takes out dark features narrower than 1/CREASE_SIZE of the texture) keeps only
+    CREASE_KEEP of the rest of its depth; shallower lines, pores and stubble are left
+    as they are, and the eyes, brows, nostrils and lips are not skin here."""
+    ratio, on_skin = _against_skin(albedo, skin, cv2.MORPH_CLOSE, 512 // CREASE_SIZE, 1.5)
+    deficit = np.maximum(CREASE - ratio, 0.0) * on_skin
+    return _rescaled(albedo, ratio, ratio + (1 - CREASE_KEEP) * deficit)
 
 
 def edge_band(layout: UVLayout, inside: np.ndarray, features: np.ndarray) -> np.ndarray:
@@ -263,8 +329,9 @@ class FaceSwap(Effect):
         if set(live) - set(LIVE_PARTS):
             raise SwapError(f"live parts {live}: choose from {', '.join(LIVE_PARTS)}")
         self.shape, self.tone, self.live, self.glasses = float(shape), tone, tuple(live), glasses
-        # With a shape, the frame around the face is drawn warped too (swap.frag samples it).
-        self.reads_frame = self.shape > 0  # type: ignore[misc]
+        # swap.frag samples the frame: the live mouth's inside, and with a shape the
+        # frame around the face, drawn warped.
+        self.reads_frame = True  # type: ignore[misc]
         self.face_shape = FaceShape(layout)
         self._warp_grid: np.ndarray | None = None
         self.prepared: SourceTexture | None = None
@@ -273,6 +340,7 @@ class FaceSwap(Effect):
         self.face = face_mask_tex(layout, TEX)
         self.region, inside = swap_region(layout, TEX)
         self.keep = live_mask(layout, TEX, self.live)
+        self.bands = live_bands(layout)
         features = feature_mask(layout, TEX, (BROW_L, BROW_R, EYE_L, EYE_R, NOSE_BASE, LIPS), 0.015)
         skin = (self.region > 0.5) & ~features
         k = uv_landmarks(layout, TEX)
@@ -312,7 +380,7 @@ class FaceSwap(Effect):
         prepared = unwrap(self.layout, photo, face, self.light, self.masks)
         if (prepared.seen[self.masks.skin] > 0.5).mean() < 0.2:
             raise SwapError("the source face is barely visible in its photo: use a photo facing the camera")
-        prepared.albedo = highlights_down(prepared.albedo, self.masks.skin)
+        prepared.albedo = creases_up(highlights_down(prepared.albedo, self.masks.skin), self.masks.skin)
         self.prepared, self.warnings = prepared, list(prepared.warnings)
         aligned = face.vertices if prepared.vertices is None else prepared.vertices
         self.face_shape.set_source(Reconstruction(face.track_id, face.landmarks, aligned, face.pose))
@@ -400,10 +468,22 @@ class FaceSwap(Effect):
             "u_albedo_max": ALBEDO_MAX,
             "u_seam_size": float(self.seam.grid),
             "u_warped": warp is not None,
+            "u_live_bands": self.bands,
+            "u_live_skin": self._live_skin(image, rec),
         }
         if warp is not None:
             out["u_warp"] = warp
         return out
+
+    def _live_skin(self, image: np.ndarray, rec: Reconstruction) -> np.ndarray:
+        """(3,) the live skin's colour, BGR in [0, 1] as the frame texture holds it: the
+        median of the frame's pixels under the skin vertices the light is read at."""
+        h, w = image.shape[:2]
+        xy = np.round(rec.vertices[self.light.rows, :2]).astype(np.int64)
+        inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+        if not inside.any():
+            return np.full(3, 0.5, np.float32)
+        return (np.median(image[xy[inside, 1], xy[inside, 0]], axis=0) / 255.0).astype(np.float32)
 
     def chroma(self, track: int) -> float:
         """How much of the source's colour detail this face keeps (1: all): with tone

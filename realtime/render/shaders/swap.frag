@@ -10,6 +10,8 @@
 // linear BGR over its luminance), keeping each texel's luminance: a colourless live
 // face gets a face as colourless as its own (realtime.render.effects.swap.CHROMA_MATCH).
 // u_detail < 1 turns the source's fine skin detail down (swap_clean.DetailMatch).
+// On the inner lips and the lids (u_live_bands) the live frame decides, against the
+// live skin's colour (u_live_skin): the mouth's inside and the eye show through.
 uniform sampler2D u_tex;
 uniform sampler2D u_frame;
 uniform bool u_warped;
@@ -18,6 +20,8 @@ uniform float u_chroma;
 uniform vec3 u_skin_chroma;
 uniform float u_detail;      // share of the source's fine skin detail kept (swap_clean.DetailMatch)
 uniform float u_detail_lod;  // the mip level that holds the skin without that detail
+uniform sampler2D u_live_bands;  // r: the inner lips, g: the lids: where the live frame decides (swap.live_bands)
+uniform vec3 u_live_skin;    // the live skin's colour, BGR as the frame holds it
 
 const vec3 LUMA = vec3(0.11, 0.59, 0.30);  // BGR, as realtime.render.lighting.LUMA
 
@@ -41,6 +45,19 @@ void main() {
     albedo = mix(dot(albedo, LUMA) * u_skin_chroma, albedo, u_chroma);
     vec3 face = min(sqrt(albedo) * v_light, vec3(1.0));
     float a = t.a * v_facing * u_opacity * visible();
+    // On the inner lips and the lids, the live mouth and eyes show where the live frame
+    // has them: the mouth's dark and the iris (much darker than the live skin), teeth and
+    // the eye's white (as bright, far less red).
+    float ts = float(textureSize(u_tex, 0).x), bs = float(textureSize(u_live_bands, 0).x);
+    vec2 band = texture(u_live_bands, ((v_uv * ts - 0.5) / (ts - 1.0) * (bs - 1.0) + 0.5) / bs).rg;
+    if (band.r + band.g > 0.0) {  // elsewhere (most of the face) nothing to read
+        vec3 live = texture(u_frame, v_frame).rgb;
+        float q = dot(live, LUMA) / max(dot(u_live_skin, LUMA), 1e-3);
+        float red = (live.z / max(live.y, 1e-3)) / max(u_live_skin.z / max(u_live_skin.y, 1e-3), 1e-3);
+        float mouth = max(1.0 - smoothstep(0.35, 0.55, q), smoothstep(0.95, 0.85, red) * smoothstep(0.7, 0.9, q));
+        float eye = max(1.0 - smoothstep(0.35, 0.5, q), smoothstep(0.95, 0.88, red) * smoothstep(0.75, 0.9, q));
+        a *= (1.0 - band.r * mouth) * (1.0 - band.g * eye);
+    }
     if (!u_warped) {
         if (a < 0.02) discard;  // the fade's last 2 %: the frame as it is, not a 1-level change
         f_color = vec4(face, a);
