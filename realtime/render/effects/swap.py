@@ -99,9 +99,13 @@ MOUTH_GROW = (1.0, 3.0)
 #: Layout texels from the mouth's hole into the lips where the live frame decides: a
 #: live pixel there that is not lip but the inside of a mouth (much darker than the
 #: live skin, or teeth: as bright and far less red) shows through the source's lips.
-#: On the kpa webcam's self-swap the mouth's |difference| went 0.033 -> 0.028 and its
-#: correlation 0.69 -> 0.81 (carphone: 0.001-0.002 less; session 18).
-MOUTH_BAND = 3.0
+#: Five texels reach over the lips and just past them: the mesh's mouth can open half as
+#: far as the live one. The mouth's |difference| (MediaPipe on input and output, kpa
+#: webcam self-swap): 0.033 with no band, 0.028 with 3 texels, 0.023 with 5 (carphone,
+#: obama: 0.048, 0.043, 0.040). The dark must be under 0.45 of the skin's luminance
+#: (0.55 cost 0.002 less on carphone) so that a moustache next to the lips stays the
+#: source's.
+MOUTH_BAND = 5.0
 #: Layout texels around the lid contour where the live frame decides likewise: a live
 #: pixel there that is eye (the white: as bright as the skin, far less red; the iris or
 #: the lashes: much darker) shows through the source's lids. The mesh opens its lids
