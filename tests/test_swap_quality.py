@@ -141,6 +141,26 @@ def test_a_smiling_source_leaves_no_ink_lines_on_a_still_mouth(run, talking, med
     assert np.mean(drawn) < np.mean(live) + 0.015, "the source's smile folds are drawn as dark lines"
 
 
+def test_the_swapped_cheeks_take_the_live_skin_tone(run, talking, media):
+    """With tone "live" (the default), obama_portrait.jpg on carphone: the swapped
+    cheeks' mean colour is within CIE Lab distance 2.5 of the live cheeks' (3.5 when only
+    the face's edge was matched to the live skin, 1.7 with its inside too)."""
+    frames, recs, widest = talking
+    photo = cv2.imread(str(media / "obama_portrait.jpg"))
+    swap = run.swap(photo, run.photo(photo))
+
+    def lab(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(img.astype(np.float32) / 255, cv2.COLOR_BGR2LAB)[mask].mean(0)
+
+    dist = []
+    for k in widest[-4:]:
+        img, lm = frames[k], recs[k].landmarks[:, :2]
+        cheeks = hull(img.shape, lm[[1, 2, 3, 31, 39]]) | hull(img.shape, lm[[15, 14, 13, 35, 42]])
+        dist.append(np.linalg.norm(lab(run.render(img, recs[k], swap), cheeks) - lab(img, cheeks)))
+    print("cheeks' colour distance, swapped to live:", np.round(dist, 1))
+    assert np.mean(dist) < 2.5, f"the swapped face keeps its own tone: {np.round(dist, 1)}"
+
+
 def test_teeth_and_occluders_of_the_source_are_filled(run, media):
     """Obama smiles with his teeth showing; a closed-mouth target must not wear them:
     the swapped lips hold no teeth-white."""

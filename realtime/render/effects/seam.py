@@ -10,6 +10,12 @@ as a log gain per colour channel, on a coarse grid over UV space (16 x 16 cells,
 predicts its colour at skin samples in the blend band, the frame says what is there,
 and the membrane fills the inside. In UV space the solution moves with the face, and
 it is smoothed per track, so it adds no flicker.
+
+The inner skin (cheeks, forehead, chin: not the features, not the live eyes and mouth)
+pulls too, more weakly (INNER_PULL against PULL): a membrane from the edge alone left a
+source darker or lighter than the live face so inside, and the swapped cheeks 3-8 CIE
+Lab units from the live ones (carphone and hamilton at 1280x720, the four portraits;
+1.5-6.3 with the pull). At 16 x 16 cells it matches the tone, not the detail.
 """
 
 from __future__ import annotations
@@ -28,15 +34,26 @@ GRID = 16  # cells per UV side; texel k sits at layout uv k / (GRID - 1)
 BAND = (0.2, 0.97)  # region alpha of the skin sampled for the boundary values
 MAX_LOG_GAIN = 0.7  # a boundary gain beyond e^+-0.7 is an occluder or background, not skin
 PULL = 4.0  # weight of a fully seen ring cell's boundary value against smoothness
+INNER_PULL = 0.5  # weight of an inner skin cell's value (0: the inside is the membrane alone)
+INNER_STEP = 3  # inner samples: every 3rd layout vertex across and down (about 580, not 5,200)
 PRIOR = 0.02  # weak pull of every cell toward the mean gain (keeps the system regular)
 SMOOTHING = 0.3  # weight of the newest frame in a track's running correction
 
 
 class Seam:
     """The per-face correction: ``update(image, rec, light, normals)`` -> (GRID, GRID,
-    3) float32 log gain, for the swap shader's ``u_seam`` texture."""
+    3) float32 log gain, for the swap shader's ``u_seam`` texture. ``skin`` (S, S) bool,
+    the region's plain skin: its inner samples pull at INNER_PULL (None: the edge's
+    only)."""
 
-    def __init__(self, layout: UVLayout, region: np.ndarray, exclude: np.ndarray, normals: MeshNormals):
+    def __init__(
+        self,
+        layout: UVLayout,
+        region: np.ndarray,
+        exclude: np.ndarray,
+        normals: MeshNormals,
+        skin: np.ndarray | None = None,
+    ):
         size = region.shape[0]
         self.normals = normals
         k = (np.arange(GRID) * (size - 1) / (GRID - 1)).astype(np.float32)
@@ -70,18 +87,24 @@ class Seam:
         uv = layout.vertex_uv
         px = np.round(uv * (size - 1)).astype(np.int64)
         alpha = region[px[:, 1], px[:, 0]]
-        use = (alpha > BAND[0]) & (alpha < BAND[1]) & ~exclude[px[:, 1], px[:, 0]]
+        band = (alpha > BAND[0]) & (alpha < BAND[1]) & ~exclude[px[:, 1], px[:, 0]]
+        inner = np.zeros_like(band)
+        if skin is not None and INNER_PULL > 0:
+            inner = (alpha >= BAND[1]) & skin[px[:, 1], px[:, 0]] & ~exclude[px[:, 1], px[:, 0]]
+            lattice = np.round(uv * (layout.resolution - 1)).astype(np.int64) % INNER_STEP == 0
+            inner &= lattice.all(1)  # a few per cell is enough: every INNER_STEP-th vertex
         cell = np.round(uv * (GRID - 1)).astype(np.int64)
         flat = cell[:, 1] * GRID + cell[:, 0]
-        use &= index[flat] >= 0
+        use = (band | inner) & (index[flat] >= 0)
         self.rows = np.flatnonzero(use)
         self.sample_cell = index[flat[self.rows]]
+        in_ring = np.bincount(index[flat[band & use]], minlength=n) > 0
         # Cells with boundary samples hold a value (pulled to this frame's data, or to
         # their last value where the frame has none: turned away, covered); the rest
         # is the membrane between them. The system is fixed, so it is inverted once
         # and a frame costs a matrix product.
-        self.ring = np.bincount(self.sample_cell, minlength=n) > 0
-        pull = PULL * self.ring
+        held = np.bincount(self.sample_cell, minlength=n) > 0
+        pull = np.where(in_ring, PULL, INNER_PULL * held)
         self.solver = np.linalg.inv(lap + np.diag(pull) + PRIOR * np.eye(n))
         self.pull = pull
         self.n = n

@@ -356,7 +356,7 @@ class FaceSwap(Effect):
         self.light = LightEstimator(layout, not_skin(layout))
         self.detail = DetailMatch(layout, self.light.rows)
         self.detail_lod = 0.0
-        self.seam = Seam(layout, self.region, self.keep > 0.05, self.light.normals)
+        self.seam = Seam(layout, self.region, self.keep > 0.05, self.light.normals, skin)
         uv = np.round(layout.vertex_uv * (TEX - 1)).astype(np.int64)
         self.seam_px = uv[self.seam.rows]
         self.seam_albedo = np.zeros((len(self.seam.rows), 3))
