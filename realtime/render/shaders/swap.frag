@@ -54,8 +54,8 @@ void main() {
         vec3 live = texture(u_frame, v_frame).rgb;
         float q = dot(live, LUMA) / max(dot(u_live_skin, LUMA), 1e-3);
         float red = (live.z / max(live.y, 1e-3)) / max(u_live_skin.z / max(u_live_skin.y, 1e-3), 1e-3);
-        float mouth = max(1.0 - smoothstep(0.25, 0.45, q), smoothstep(0.95, 0.85, red) * smoothstep(0.7, 0.9, q));
-        float eye = max(1.0 - smoothstep(0.35, 0.5, q), smoothstep(0.95, 0.88, red) * smoothstep(0.75, 0.9, q));
+        float mouth = max(1.0 - smoothstep(0.25, 0.45, q), (1.0 - smoothstep(0.85, 0.95, red)) * smoothstep(0.7, 0.9, q));
+        float eye = max(1.0 - smoothstep(0.35, 0.5, q), (1.0 - smoothstep(0.88, 0.95, red)) * smoothstep(0.75, 0.9, q));
         a *= (1.0 - band.r * mouth) * (1.0 - band.g * eye);
     }
     if (!u_warped) {
