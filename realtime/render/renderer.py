@@ -120,11 +120,17 @@ class _FaceSlot:
         self.vaos: dict[str, moderngl.VertexArray] = {}
         self.step = 1  # the mesh step it is drawn with this frame (Renderer.step_for)
         self.textures: dict[str, moderngl.Texture] = {}
+        self.written: dict[str, np.ndarray | None] = {}  # the read-only array last written to each
 
     def texture(self, name: str, data: np.ndarray) -> moderngl.Texture:
-        """``data`` (H, W, C) float32 in this face's texture ``name``, linearly filtered."""
+        """``data`` (H, W, C) float32 in this face's texture ``name``, linearly filtered.
+        A read-only array written last time is not written again (an effect's fixed
+        per-face texture, e.g. the swap's live bands)."""
         h, w, c = data.shape
         tex = self.textures.get(name)
+        if tex is not None and not data.flags.writeable and self.written.get(name) is data:
+            return tex
+        self.written[name] = None if data.flags.writeable else data
         if tex is None or tex.size != (w, h) or tex.components != c:
             if tex is not None:
                 tex.release()

@@ -67,7 +67,15 @@ from realtime.render.effects.uvdraw import (
     smoothstep,
     uv_landmarks,
 )
-from realtime.render.lighting import LUMA, SKIN, LightEstimator, exposure, frontal_skin, shader_coefficients
+from realtime.render.lighting import (
+    LUMA,
+    SKIN,
+    LightEstimator,
+    exposure,
+    frontal_skin,
+    pixels_at,
+    shader_coefficients,
+)
 from realtime.render.tracks import TrackMemory
 
 __all__ = ["FaceSwap", "SwapError"]
@@ -345,6 +353,7 @@ class FaceSwap(Effect):
         self.region, inside = swap_region(layout, TEX)
         self.keep = live_mask(layout, TEX, self.live)
         self.bands = live_bands(layout)
+        self.bands.flags.writeable = False  # the same every frame: uploaded once per face slot
         features = feature_mask(layout, TEX, (BROW_L, BROW_R, EYE_L, EYE_R, NOSE_BASE, LIPS), 0.015)
         skin = (self.region > 0.5) & ~features
         k = uv_landmarks(layout, TEX)
@@ -482,12 +491,8 @@ class FaceSwap(Effect):
     def _live_skin(self, image: np.ndarray, rec: Reconstruction) -> np.ndarray:
         """(3,) the live skin's colour, BGR in [0, 1] as the frame texture holds it: the
         median of the frame's pixels under the skin vertices the light is read at."""
-        h, w = image.shape[:2]
-        xy = np.round(rec.vertices[self.light.rows, :2]).astype(np.int64)
-        inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
-        if not inside.any():
-            return np.full(3, 0.5, np.float32)
-        return (np.median(image[xy[inside, 1], xy[inside, 0]], axis=0) / 255.0).astype(np.float32)
+        pix, _ = pixels_at(image, rec.vertices[self.light.rows, :2])
+        return (np.median(pix, axis=0) / 255.0).astype(np.float32)
 
     def chroma(self, track: int) -> float:
         """How much of the source's colour detail this face keeps (1: all): with tone

@@ -30,6 +30,7 @@ in vec3 v_light;
 in float v_facing;
 in vec2 v_frame;
 in float v_warp;
+in vec2 v_band;
 out vec4 f_color;
 
 void main() {
@@ -48,8 +49,7 @@ void main() {
     // On the inner lips and the lids, the live mouth and eyes show where the live frame
     // has them: the mouth's dark and the iris (much darker than the live skin), teeth and
     // the eye's white (as bright, far less red).
-    float ts = float(textureSize(u_tex, 0).x), bs = float(textureSize(u_live_bands, 0).x);
-    vec2 band = texture(u_live_bands, ((v_uv * ts - 0.5) / (ts - 1.0) * (bs - 1.0) + 0.5) / bs).rg;
+    vec2 band = texture(u_live_bands, v_band).rg;
     if (band.r + band.g > 0.0) {  // elsewhere (most of the face) nothing to read
         vec3 live = texture(u_frame, v_frame).rgb;
         float q = dot(live, LUMA) / max(dot(u_live_skin, LUMA), 1e-3);

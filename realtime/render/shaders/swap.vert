@@ -15,6 +15,7 @@ uniform sampler2D u_seam;     // per face: log gain, texel k at layout uv k / (u
 uniform float u_seam_size;
 uniform float u_albedo_max;   // the texture holds sqrt(albedo / u_albedo_max)
 uniform sampler2D u_warp;     // per face, layout resolution: (dx, dy, weight)
+uniform sampler2D u_live_bands;  // swap.live_bands, layout resolution
 uniform bool u_warped;
 
 in vec3 in_pos;
@@ -26,11 +27,14 @@ out vec3 v_light;
 out float v_facing;
 out vec2 v_frame;  // the frame's texture coordinate of the live face's point
 out float v_warp;  // how much of the warped frame to draw
+out vec2 v_band;   // u_live_bands' texture coordinate
 
 void main() {
     vec2 ndc = 2.0 * (in_pos.xy + 0.5) / u_size - 1.0;
     gl_Position = vec4(ndc, -in_pos.z * u_zscale, 1.0);
     v_uv = (in_uv * (u_tex_size - 1.0) + 0.5) / u_tex_size;
+    float bs = float(textureSize(u_live_bands, 0).x);
+    v_band = (in_uv * (bs - 1.0) + 0.5) / bs;
     vec3 gain = texture(u_seam, (in_uv * (u_seam_size - 1.0) + 0.5) / u_seam_size).rgb;
     v_light = sqrt(u_albedo_max * sh_shade(in_normal)) * exp(0.5 * gain);
     v_facing = smoothstep(0.1, 0.55, in_normal.z);
