@@ -62,6 +62,7 @@ class MobileConfig:
     lids: bool = False
 
     arch = ARCH  # a class constant: not a field, written by to_dict
+    lid_eyes = False  # a class constant: the mobile lid head reads the bottleneck only
 
     def __post_init__(self) -> None:  # JSON gives lists back: keep the config hashable
         for name in ("channels", "blocks", "decoder"):
