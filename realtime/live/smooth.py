@@ -100,9 +100,15 @@ class OneEuroConfig:
     # alone opens the filter (beta x jitter) and lets the jitter through.
     still_speed: float = 0.15
     # The mouth's and the lids' own speeds (eye distances / s of their openings):
-    # their beta and still floor, as the head's.
+    # their beta and still floor, as the head's. The lids move about a quarter as far
+    # as the mouth (0.03-0.17 eye distances against 0-0.6), so their floor is lower and
+    # their beta higher, about in proportion (docs/expression.md, session 19: carphone's
+    # lids r 0.57 -> 0.63 against MediaPipe at 60 / 0.15 instead of the mouth's 20 / 0.4;
+    # a still face's lids stay under 0.001 eye distances of noise, well below the floor).
     expression_beta: float = 20.0
     expression_still: float = 0.4
+    lid_beta: float = 60.0
+    lid_still: float = 0.15
 
     #: min_cutoff at or above this passes every frame through: smoothing off.
     OFF = 1e9
@@ -159,8 +165,13 @@ class OneEuroFilter:
         a = _alpha(dt, cfg.min_cutoff + cfg.beta * max(0.0, self._speed - cfg.still_speed))
         a_regions = np.array(
             [
-                _alpha(dt, cfg.min_cutoff + cfg.expression_beta * max(0.0, v - cfg.expression_still))
-                for v in self._expr_speed
+                _alpha(dt, cfg.min_cutoff + beta * max(0.0, v - still))
+                for v, beta, still in zip(
+                    self._expr_speed,
+                    (cfg.expression_beta, cfg.lid_beta),
+                    (cfg.expression_still, cfg.lid_still),
+                    strict=True,
+                )
             ]
         )
         _blend(x, self._state, a, self._regions, a_regions)
