@@ -55,12 +55,12 @@ def labelled_split(data: TrainSet, bfm: dict) -> tuple[np.ndarray, np.ndarray, n
 
 
 def without_lid_head(bundle: Bundle, eyes: bool) -> Bundle:
-    """``bundle`` with no lid head and ``lid_eyes`` = ``eyes``: the network whose
-    features a new head is fitted on (its own head, if any, sized for the old ones)."""
+    """``bundle`` with no lid head and ``lid_eyes`` = ``eyes`` (a PRNet's config field;
+    the mobile network's head reads the bottleneck only): the network whose features a
+    new head is fitted on (its own head, if any, sized for the old ones)."""
     state = {k: v for k, v in bundle.state_dict.items() if not k.startswith("lid_head.")}
-    cfg = dataclasses.replace(bundle.config, lids=False)
-    if eyes:
-        cfg = dataclasses.replace(cfg, lid_eyes=True)
+    eyes_field = {"lid_eyes": eyes} if bundle.config.arch == "prnet" else {}
+    cfg = dataclasses.replace(bundle.config, lids=False, **eyes_field)
     return Bundle(cfg, state, bundle.layout, bundle.provenance, bundle.normalisation, bundle.path)
 
 
