@@ -15,7 +15,10 @@ The inner skin (cheeks, forehead, chin: not the features, not the live eyes and 
 pulls too, more weakly (INNER_PULL against PULL): a membrane from the edge alone left a
 source darker or lighter than the live face so inside, and the swapped cheeks 3-8 CIE
 Lab units from the live ones (carphone and hamilton at 1280x720, the four portraits;
-1.5-6.3 with the pull). At 16 x 16 cells it matches the tone, not the detail.
+1.5-6.3 with the pull). At 16 x 16 cells it matches the tone, not the detail. Every cell
+is also pulled toward the inner skin's mean gain (PRIOR), so the edge's own errors (a
+shadowed jaw, background where the mesh overhangs) stay near the edge: the kpa webcam's
+self-swap was drawn 5 levels of L darker than the frame, mostly the ring's doing.
 """
 
 from __future__ import annotations
@@ -36,7 +39,10 @@ MAX_LOG_GAIN = 0.7  # a boundary gain beyond e^+-0.7 is an occluder or backgroun
 PULL = 4.0  # weight of a fully seen ring cell's boundary value against smoothness
 INNER_PULL = 0.5  # weight of an inner skin cell's value (0: the inside is the membrane alone)
 INNER_STEP = 3  # inner samples: every 3rd layout vertex across and down (about 580, not 5,200)
-PRIOR = 0.02  # weak pull of every cell toward the mean gain (keeps the system regular)
+# Pull of every cell toward the inner skin's mean gain (keeps the system regular, and
+# keeps the edge's pull from reaching far into the face: the ring reads the frame darker
+# where the jaw is shadowed or the mesh overhangs, which the face's inside does not ask).
+PRIOR = 0.3
 SMOOTHING = 0.3  # weight of the newest frame in a track's running correction
 
 
@@ -97,6 +103,7 @@ class Seam:
         flat = cell[:, 1] * GRID + cell[:, 0]
         use = (band | inner) & (index[flat] >= 0)
         self.rows = np.flatnonzero(use)
+        self.inner = inner[self.rows]  # which samples are inner skin (the rest: the ring)
         self.sample_cell = index[flat[self.rows]]
         in_ring = np.bincount(index[flat[band & use]], minlength=n) > 0
         # Cells with boundary samples hold a value (pulled to this frame's data, or to
@@ -136,7 +143,8 @@ class Seam:
         old = self.tracks.get(rec.track_id)
         if cnt.sum() < 5:
             return self._texture(old if old is not None else np.zeros((self.n, 3)))
-        mean = total.sum(0) / cnt.sum()
+        w_in = wt * self.inner  # the inner skin's mean, where it is seen; else every sample's
+        mean = (w_in @ d) / w_in.sum() if w_in.sum() >= 5 else total.sum(0) / cnt.sum()
         data = total / np.maximum(cnt, 1e-9)[:, None]
         # A cell's certainty grows with its weight of samples; where it has little, the
         # last value (or the mean, for a new face) stands in.
