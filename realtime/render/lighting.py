@@ -270,10 +270,11 @@ def chroma_spread(albedo: np.ndarray) -> float:
 
 
 class _Track:
-    __slots__ = ("albedo", "light", "seen")
+    __slots__ = ("albedo", "light", "seen", "colour")
 
     def __init__(self, albedo: np.ndarray, light: np.ndarray, seen: np.ndarray):
         self.albedo, self.light, self.seen = albedo, light, seen
+        self.colour = np.zeros((0, 3))  # the latest frame's usable skin samples, linear BGR
 
 
 class LightEstimator:
@@ -345,19 +346,34 @@ class LightEstimator:
     def update(self, image: np.ndarray, rec: Reconstruction) -> np.ndarray:
         """This face's light this frame, (9, 3) linear BGR, smoothed over its track."""
         colour, n, weight = self.sample(image, rec.vertices)
-        track = self.tracks.get(rec.track_id)
+        track = self._update(colour, n, weight, rec.track_id)
+        track.colour = colour[weight > 0]
+        return track.light
+
+    def skin_colour(self, track_id: int) -> np.ndarray:
+        """(3,) linear BGR: the median of the usable skin samples ``update`` read on this
+        track's latest frame (zeros for an unknown track or none usable). For the swap,
+        which compares the live frame with its skin: the pixels are sampled once."""
+        track = self.tracks.get(track_id)
+        if track is None or not len(track.colour):
+            return np.zeros(3)
+        return np.median(track.colour, axis=0)
+
+    def _update(self, colour: np.ndarray, n: np.ndarray, weight: np.ndarray, track_id: int) -> _Track:
+        """``update`` on samples already taken: the track, its light smoothed."""
+        track = self.tracks.get(track_id)
         if track is None or weight.sum() < 20:
             if weight.sum() >= 20:  # a new face starts as a still photo would (the swap's source)
                 light, albedo = self.fit(colour, n, weight)
             else:
                 light, albedo = _flat(), np.tile(SKIN, (len(colour), 1))
-            track = self.tracks.put(rec.track_id, _Track(albedo, light, weight > 0.5))
+            track = self.tracks.put(track_id, _Track(albedo, light, weight > 0.5))
             for _ in range(SETTLE if weight.sum() >= 20 else 0):
                 # The light settled on this first frame as the track's smoothing would
                 # settle it (its albedo kept), so a still face drawn again is drawn the same.
                 new = fit_light(colour, n, track.albedo, weight, track.light)
                 track.light = track.light + SMOOTHING * (new - track.light)
-            return track.light
+            return track
         new = fit_light(colour, n, track.albedo, weight, track.light)
         track.light = track.light + SMOOTHING * (new - track.light)
         s = shade(track.light, n)
@@ -367,7 +383,7 @@ class LightEstimator:
         albedo[seen] += ALBEDO_RATE * (observed - albedo[seen])
         track.albedo = self._normalise(albedo)
         track.seen |= seen
-        return track.light
+        return track
 
     def spread(self, track_id: int) -> float | None:
         """``chroma_spread`` of a track's running albedo over the samples it has seen;

@@ -144,7 +144,8 @@ class Seam:
         if cnt.sum() < 5:
             return self._texture(old if old is not None else np.zeros((self.n, 3)))
         w_in = wt * self.inner  # the inner skin's mean, where it is seen; else every sample's
-        mean = (w_in @ d) / w_in.sum() if w_in.sum() >= 5 else total.sum(0) / cnt.sum()
+        seen_in = w_in.sum()
+        mean = (w_in @ d) / seen_in if seen_in >= 5 else total.sum(0) / cnt.sum()
         data = total / np.maximum(cnt, 1e-9)[:, None]
         # A cell's certainty grows with its weight of samples; where it has little, the
         # last value (or the mean, for a new face) stands in.

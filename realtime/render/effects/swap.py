@@ -73,7 +73,6 @@ from realtime.render.lighting import (
     LightEstimator,
     exposure,
     frontal_skin,
-    pixels_at,
     shader_coefficients,
 )
 from realtime.render.tracks import TrackMemory
@@ -254,7 +253,9 @@ def live_mask(layout: UVLayout, size: int = TEX, parts: tuple[str, ...] = ()) ->
     return m
 
 
-def _against_skin(albedo: np.ndarray, skin: np.ndarray, op: int, size: int, blur: float) -> tuple:
+def _against_skin(
+    albedo: np.ndarray, skin: np.ndarray, op: int, size: int, blur: float
+) -> tuple[np.ndarray, np.ndarray]:
     """At 512 x 512: each texel's luminance over the skin around it without its small
     features of one kind (``op``: a grey opening, erode then dilate, takes out bright
     features narrower than ``size`` texels; a closing, dark ones), blurred by ``blur``;
@@ -482,17 +483,16 @@ class FaceSwap(Effect):
             "u_seam_size": float(self.seam.grid),
             "u_warped": warp is not None,
             "u_live_bands": self.bands,
-            "u_live_skin": self._live_skin(image, rec),
+            "u_live_skin": self._live_skin(rec.track_id),
         }
         if warp is not None:
             out["u_warp"] = warp
         return out
 
-    def _live_skin(self, image: np.ndarray, rec: Reconstruction) -> np.ndarray:
-        """(3,) the live skin's colour, BGR in [0, 1] as the frame texture holds it: the
-        median of the frame's pixels under the skin vertices the light is read at."""
-        pix, _ = pixels_at(image, rec.vertices[self.light.rows, :2])
-        return (np.median(pix, axis=0) / 255.0).astype(np.float32)
+    def _live_skin(self, track: int) -> np.ndarray:
+        """(3,) the live skin's colour, BGR in [0, 1] as the frame texture holds it (gamma
+        2): the median of the skin samples the light estimator read this frame."""
+        return np.sqrt(self.light.skin_colour(track)).astype(np.float32)
 
     def chroma(self, track: int) -> float:
         """How much of the source's colour detail this face keeps (1: all): with tone
