@@ -274,7 +274,7 @@ class _Track:
 
     def __init__(self, albedo: np.ndarray, light: np.ndarray, seen: np.ndarray):
         self.albedo, self.light, self.seen = albedo, light, seen
-        self.colour = np.zeros((0, 3))  # the latest frame's usable skin samples, linear BGR
+        self.colour: np.ndarray = np.zeros((0, 3))  # the latest frame's usable skin samples, linear BGR
 
 
 class LightEstimator:
