@@ -180,3 +180,22 @@ def test_cpu_crops_equal_the_torch_sampler(media):
             got = warp(source, to_frame, 128)
             assert got.shape == want.shape and got.is_contiguous()
             assert (got - want).abs().max() < 1e-4
+
+
+def test_the_tracker_frames_crops_where_its_framing_says(parts, media):
+    """An injected framing (the expression benchmark's MovedFraming: 20 % larger crops,
+    10 % of a side to the right) moves the crops of a tracked clip so, within the
+    tracker's hold; the default frames on the face's own landmarks."""
+    from realtime.eval.expression import MovedFraming
+
+    frames, fps = _clip(media / "carphone_176x144.mp4")
+    frames = [cv2.resize(f, (352, 288)) for f in frames[:12]]
+    for framing, scale, shift in ((None, 1.0, 0.0), (MovedFraming(1.2, (0.1, 0.0)), 1.2, 0.1)):
+        with _processor(parts, framing=framing, max_faces=1) as proc:
+            for i, f in enumerate(frames):
+                res = proc.process(Frame(f, i, i / fps))
+            (track,) = proc.tracker.tracks
+            c, side = landmark_crop(res.reconstructions[0].landmarks)
+            hold = proc.tracker.config.hold * track.size
+            assert abs(track.size - scale * side) <= hold + 1e-3
+            assert np.linalg.norm(track.center - (c + [shift * side, 0.0])) <= hold + 1e-3

@@ -26,7 +26,7 @@ from realtime.live.engines import Engine, create_engine, resolve_device
 from realtime.live.occlusion import EngineHead, VisibilityModel, visibilities
 from realtime.live.register import CropRegistration
 from realtime.live.smooth import OneEuroFilter, Smoother
-from realtime.live.track import Tracker, TrackerConfig, landmark_crop
+from realtime.live.track import Framing, Tracker, TrackerConfig, landmark_crop
 
 
 def _status(n: int, others: int) -> str:
@@ -62,6 +62,7 @@ class FaceProcessor:
         device: str | torch.device = "cpu",
         visibility: VisibilityModel | None = None,
         registration_factory: Callable[[], CropRegistration] | None = CropRegistration,
+        framing: Framing | None = None,
     ):
         self.engine, self.decoder = engine, decoder
         self.visibility = visibility  # None: effects cover the whole face
@@ -73,7 +74,8 @@ class FaceProcessor:
         # an engine with a face head tells a lost face from the reconstruction itself:
         # no detector check on tracked frames
         config = TrackerConfig(max_faces=max_faces, verify_every_frame=not engine.scores)
-        self.tracker = tracker or Tracker(self.detector, config)
+        self.framing = framing
+        self.tracker = tracker or Tracker(self.detector, config, framing)
         self.filter_factory = filter_factory
         self.smoother = Smoother(filter_factory) if filter_factory is not None else None
         self.registration_factory = registration_factory
@@ -98,7 +100,7 @@ class FaceProcessor:
         name or ``auto``, on ``device``; ``engine_options`` go to
         realtime.live.engines.create_engine: mirror=, verbose=, retime=, warmup=), its
         decoder, and any other part by keyword (detector=, tracker=, filter_factory=,
-        max_faces=, visibility=, registration_factory=)."""
+        max_faces=, visibility=, registration_factory=, framing=: the tracker's)."""
         device = resolve_device(device)
         engine = create_engine(bundle, backend, device, **(engine_options or {}))
         return cls(engine, Decoder(bundle.layout), device=device, **parts)
@@ -114,6 +116,7 @@ class FaceProcessor:
             "device": self.device,
             "visibility": self.visibility,
             "registration_factory": self.registration_factory,
+            "framing": self.framing,
         }
         return FaceProcessor(self.engine, self.decoder, **{**shared, **parts})
 

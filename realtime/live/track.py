@@ -57,6 +57,9 @@ def landmark_crop(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
     return (lo + hi) / 2, float(CROP_SCALE * (hi - lo).max())
 
 
+Framing = Callable[[Reconstruction], np.ndarray]  # a face -> the (68, 2+) landmarks its crop is framed on
+
+
 def _overlaps(c1: np.ndarray, s1: float, c2: np.ndarray, s2: float) -> tuple[float, float]:
     """(IoU, intersection over the smaller) of two squares given as centre and side."""
     lo = np.maximum(c1 - s1 / 2, c2 - s2 / 2)
@@ -122,9 +125,18 @@ class Tracker:
     face on its first frame is taken for the detector's false alarm and does not.
     """
 
-    def __init__(self, detector: Callable[[object], Detections], config: TrackerConfig | None = None):
+    def __init__(
+        self,
+        detector: Callable[[object], Detections],
+        config: TrackerConfig | None = None,
+        framing: Framing | None = None,
+    ):
+        """``framing``: the landmarks a face's next crop is framed on
+        (``landmark_crop``); by default its own. The expression benchmark moves them
+        to measure how much its figures owe to where the crops fall."""
         self.detector = detector
         self.config = config or TrackerConfig()
+        self.framing = framing
         self.tracks: list[FaceTrack] = []
         self.n_other = 0
         self.detected = False  # whether the last predict() ran the detector
@@ -249,7 +261,7 @@ class Tracker:
             r = recs.get(t.track_id)
             if r is not None and face and self.sane(t, r.landmarks):
                 t.landmarks = np.asarray(r.landmarks[:, :2], np.float32)
-                self._move(t, r.landmarks)
+                self._move(t, r)
                 kept.append(t)
             elif face or t.age > 1:
                 self._lost = True  # a face we followed is gone: look for it at once
@@ -287,15 +299,15 @@ class Tracker:
         """Frame the next crops on these reconstructions' landmarks instead (the smoothed
         ones: a crop that jitters with the raw landmarks feeds the jitter back into the
         network)."""
-        landmarks = {r.track_id: r.landmarks for r in reconstructions}
+        recs = {r.track_id: r for r in reconstructions}
         for t in self.tracks:
-            lm = landmarks.get(t.track_id)
-            if lm is not None and np.isfinite(lm).all():
-                self._move(t, lm)
+            r = recs.get(t.track_id)
+            if r is not None and np.isfinite(r.landmarks).all():
+                self._move(t, r)
 
-    def _move(self, t: FaceTrack, landmarks: np.ndarray) -> None:
-        """Frame ``t`` on ``landmarks``, unless the change is within ``hold``."""
-        c, s = landmark_crop(landmarks)
+    def _move(self, t: FaceTrack, rec: Reconstruction) -> None:
+        """Frame ``t`` on ``rec`` (``framing``), unless the change is within ``hold``."""
+        c, s = landmark_crop(rec.landmarks if self.framing is None else self.framing(rec))
         hold = self.config.hold * t.size
         if np.linalg.norm(c - t.center) > hold or abs(s - t.size) > hold:
             t.center, t.size = c.astype(np.float32), s
