@@ -74,23 +74,35 @@ def test_augmentation_keeps_image_and_map_aligned(maker, labelled):
     assert (y - plain).abs().amax() > 5
 
 
-def test_augmentation_strength_scales_every_range(maker, labelled):
-    """--aug-strength 0.5 keeps rotation within +-22.5 deg, scale within 0.95-1.1 and
-    shifts within 5 % of the crop while still using them; strength 0 is the plain
-    resize, pixels and maps alike."""
+def _ranges(**strengths) -> tuple[float, float, float, float]:
+    """(largest rotation in degrees, smallest and largest scale, largest shift in crop
+    pixels) over 2,000 draws of ``random_affine(**strengths)``."""
     rng = np.random.default_rng(0)
     to_base = np.linalg.inv(base_affine(128)[:, :2])
     centre = np.array([CROP - 1, CROP - 1, 2.0]) / 2  # the crop centre, homogeneous
     rot, scale, shift = [], [], []
     for _ in range(2000):
-        a = random_affine(rng, 128, strength=0.5)
+        a = random_affine(rng, 128, **strengths)
         m = a[:2, :2] @ to_base  # what the augmentation adds to the plain resize
         rot.append(abs(np.degrees(np.arctan2(m[1, 0], m[0, 0]))))
         scale.append(np.sqrt(np.linalg.det(m)))
         shift.append(np.abs(a[:2] @ centre - (128 - 1) / 2).max())
-    assert 20 < max(rot) <= 22.5 + 1e-6
-    assert 0.95 - 1e-6 <= min(scale) < 0.96 and 1.09 < max(scale) <= 1.1 + 1e-6
-    assert 0.04 * 128 < max(shift) <= 0.05 * 128 + 1e-6
+    return max(rot), min(scale), max(scale), max(shift)
+
+
+def test_augmentation_strength_scales_every_range(maker, labelled):
+    """--aug-strength 0.5 keeps rotation within +-22.5 deg, scale within 0.95-1.1 and
+    shifts within 5 % of the crop while still using them; --framing-strength 1 beside it
+    widens the scale and shift back to the paper's 0.9-1.2 and 10 %, the rotation
+    staying; strength 0 is the plain resize, pixels and maps alike."""
+    rot, lo, hi, shift = _ranges(strength=0.5)
+    assert 20 < rot <= 22.5 + 1e-6
+    assert 0.95 - 1e-6 <= lo < 0.96 and 1.09 < hi <= 1.1 + 1e-6
+    assert 0.04 * 128 < shift <= 0.05 * 128 + 1e-6
+    rot, lo, hi, shift = _ranges(strength=0.5, framing=1.0)
+    assert 20 < rot <= 22.5 + 1e-6
+    assert 0.9 - 1e-6 <= lo < 0.91 and 1.19 < hi <= 1.2 + 1e-6
+    assert 0.09 * 128 < shift <= 0.1 * 128 + 1e-6
     names, params, pts = labelled
     imgs = np.random.default_rng(1).integers(0, 255, (8, CROP, CROP, 3), dtype=np.uint8)
     data = TrainSet(imgs, params[:8], pts[:8], names[:8])

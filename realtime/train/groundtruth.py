@@ -262,17 +262,23 @@ def random_affine(
     rotate_p: float = 0.6,
     flip_p: float = 0.0,
     strength: float = 1.0,
+    framing: float | None = None,
 ) -> np.ndarray:
     """The paper's geometric augmentation: rotation up to +-45 deg, scale 0.9-1.2,
     translation up to 10% of the crop, about the crop centre; and, beyond the paper,
     a left-right mirror with probability ``flip_p`` (a face's mirror image is another
     plausible face, so it doubles the poses and lighting seen). ``strength`` scales
     each range about the identity (0.5: +-22.5 deg, 0.95-1.1, 5 %) with the same
-    draws, for a last phase closer to the upright, centred crops seen at test time."""
+    draws, for a last phase closer to the upright, centred crops seen at test time;
+    ``framing``, where given, scales the scale and translation instead (the live
+    tracker's crops fall a few per cent off the landmarks' framing, and a network
+    trained on a narrow framing reads the mouth by where the crop falls:
+    docs/expression.md, session 20)."""
+    framing = strength if framing is None else framing
     flip = flip_p > 0 and rng.random() < flip_p  # no draw when off: old runs replay
     angle = strength * rng.uniform(-45, 45) if rng.random() < rotate_p else 0.0
-    scale = 1 + strength * (rng.uniform(0.9, 1.2) - 1)
-    shift = strength * rng.uniform(-0.1, 0.1, 2) * resolution
+    scale = 1 + framing * (rng.uniform(0.9, 1.2) - 1)
+    shift = framing * rng.uniform(-0.1, 0.1, 2) * resolution
     c = (resolution - 1) / 2
     m = cv2.getRotationMatrix2D((c, c), angle, scale)
     m[:, 2] += shift
@@ -337,9 +343,10 @@ class Batcher:
         strength: float = 1.0,
         occlude: Occlude | None = None,
         resolution: int | None = None,
+        framing: float | None = None,
     ):
         self.data, self.maker, self.augment, self.flip_p = data, maker, augment, flip_p
-        self.strength = strength
+        self.strength, self.framing = strength, framing  # random_affine's
         self.occlude = occlude  # draws hands, hair, glasses... on the face instead of boxes
         # the crops' side: the layout's unless told (a mobile network's input is smaller
         # than its map; affines then map into crop pixels, as the maps' values are)
@@ -358,7 +365,8 @@ class Batcher:
         imgs, affs = [], []
         for i in idx:
             if self.augment:
-                a = random_affine(rng, self.r, flip_p=self.flip_p, strength=self.strength)[:2]
+                how = {"flip_p": self.flip_p, "strength": self.strength, "framing": self.framing}
+                a = random_affine(rng, self.r, **how)[:2]
             else:
                 a = base_affine(self.r)
             im = cv2.warpAffine(

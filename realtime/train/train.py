@@ -85,6 +85,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "phase nearer the clean, upright crops seen at test time)",
     )
     ap.add_argument(
+        "--framing-strength",
+        type=float,
+        default=None,
+        help="scale the crops' scale and shift draws by this instead of --aug-strength "
+        "(the live crops' framing varies more than a mild last phase's)",
+    )
+    ap.add_argument(
         "--human-refit",
         action="store_true",
         help="move each teacher fit toward AFLW's hand-marked points (groundtruth.refit_to_human)",

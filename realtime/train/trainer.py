@@ -203,6 +203,7 @@ class Trainer:
             strength=a.aug_strength,
             occlude=occlude,
             resolution=self.crop,
+            framing=a.framing_strength,
         )
         self.val_b = Batcher(data, self.maker, augment=False, resolution=self.crop)
 
