@@ -58,8 +58,8 @@ FRONTAL_DEG = 30.0  # AFLW2000-3D faces compared: |yaw| below this (its ground-t
 #: lid spread from a handful of turned frames).
 CLIP_YAW_DEG = 40.0
 #: ``--framings`` runs: each frames every crop up to +-3 % larger or smaller and up to
-#: 2 % of its side off centre (one draw a run, seeded). Within that, on the clips, the
-#: mouth's correlation with MediaPipe moved by 0.1 (carphone) to 0.6 (kpa) in session 20.
+#: 2 % of its side off centre (one draw a run, seeded). Within that, in session 20, the
+#: mouth's correlation with MediaPipe moved by 0.1 on carphone and 0.4 on the kpa webcam.
 FRAMING_SCALE, FRAMING_SHIFT = 0.03, 0.02
 TARGETS = {
     "mouth": {"sd_ratio": 0.8, "corr": 0.9},
