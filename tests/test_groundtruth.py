@@ -157,3 +157,25 @@ def test_refit_moves_labels_toward_the_hand_marked_points(shared, bfm, maker):
     assert np.median(err_after) < 0.85 * np.median(err_before)
     move = np.linalg.norm(after - before, axis=2).mean(1) / size
     assert move.max() <= 0.08 and 0.01 < np.median(move) < 0.04
+
+
+def test_still_mouth_crops_are_framed_as_the_live_tracker_frames_them(maker, labelled):
+    """--still-mouth: each crop's landmarks, read from its map, framed by the live
+    tracker's StillMouthFraming, fill the crop as the plain crops' own landmarks fill
+    theirs (same centre and side), and the maps stay on the crops' faces."""
+    from realtime.live.track import landmark_crop, still_mouth
+
+    names, params, pts = labelled
+    imgs = np.zeros((16, CROP, CROP, 3), np.uint8)
+    data = TrainSet(imgs, params[:16], pts[:16], names[:16])
+    rng = np.random.default_rng(0)
+    plain = Batcher(data, maker, augment=False).batch(np.arange(16), rng)[1]
+    still = Batcher(data, maker, augment=False, still_mouth=True)
+    maps = still.batch(np.arange(16), rng)[1]
+    mean = still.still_mean
+    moved = 0
+    for p, s in zip(kpts(maker, plain), kpts(maker, maps), strict=True):
+        (c0, s0), (c1, s1) = landmark_crop(p[:2].T), landmark_crop(still_mouth(s[:2].T, mean))
+        assert abs(s1 - s0) < 0.02 * s0 and np.linalg.norm(c1 - c0) < 0.02 * s0
+        moved += not np.allclose(p, s)
+    assert moved >= 8  # the framing really changed

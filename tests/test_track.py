@@ -5,6 +5,7 @@ crop's framing and sampling."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -199,3 +200,26 @@ def test_the_tracker_frames_crops_where_its_framing_says(parts, media):
             hold = proc.tracker.config.hold * track.size
             assert abs(track.size - scale * side) <= hold + 1e-3
             assert np.linalg.norm(track.center - (c + [shift * side, 0.0])) <= hold + 1e-3
+
+
+def test_still_mouth_framing_holds_still_as_the_mouth_opens(parts, media):
+    """StillMouthFraming (the lower jaw and lips of the mean face, placed on the rest of
+    the face): on a real face at rest it frames within 5 % of the face's own framing; with
+    the jaw dropped and the lips parted by a fifth of the face it frames the same, where
+    the face's own framing grows."""
+    from realtime.live.track import MOUTH_MOVED, StillMouthFraming
+
+    photo = cv2.imread(str(media / "astronaut.png"))
+    rec = parts.reconstruct_photo(photo)
+    layout = parts.decoder.layout
+    framing = StillMouthFraming(layout.canonical[layout.kpt_rows])
+    (c0, s0), (c1, s1) = landmark_crop(rec.landmarks), landmark_crop(framing(rec))
+    assert abs(s1 / s0 - 1) < 0.05 and np.linalg.norm(c1 - c0) < 0.05 * s0
+    opened = rec.landmarks.copy()
+    drop = 0.2 * s0 / CROP_SCALE
+    lower = [i for i in MOUTH_MOVED if i < 17 or i in (55, 56, 57, 58, 59, 65, 66, 67)]
+    opened[lower, 1] += drop
+    moved = replace(rec, landmarks=opened)
+    assert landmark_crop(opened)[1] > s0 * 1.05  # its own framing grows
+    c2, s2 = landmark_crop(framing(moved))
+    assert np.isclose(s2, s1) and np.allclose(c2, c1)

@@ -70,6 +70,12 @@ class UVLayout:
         rows, cols = np.divmod(self.face_ind, self.resolution)
         return _frozen((np.stack([cols, rows], 1) / (self.resolution - 1)).astype(np.float32))
 
+    @cached_property
+    def kpt_rows(self) -> np.ndarray:
+        """(68,) the 68 landmarks' rows in the dense vertex order."""
+        flat = self.kpt_ind[1] * self.resolution + self.kpt_ind[0]
+        return _frozen(np.searchsorted(self.face_ind, flat))
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {
             "resolution": np.array(self.resolution),

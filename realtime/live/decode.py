@@ -82,9 +82,7 @@ class Decoder:
     def __init__(self, layout: UVLayout):
         self.layout = layout
         self.face_ind = layout.face_ind.astype(np.int64)
-        # The 68 landmarks' rows in the dense vertex order.
-        flat = layout.kpt_ind[1] * layout.resolution + layout.kpt_ind[0]
-        self.kpt_rows = np.searchsorted(self.face_ind, flat)
+        self.kpt_rows = layout.kpt_rows  # the 68 landmarks' rows in the dense vertex order
         step = max(1, len(self.face_ind) // POSE_POINTS)
         self.pose_rows = np.arange(0, len(self.face_ind), step)
         self.pose_ref = layout.canonical[self.pose_rows].astype(np.float64)

@@ -59,6 +59,43 @@ def landmark_crop(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
 
 Framing = Callable[[Reconstruction], np.ndarray]  # a face -> the (68, 2+) landmarks its crop is framed on
 
+#: The 68-scheme points that move with the mouth: the lower jaw and the lips.
+MOUTH_MOVED = np.r_[5:12, 48:68]
+_STILL = np.setdiff1d(np.arange(68), MOUTH_MOVED)
+
+
+def still_mouth(landmarks: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """(68, 2) ``landmarks`` with the lower jaw and the lips replaced by the mean face's
+    (``mean``, (68, 2)), placed by a similarity fit of the mean face's other points onto
+    the face's: where the jaw and lips would sit with the mouth at rest."""
+    lm = np.asarray(landmarks, np.float64)[:, :2]
+    src, dst = mean[_STILL], lm[_STILL]
+    ms, md = src.mean(0), dst.mean(0)
+    zs, zd = (src - ms) @ [1, 1j], (dst - md) @ [1, 1j]
+    k = (np.conj(zs) @ zd) / (np.conj(zs) @ zs)  # rotation and scale as one complex number
+    moved = k * ((mean[MOUTH_MOVED] - ms) @ [1, 1j])
+    out = lm.copy()
+    out[MOUTH_MOVED] = np.stack([moved.real, moved.imag], 1) + md
+    return out
+
+
+#: Beyond this head yaw (degrees) a frontal mean face's jaw says little about where the
+#: face's own would sit: ``StillMouthFraming`` frames on the face's own landmarks there.
+STILL_MOUTH_MAX_YAW = 45.0
+
+
+class StillMouthFraming:
+    """Frames a face's crops on ``still_mouth`` landmarks: as the mouth opens the chin
+    drops, and framed on its own landmarks the next crop grows and moves down with it."""
+
+    def __init__(self, mean: np.ndarray):
+        self.mean = np.asarray(mean, np.float64)[:, :2]
+
+    def __call__(self, rec: Reconstruction) -> np.ndarray:
+        if abs(float(rec.pose.angles[1])) >= STILL_MOUTH_MAX_YAW:
+            return rec.landmarks
+        return still_mouth(rec.landmarks, self.mean)
+
 
 def _overlaps(c1: np.ndarray, s1: float, c2: np.ndarray, s2: float) -> tuple[float, float]:
     """(IoU, intersection over the smaller) of two squares given as centre and side."""

@@ -23,6 +23,7 @@ from realtime.core.lidlip import LidLipWarp
 from realtime.core.paths import CACHE
 from realtime.core.paths import SHARED_DATA as DEFAULT_DATA
 from realtime.core.uv import UVRaster, build_layout, mirror_vertices
+from realtime.live.track import STILL_MOUTH_MAX_YAW, landmark_crop, still_mouth  # the live tracker's framing
 
 CROP = 120  # side of the training crops in pixels
 NME_DROP = 0.15  # fits worse than this against AFLW's own labels are bad crops
@@ -344,13 +345,27 @@ class Batcher:
         occlude: Occlude | None = None,
         resolution: int | None = None,
         framing: float | None = None,
+        still_mouth: bool = False,
     ):
+        """``still_mouth``: frame each crop as the live tracker's ``StillMouthFraming``
+        does, on its landmarks with the jaw and lips of the mean face at rest."""
         self.data, self.maker, self.augment, self.flip_p = data, maker, augment, flip_p
         self.strength, self.framing = strength, framing  # random_affine's
+        layout = maker.layout
+        self.still_mean = layout.canonical[layout.kpt_rows, :2].astype(np.float64) if still_mouth else None
         self.occlude = occlude  # draws hands, hair, glasses... on the face instead of boxes
         # the crops' side: the layout's unless told (a mobile network's input is smaller
         # than its map; affines then map into crop pixels, as the maps' values are)
         self.r = resolution or maker.layout.resolution
+
+    def _reframe(self, lm: np.ndarray) -> np.ndarray:
+        """(3, 3) 120-crop pixels -> 120-crop pixels that put the ``still_mouth`` framing
+        of landmarks ``lm`` (68, 2) where their own framing was (identity without them)."""
+        if not np.isfinite(lm).all():  # turned crops have no 68 labels
+            return np.eye(3)
+        (c0, s0), (c1, s1) = landmark_crop(lm), landmark_crop(still_mouth(lm, self.still_mean))
+        k = s0 / s1
+        return np.array([[k, 0, c0[0] - k * c1[0]], [0, k, c0[1] - k * c1[1]], [0, 0, 1]])
 
     def batch(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, R, R) float images in [0, 1] and (B, 3, R, R) maps, on the CPU."""
@@ -369,6 +384,9 @@ class Batcher:
                 a = random_affine(rng, self.r, **how)[:2]
             else:
                 a = base_affine(self.r)
+            yaw = 0.0 if self.data.yaw is None else abs(float(self.data.yaw[i]))
+            if self.still_mean is not None and yaw < STILL_MOUTH_MAX_YAW:
+                a = a @ self._reframe(self.data.pts68[i, :2].T)
             im = cv2.warpAffine(
                 self.data.images[i],
                 a,

@@ -92,6 +92,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(the live crops' framing varies more than a mild last phase's)",
     )
     ap.add_argument(
+        "--still-mouth",
+        action="store_true",
+        help="frame each crop on its landmarks with the jaw and lips at rest, as the live "
+        "tracker's StillMouthFraming frames them",
+    )
+    ap.add_argument(
         "--human-refit",
         action="store_true",
         help="move each teacher fit toward AFLW's hand-marked points (groundtruth.refit_to_human)",

@@ -204,8 +204,9 @@ class Trainer:
             occlude=occlude,
             resolution=self.crop,
             framing=a.framing_strength,
+            still_mouth=a.still_mouth,
         )
-        self.val_b = Batcher(data, self.maker, augment=False, resolution=self.crop)
+        self.val_b = Batcher(data, self.maker, augment=False, resolution=self.crop, still_mouth=a.still_mouth)
 
     def _model(self) -> None:
         """The network and Adam, resumed from ``last.pt`` or started from ``--init``;
