@@ -74,7 +74,6 @@ class FaceProcessor:
         # an engine with a face head tells a lost face from the reconstruction itself:
         # no detector check on tracked frames
         config = TrackerConfig(max_faces=max_faces, verify_every_frame=not engine.scores)
-        self.framing = framing
         self.tracker = tracker or Tracker(self.detector, config, framing)
         self.filter_factory = filter_factory
         self.smoother = Smoother(filter_factory) if filter_factory is not None else None
@@ -116,7 +115,7 @@ class FaceProcessor:
             "device": self.device,
             "visibility": self.visibility,
             "registration_factory": self.registration_factory,
-            "framing": self.framing,
+            "framing": self.tracker.framing,
         }
         return FaceProcessor(self.engine, self.decoder, **{**shared, **parts})
 

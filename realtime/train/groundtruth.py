@@ -358,6 +358,10 @@ class Batcher:
         # than its map; affines then map into crop pixels, as the maps' values are)
         self.r = resolution or maker.layout.resolution
 
+    def _frontal(self, i: int) -> bool:
+        """Whether crop ``i`` is turned less than the live framing's ``STILL_MOUTH_MAX_YAW``."""
+        return self.data.yaw is None or abs(float(self.data.yaw[i])) < STILL_MOUTH_MAX_YAW
+
     def _reframe(self, lm: np.ndarray) -> np.ndarray:
         """(3, 3) 120-crop pixels -> 120-crop pixels that put the ``still_mouth`` framing
         of landmarks ``lm`` (68, 2) where their own framing was (identity without them)."""
@@ -384,8 +388,7 @@ class Batcher:
                 a = random_affine(rng, self.r, **how)[:2]
             else:
                 a = base_affine(self.r)
-            yaw = 0.0 if self.data.yaw is None else abs(float(self.data.yaw[i]))
-            if self.still_mean is not None and yaw < STILL_MOUTH_MAX_YAW:
+            if self.still_mean is not None and self._frontal(i):
                 a = a @ self._reframe(self.data.pts68[i, :2].T)
             im = cv2.warpAffine(
                 self.data.images[i],

@@ -36,6 +36,7 @@ from realtime.core.model import FaceScoring
 from realtime.core.paths import SHARED_DATA
 from realtime.core.uv import load_bfm
 from realtime.core.weights import Bundle, load_bundle
+from realtime.train.batches import to_input
 from realtime.train.expression import labelled_landmarks
 from realtime.train.face_head import save_with_head, write_figures
 from realtime.train.groundtruth import Batcher, MapMaker, TrainSet, load_trainset
@@ -77,9 +78,8 @@ def head_inputs(model: FaceScoring, batcher: Batcher, idx: np.ndarray, seed: int
     rng, out = np.random.default_rng(seed), []
     for s in range(0, len(idx), 256):
         imgs, _ = batcher.pixels(idx[s : s + 256], rng)
-        x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0
         with torch.no_grad():
-            out.append(lid_inputs(model, x).numpy())
+            out.append(lid_inputs(model, to_input(imgs, torch.device("cpu"))).numpy())
         print(f"\r  features {min(s + 256, len(idx))}/{len(idx)}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     return np.concatenate(out)
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     del draws
     # held out: the head's openings and the map's own, against the labels
     imgs, _ = plain.pixels(held_idx, np.random.default_rng(0))
-    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0
+    x = to_input(imgs, torch.device("cpu"))
     with torch.no_grad():
         z = lid_inputs(model, x)
         from_head = head(z).numpy()
