@@ -179,3 +179,20 @@ def test_still_mouth_crops_are_framed_as_the_live_tracker_frames_them(maker, lab
         assert abs(s1 - s0) < 0.02 * s0 and np.linalg.norm(c1 - c0) < 0.02 * s0
         moved += not np.allclose(p, s)
     assert moved >= 8  # the framing really changed
+
+
+def test_a_still_mouth_share_frames_some_crops_each_way(maker, labelled):
+    """--still-mouth 0.5: with the augmentation's draws at zero, each crop's map is
+    either its plain framing's or its still-mouth framing's, and a batch has both."""
+    names, params, pts = labelled
+    data = TrainSet(np.zeros((16, CROP, CROP, 3), np.uint8), params[:16], pts[:16], names[:16])
+    rng = np.random.default_rng(0)
+    plain = Batcher(data, maker, augment=False).batch(np.arange(16), rng)[1]
+    still = Batcher(data, maker, augment=False, still_mouth=1.0).batch(np.arange(16), rng)[1]
+    mixed = Batcher(data, maker, strength=0.0, still_mouth=0.5).batch(np.arange(16), rng)[1]
+    kinds = []
+    for p, s, m in zip(plain, still, mixed, strict=True):
+        is_plain, is_still = np.allclose(m, p, atol=1e-4), np.allclose(m, s, atol=1e-4)
+        assert is_plain != is_still  # one framing or the other, and they differ
+        kinds.append(is_still)
+    assert 3 <= sum(kinds) <= 13

@@ -212,7 +212,7 @@ def test_still_mouth_framing_holds_still_as_the_mouth_opens(parts, media):
     photo = cv2.imread(str(media / "astronaut.png"))
     rec = parts.reconstruct_photo(photo)
     layout = parts.decoder.layout
-    framing = StillMouthFraming(layout.canonical[layout.kpt_rows])
+    framing = StillMouthFraming.of(layout)
     (c0, s0), (c1, s1) = landmark_crop(rec.landmarks), landmark_crop(framing(rec))
     assert abs(s1 / s0 - 1) < 0.05 and np.linalg.norm(c1 - c0) < 0.05 * s0
     opened = rec.landmarks.copy()

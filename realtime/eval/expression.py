@@ -41,7 +41,7 @@ import numpy as np
 from realtime.core.landmarks import Expression
 from realtime.core.paths import SHARED_DATA
 from realtime.core.types import Frame, Reconstruction, UserError
-from realtime.live.track import CROP_SCALE
+from realtime.live.track import CROP_SCALE, Framing, StillMouthFraming
 
 #: (file in media/, width, height, fps): the real clips, letterboxed as a webcam shows them.
 CLIPS = (
@@ -147,20 +147,22 @@ def compare(ours: np.ndarray, ref: np.ndarray) -> dict:
 @dataclass(frozen=True)
 class MovedFraming:
     """A tracker framing (``realtime.live.track.Framing``): each crop ``scale`` x the
-    usual side, its centre moved by ``shift`` (x, y) x the usual side."""
+    side ``base`` gives (the face's own landmarks without one), its centre moved by
+    ``shift`` (x, y) x that side."""
 
     scale: float
     shift: tuple[float, float]
+    base: Framing | None = None
 
     @classmethod
-    def draw(cls, seed: int) -> MovedFraming:
+    def draw(cls, seed: int, base: Framing | None = None) -> MovedFraming:
         rng = np.random.default_rng([20, seed])
         k = 1 + rng.uniform(-FRAMING_SCALE, FRAMING_SCALE)
         dx, dy = rng.uniform(-FRAMING_SHIFT, FRAMING_SHIFT, 2)
-        return cls(float(k), (float(dx), float(dy)))
+        return cls(float(k), (float(dx), float(dy)), base)
 
     def __call__(self, rec: Reconstruction) -> np.ndarray:
-        lm = np.asarray(rec.landmarks[:, :2], np.float64)
+        lm = np.asarray((rec.landmarks if self.base is None else self.base(rec))[:, :2], np.float64)
         lo, hi = lm.min(0), lm.max(0)
         centre = (lo + hi) / 2
         return centre + self.scale * (lm - centre) + np.array(self.shift) * CROP_SCALE * (hi - lo).max()
@@ -171,8 +173,8 @@ def track(
 ) -> tuple[list, list, list]:
     """(smoothed landmarks, raw landmarks, reconstructions) per frame through a fresh
     live processor, timed at the clip's frame rate (the smoothing runs on timestamps);
-    ``framing``: the tracker frames the crops so."""
-    proc = processor.fresh(max_faces=1, framing=framing)
+    ``framing``: the tracker frames the crops so (without one, as ``processor``'s does)."""
+    proc = processor.fresh(max_faces=1, **({} if framing is None else {"framing": framing}))
     smooth, raw, recs = [], [], []
     for i, img in enumerate(frames):
         res = proc.process(Frame(img, i, i / fps))
@@ -209,7 +211,8 @@ def clip_scores(
         res[k]["raw"] = compare(ours_raw[k], ref[k])
     runs = []
     for seed in range(framings):
-        moved = expressions(track(processor, frames, fps, MovedFraming.draw(seed))[0])
+        moved_framing = MovedFraming.draw(seed, processor.tracker.framing)
+        moved = expressions(track(processor, frames, fps, moved_framing)[0])
         runs.append({k: compare(np.where(turned, np.nan, moved[k]), ref[k]) for k in MEASURES})
     for k in MEASURES if runs else ():
         res[k]["framings"] = {f: _min_mean_max([r[k].get(f) for r in runs]) for f in ("sd_ratio", "corr")}
@@ -327,6 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--framings", type=int, default=4, help="runs per clip with the crops framed a little differently"
     )
+    ap.add_argument(
+        "--framing",
+        choices=("own", "still"),
+        default="own",
+        help="frame the crops on the face's own landmarks (the app's) or with the jaw and lips at "
+        "rest (realtime.live.track.StillMouthFraming: for weights trained with --still-mouth)",
+    )
     ap.add_argument("--out", type=Path, default=Path("out/eval"), help="folder for the JSON and pictures")
     args = ap.parse_args(argv)
     from realtime.core.weights import resolve_bundle
@@ -336,7 +346,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         bundle = resolve_bundle(args.weights, args.model)
-        processor = FaceProcessor.from_bundle(bundle, args.backend, "cpu", visibility=load_visibility("cpu"))
+        framing = StillMouthFraming.of(bundle.layout) if args.framing == "still" else None
+        processor = FaceProcessor.from_bundle(
+            bundle, args.backend, "cpu", visibility=load_visibility("cpu"), framing=framing
+        )
         with tempfile.TemporaryDirectory() as tmp:
             mp = MediaPipe(Path(tmp))
             try:

@@ -91,6 +91,11 @@ class StillMouthFraming:
     def __init__(self, mean: np.ndarray):
         self.mean = np.asarray(mean, np.float64)[:, :2]
 
+    @classmethod
+    def of(cls, layout) -> StillMouthFraming:
+        """The framing with ``layout``'s mean face (a ``UVLayout``) at rest."""
+        return cls(layout.canonical[layout.kpt_rows, :2])
+
     def __call__(self, rec: Reconstruction) -> np.ndarray:
         if abs(float(rec.pose.angles[1])) >= STILL_MOUTH_MAX_YAW:
             return rec.landmarks

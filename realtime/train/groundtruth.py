@@ -23,7 +23,12 @@ from realtime.core.lidlip import LidLipWarp
 from realtime.core.paths import CACHE
 from realtime.core.paths import SHARED_DATA as DEFAULT_DATA
 from realtime.core.uv import UVRaster, build_layout, mirror_vertices
-from realtime.live.track import STILL_MOUTH_MAX_YAW, landmark_crop, still_mouth  # the live tracker's framing
+from realtime.live.track import (  # the live tracker's framing
+    STILL_MOUTH_MAX_YAW,
+    StillMouthFraming,
+    landmark_crop,
+    still_mouth,
+)
 
 CROP = 120  # side of the training crops in pixels
 NME_DROP = 0.15  # fits worse than this against AFLW's own labels are bad crops
@@ -345,14 +350,16 @@ class Batcher:
         occlude: Occlude | None = None,
         resolution: int | None = None,
         framing: float | None = None,
-        still_mouth: bool = False,
+        still_mouth: float = 0.0,
     ):
-        """``still_mouth``: frame each crop as the live tracker's ``StillMouthFraming``
-        does, on its landmarks with the jaw and lips of the mean face at rest."""
+        """``still_mouth``: the share of crops framed as the live tracker's
+        ``StillMouthFraming`` frames them, on their landmarks with the jaw and lips of the
+        mean face at rest (the rest on their own landmarks; unaugmented batches frame all
+        crops one way, still-mouth from a share of 1)."""
         self.data, self.maker, self.augment, self.flip_p = data, maker, augment, flip_p
         self.strength, self.framing = strength, framing  # random_affine's
-        layout = maker.layout
-        self.still_mean = layout.canonical[layout.kpt_rows, :2].astype(np.float64) if still_mouth else None
+        self.still_mean = StillMouthFraming.of(maker.layout).mean if still_mouth else None
+        self.still_p = still_mouth if augment else float(still_mouth >= 1.0)
         self.occlude = occlude  # draws hands, hair, glasses... on the face instead of boxes
         # the crops' side: the layout's unless told (a mobile network's input is smaller
         # than its map; affines then map into crop pixels, as the maps' values are)
@@ -361,6 +368,10 @@ class Batcher:
     def _frontal(self, i: int) -> bool:
         """Whether crop ``i`` is turned less than the live framing's ``STILL_MOUTH_MAX_YAW``."""
         return self.data.yaw is None or abs(float(self.data.yaw[i])) < STILL_MOUTH_MAX_YAW
+
+    def _still(self, rng: np.random.Generator) -> bool:
+        """Whether the next crop is framed with the mouth at rest (``still_mouth``'s share)."""
+        return self.still_p >= 1 or rng.random() < self.still_p
 
     def _reframe(self, lm: np.ndarray) -> np.ndarray:
         """(3, 3) 120-crop pixels -> 120-crop pixels that put the ``still_mouth`` framing
@@ -388,7 +399,7 @@ class Batcher:
                 a = random_affine(rng, self.r, **how)[:2]
             else:
                 a = base_affine(self.r)
-            if self.still_mean is not None and self._frontal(i):
+            if self.still_mean is not None and self._frontal(i) and self._still(rng):
                 a = a @ self._reframe(self.data.pts68[i, :2].T)
             im = cv2.warpAffine(
                 self.data.images[i],

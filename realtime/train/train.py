@@ -93,9 +93,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--still-mouth",
-        action="store_true",
-        help="frame each crop on its landmarks with the jaw and lips at rest, as the live "
-        "tracker's StillMouthFraming frames them",
+        type=float,
+        nargs="?",
+        const=1.0,
+        default=0.0,
+        help="frame this share of the crops (all without a value) on their landmarks with "
+        "the jaw and lips at rest, as the live tracker's StillMouthFraming frames them; a "
+        "share under 1 shows the network both framings, so the crop's place cannot tell "
+        "it how open the mouth is",
     )
     ap.add_argument(
         "--human-refit",
