@@ -358,8 +358,8 @@ class Batcher:
         crops one way, still-mouth from a share of 1)."""
         self.data, self.maker, self.augment, self.flip_p = data, maker, augment, flip_p
         self.strength, self.framing = strength, framing  # random_affine's
-        self.still_mean = StillMouthFraming.of(maker.layout).mean if still_mouth else None
         self.still_p = still_mouth if augment else float(still_mouth >= 1.0)
+        self.still_mean = StillMouthFraming.of(maker.layout).mean if self.still_p > 0 else None
         self.occlude = occlude  # draws hands, hair, glasses... on the face instead of boxes
         # the crops' side: the layout's unless told (a mobile network's input is smaller
         # than its map; affines then map into crop pixels, as the maps' values are)
